@@ -1,0 +1,48 @@
+# distill: run `make help` for the targets.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH ?= torch==2.13.0
+PORT ?= 5000
+EP ?= simulate
+ARGS ?=
+export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+MLFLOW_RUN := mlflow run . --env-manager local
+
+.PHONY: help venv demo test run ui bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+venv: $(VENV)/.installed ## create or refresh .venv (CPU torch 2.13.0 + this package)
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+mlruns:
+	mkdir -p mlruns
+
+demo: venv mlruns ## the whole pipeline on the built-in simulator
+	$(MLFLOW_RUN) -e simulate -P out=data/demo -P n_train=2000 -P n_val=500 -P n_test=1000
+
+test: venv ## the fast test suite
+	$(PY) -m pytest
+
+run: venv mlruns ## one entry point: make run EP=simulate ARGS="-P n_train=500"
+	$(MLFLOW_RUN) -e $(EP) $(ARGS)
+
+ui: venv mlruns ## the MLflow UI on http://127.0.0.1:$(PORT)
+	mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port $(PORT)
+
+bench: venv ## calibration and speed benchmarks (long)
+	$(PY) bench/simulate_speed.py
+	$(PY) bench/read_speed.py
+	$(PY) bench/calibrate_simulator.py --n-train 32000
+
+clean: ## remove runs, data and the virtual environment
+	rm -rf mlruns data reports $(VENV)

@@ -1,0 +1,104 @@
+"""The MLflow conventions of distill, in one place.
+
+- ``tracked_run``: attach to the run that ``mlflow run`` created (MLFLOW_RUN_ID), or
+  start one; tag it with its entry point, stage and MVP; on failure end it FAILED
+  with the reason in the ``error`` tag.
+- Metric keys ``{prefix_}{split}_{metric}_{label}``, e.g. ``test_r2_log_g``.
+- ``find_run``: the newest FINISHED run of an entry point with given parameters
+  (compared as strings); never a FAILED or RUNNING one.
+- Tables, figures, dataset summaries and artifact download.
+"""
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+ENTRY_POINT_TAG = "mlflow.project.entryPoint"
+
+
+@contextlib.contextmanager
+def tracked_run(entry_point: str, stage: str | None = None, mvp: str | None = None, nested: bool = False, **tags):
+    """Open (or attach to) a run; yields the active run; FAILED with an ``error`` tag if the body raises."""
+    run = mlflow.start_run(nested=nested)
+    client = MlflowClient()
+    existing = client.get_run(run.info.run_id).data.tags
+    if ENTRY_POINT_TAG not in existing:
+        mlflow.set_tag(ENTRY_POINT_TAG, entry_point)
+    tags = {"stage": stage, "mvp": mvp, **tags}
+    mlflow.set_tags({k: str(v) for k, v in tags.items() if v is not None})
+    try:
+        yield run
+    except BaseException as e:
+        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        with contextlib.suppress(Exception):
+            mlflow.set_tag("error", f"{type(e).__name__}: {message}"[:5000])
+        mlflow.end_run("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+        raise
+    else:
+        mlflow.end_run()
+
+
+def log_params(params: dict):
+    """Log parameters not already on the run (``mlflow run`` logs the project's own first)."""
+    run = mlflow.active_run()
+    present = MlflowClient().get_run(run.info.run_id).data.params
+    new = {k: str(v) for k, v in params.items() if k not in present}
+    if new:
+        mlflow.log_params(new)
+
+
+def metric_key(split: str, metric: str, label: str, prefix: str = "") -> str:
+    """``{prefix_}{split}_{metric}_{label}``: split train/val/test, metric r2/mae/rmse, label a column name."""
+    return f"{prefix + '_' if prefix else ''}{split}_{metric}_{label}"
+
+
+def log_metrics(metrics: dict, step: int | None = None):
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+
+def log_table(df, artifact_file: str):
+    """Log a DataFrame as an MLflow table (JSON, shown in the UI's artifact and evaluation views)."""
+    mlflow.log_table(data=df.reset_index(drop=True), artifact_file=artifact_file)
+
+
+def log_figure(fig, artifact_file: str):
+    """Log a matplotlib figure and close it."""
+    import matplotlib.pyplot as plt
+
+    mlflow.log_figure(fig, artifact_file)
+    plt.close(fig)
+
+
+def log_dataset(summary: dict, root):
+    """Record a dataset's location, split sizes (params) and content digests (tags)."""
+    log_params({k: v for k, v in summary.items() if k.startswith("n_")})
+    mlflow.set_tags({"data_dir": str(Path(root).resolve()), **{k: v for k, v in summary.items() if k.startswith("digest_")}})
+
+
+def find_run(entry_point: str, params: dict | None = None, tags: dict | None = None, experiment_ids=None):
+    """The newest FINISHED run of ``entry_point`` whose params (as strings) and tags match, or None."""
+    client = MlflowClient()
+    if experiment_ids is None:
+        experiment_ids = [e.experiment_id for e in client.search_experiments()]
+    clauses = [f"tags.`{ENTRY_POINT_TAG}` = '{entry_point}'", "attributes.status = 'FINISHED'"]
+    clauses += [f"params.`{k}` = '{v}'" for k, v in (params or {}).items()]
+    clauses += [f"tags.`{k}` = '{v}'" for k, v in (tags or {}).items()]
+    runs = client.search_runs(experiment_ids, " and ".join(clauses), order_by=["attributes.start_time DESC"], max_results=1)
+    return runs[0] if runs else None
+
+
+def get_run(run_id: str):
+    return MlflowClient().get_run(run_id)
+
+
+def download(run_id: str, path: str = "", dst: str | None = None) -> Path:
+    """Download an artifact (file or directory) of a run; returns the local path."""
+    dst = dst or tempfile.mkdtemp(prefix="distill-")
+    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=dst))
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or mlflow.get_tracking_uri()
