@@ -1,0 +1,43 @@
+"""Figures of teacher training: loss curves and denoised spectra of a dwarf and a giant."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .train import CA_TRIPLET  # noqa: E402
+
+
+def loss_curves(history: list):
+    epochs = np.arange(1, len(history) + 1)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    axes[0].plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
+    axes[0].plot(epochs, [h["val_loss"] for h in history], "o-", label="validation")
+    axes[0].set_ylabel("negative log-likelihood per pixel")
+    axes[1].plot(epochs, [h["val_snr_noisy"] for h in history], "--", label="noisy")
+    axes[1].plot(epochs, [h["val_snr_denoised"] for h in history], "o-", label="denoised")
+    axes[1].plot(epochs, [h["val_snr_denoised_ca_triplet"] for h in history], "o-", label="denoised, Ca II triplet")
+    axes[1].set_ylabel("median S/N against the clean flux")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def dwarf_and_giant(wave, clean, noisy, denoised, log_g, teff):
+    """Noisy / clean / denoised for the highest- and lowest-gravity star given (whole arm and Ca II triplet)."""
+    pick = [int(np.argmax(log_g)), int(np.argmin(log_g))]
+    zoom = (wave > CA_TRIPLET[0]) & (wave < CA_TRIPLET[1])
+    fig, axes = plt.subplots(2, 2, figsize=(14, 7), gridspec_kw={"width_ratios": [2, 1]})
+    for row, k in enumerate(pick):
+        for col, sel in enumerate((slice(None), zoom)):
+            ax = axes[row, col]
+            ax.plot(wave[sel], noisy[k][sel], lw=0.4, color="0.6", label="noisy")
+            ax.plot(wave[sel], clean[k][sel], lw=0.8, color="k", label="clean")
+            ax.plot(wave[sel], denoised[k][sel], lw=0.8, color="C3", label="denoised")
+            ax.set_xlabel("wavelength (A)")
+        axes[row, 0].set_title(f"{'dwarf' if row == 0 else 'giant'}: log g {log_g[k]:.2f}, T_eff {teff[k]:.0f} K")
+        axes[row, 0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
