@@ -6,6 +6,7 @@ import torch
 from distill.data import add_noise, open_dataset
 from distill.errors import DistillError
 from distill.teacher import PRESETS, BlindSpotUNet1D, TeacherConfig, load, save
+from distill.teacher.model import Block
 from distill.teacher.train import TeacherTrainer, TrainSettings
 
 TINY = TeacherConfig(num_layers=4, embed_dim=8, kernel_size=5)
@@ -42,6 +43,18 @@ def test_blindness_fails_without_blind_spot_mode():
     x = torch.rand(1, 2, 256, dtype=torch.float64, requires_grad=True)
     (grad,) = torch.autograd.grad(model(x)[0, 0, 100], x)
     assert grad[0, :, 100].abs().max() > 0
+
+
+def test_block_is_the_specified_causal_convolution():
+    """pad (k-1)d/2 on the left, Conv1d with padding "same", drop (k-1)d/2 at the right."""
+    torch.manual_seed(0)
+    for kernel, dilation in ((25, 1), (5, 3)):
+        block = Block(3, 4, kernel, dilation, use_bn=False).eval()
+        x = torch.randn(2, 3, 64)
+        shift = (kernel - 1) * dilation // 2
+        same = torch.nn.functional.conv1d(torch.nn.functional.pad(x, (shift, 0)), block.conv.weight, block.conv.bias,
+                                          padding="same", dilation=dilation)[..., :-shift]
+        torch.testing.assert_close(block(x), torch.nn.functional.leaky_relu(same, 0.1))
 
 
 def test_paper_preset_matches_the_reference_checkpoint_layout():
@@ -118,8 +131,13 @@ def test_encoder_features_do_not_run_the_decoder():
         block.register_forward_hook(lambda *a: calls.append(1))
     model.features(torch.rand(1, 1024), torch.rand(1, 1024), ["enc_pre_latent", "enc_last", "enc_3"])
     assert calls == []
-    model.features(torch.rand(1, 1024), torch.rand(1, 1024), ["dec_input"])
-    assert calls  # dec_input needs the decoder up to its first pair
+    x = torch.rand(1, 2, 1024)
+    dec_input = model.features(x[:, 0], x[:, 1], ["dec_input"], "fwd")["dec_input"]
+    assert calls == []
+    seen = []
+    model.decoders_a[0].register_forward_hook(lambda m, args, out: seen.append(args[0]))
+    model(x)
+    torch.testing.assert_close(dec_input, seen[0][:1])  # exactly what enters the first decoder pair
 
 
 def test_short_training_reduces_the_error_to_the_clean_flux(tiny_data):

@@ -47,20 +47,21 @@ PRESETS = {
 
 class Block(nn.Module):
     """Conv1d ("same", dilation d) -> BatchNorm1d (or identity) -> LeakyReLU(0.1); causal in blind-spot mode:
-    pad (k-1) d / 2 on the left, convolve, drop as many samples at the right end."""
+    pad (k-1) d / 2 on the left, convolve with "same" padding, drop as many samples at the right end.
+
+    Computed as one unpadded convolution of the input padded by (k-1) d on the left
+    (or (k-1) d / 2 on both sides when not blind): the same numbers, less work.
+    """
 
     def __init__(self, c_in, c_out, kernel_size, dilation=1, use_bn=True, blind_spot=True):
         super().__init__()
-        self.conv = nn.Conv1d(c_in, c_out, kernel_size, padding="same", dilation=dilation)
+        self.conv = nn.Conv1d(c_in, c_out, kernel_size, dilation=dilation)
         self.bn = nn.BatchNorm1d(c_out) if use_bn else nn.Identity()
-        self.shift = (kernel_size - 1) * dilation // 2 if blind_spot else 0
+        half = (kernel_size - 1) * dilation // 2
+        self.padding = (2 * half, 0) if blind_spot else (half, half)
 
     def forward(self, x):
-        if self.shift:
-            x = self.conv(F.pad(x, (self.shift, 0)))[..., : -self.shift]
-        else:
-            x = self.conv(x)
-        return F.leaky_relu(self.bn(x), 0.1)
+        return F.leaky_relu(self.bn(self.conv(F.pad(x, self.padding))), 0.1)
 
 
 class BlindSpotUNet1D(nn.Module):
@@ -113,15 +114,16 @@ class BlindSpotUNet1D(nn.Module):
             named["enc_last"] = h
         return h, skips, named
 
-    def _unet(self, x, keep=None):
-        h, skips, named = self._encode(x, keep)
-        for i, (dec_a, dec_b) in enumerate(zip(self.decoders_a, self.decoders_b)):
-            skip = skips.pop()
-            h = torch.cat([F.interpolate(h, size=skip.shape[-1], mode="nearest"), skip], dim=1)
-            if i == 0 and keep and "dec_input" in keep:
-                named["dec_input"] = h
-            h = dec_b(dec_a(h))
-        return h, named
+    @staticmethod
+    def _join(h, skip):
+        """Upsample (nearest) to the skip's length and concatenate [h, skip] on channels."""
+        return torch.cat([F.interpolate(h, size=skip.shape[-1], mode="nearest"), skip], dim=1)
+
+    def _unet(self, x):
+        h, skips, _ = self._encode(x)
+        for dec_a, dec_b in zip(self.decoders_a, self.decoders_b):
+            h = dec_b(dec_a(self._join(h, skips.pop())))
+        return h
 
     def _doubled(self, x):
         return torch.cat([x, x.flip(-1)], dim=0)
@@ -129,7 +131,7 @@ class BlindSpotUNet1D(nn.Module):
     # ----- public API -----------------------------------------------------------------------
     def forward(self, x):
         b = x.shape[0]
-        h, _ = self._unet(self._doubled(x) if self.config.blind_spot else x)
+        h = self._unet(self._doubled(x) if self.config.blind_spot else x)
         h = self._shift(h)
         if self.config.blind_spot:
             h = torch.cat([h[:b], h[b:].flip(-1)], dim=1)
@@ -163,11 +165,12 @@ class BlindSpotUNet1D(nn.Module):
         i = int(name.split("_")[1])
         return n_pixels >> max(i - 1, 0) if i < n else n_pixels >> (n - 1)
 
-    def features(self, noisy, sigma, layers, direction="both") -> dict:
-        """Named feature maps {layer: (B, C, L')} (``both``: 2C channels, fwd then bwd).
+    def feature_halves(self, noisy, sigma, layers, direction="both", flip_back=True) -> dict:
+        """Named feature maps per direction: {layer: {"fwd"/"bwd": (B, C, L')}}.
 
-        ``fwd`` is the unmirrored half as computed; ``bwd`` the mirrored half flipped
-        back into wavelength order. Encoder layers never run the decoder.
+        ``fwd`` is the unmirrored half as computed; ``bwd`` the mirrored half, flipped
+        back into wavelength order unless ``flip_back=False``. No decoder block ever
+        runs: ``dec_input`` is the upsampled bottleneck joined with the deepest skip.
         """
         unknown = set(layers) - set(self.layer_names())
         if unknown:
@@ -176,23 +179,24 @@ class BlindSpotUNet1D(nn.Module):
             raise ValueError(f"unknown direction {direction!r}; valid: {', '.join(DIRECTIONS)}")
         x = self.inputs(noisy, sigma)
         b = x.shape[0]
-        if direction == "fwd" or not self.config.blind_spot:
-            pass
-        elif direction == "bwd":
+        halves = {"fwd": ["fwd"], "bwd": ["bwd"], "both": ["fwd", "bwd"]}[direction]
+        if direction == "bwd":
             x = x.flip(-1)
-        else:
+        elif direction == "both":
             x = self._doubled(x)
         keep = set(layers)
+        h, skips, named = self._encode(x, keep, need_skips="dec_input" in keep)
         if "dec_input" in keep:
-            _, named = self._unet(x, keep)
-        else:
-            _, _, named = self._encode(x, keep, need_skips=False)
+            named["dec_input"] = self._join(h, skips[-1])
         out = {}
         for name in layers:
-            h = named[name]
-            if direction == "bwd":
-                h = h.flip(-1)
-            elif direction == "both" and self.config.blind_spot:
-                h = torch.cat([h[:b], h[b:].flip(-1)], dim=1)
-            out[name] = h
+            parts = dict(zip(halves, named[name].split(b)))
+            if "bwd" in parts and flip_back:
+                parts["bwd"] = parts["bwd"].flip(-1)
+            out[name] = parts
         return out
+
+    def features(self, noisy, sigma, layers, direction="both") -> dict:
+        """Named feature maps {layer: (B, C, L')}; ``both``: 2C channels, fwd then bwd (see ``feature_halves``)."""
+        halves = self.feature_halves(noisy, sigma, layers, direction)
+        return {name: torch.cat(list(parts.values()), dim=1) for name, parts in halves.items()}

@@ -1,0 +1,102 @@
+"""Run the frozen teacher over every split once and store what every pooling needs."""
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data import Dataset, noise_draw
+from ..errors import DistillError
+from ..teacher import DIRECTIONS, BlindSpotUNet1D
+from . import store
+from .pooling import stored_segments, summarise
+
+DEFAULT_LAYERS = "default"
+
+
+def resolve_layers(model: BlindSpotUNet1D, layers: str) -> list:
+    """'default' -> enc_pre_latent, enc_last, dec_input and every encoder block; else a comma list."""
+    names = model.layer_names() if layers == DEFAULT_LAYERS else [s.strip() for s in layers.split(",") if s.strip()]
+    unknown = [n for n in names if n not in model.layer_names()]
+    if unknown or not names:
+        raise DistillError(f"unknown layer(s) {unknown}; valid: {', '.join(model.layer_names())}")
+    return names
+
+
+def extract_features(model: BlindSpotUNet1D, dataset: Dataset, layers: list, direction: str, noise_level: float,
+                     out, batch_size=128, device=torch.device("cpu"), denoised=False, progress=None) -> dict:
+    """Write ``{layer}.parquet`` (+ ``denoised.parquet``) and ``manifest.json`` to ``out``; return the manifest.
+
+    Noise: ``flux + noise_level * error * z`` with z fixed per (seed 42, split, row);
+    sigma given to the teacher = error * noise_level. Written to a temporary
+    directory and moved into place when complete.
+    """
+    if direction not in DIRECTIONS:
+        raise DistillError(f"direction={direction!r}: choose one of {', '.join(DIRECTIONS)}")
+    directions = ["fwd", "bwd"] if direction == "both" else [direction]
+    n_pixels = next(iter(dataset.splits.values())).n_pixels
+    out = Path(out)
+    tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=out.parent))
+    model = model.to(device).eval()
+    writers = {name: store.LayerWriter(tmp / f"{name}.parquet") for name in layers}
+    denoised_writer = store.LayerWriter(tmp / "denoised.parquet") if denoised else None
+    forward_seconds, t0 = 0.0, time.time()
+    try:
+        for split, sfile in dataset.splits.items():
+            labels = sfile.params[list(sfile.labels)].astype(np.float32)
+            for start, flux, error in sfile.batches(batch_size):
+                rows = range(start, start + len(flux))
+                noisy = flux + np.float32(noise_level) * error * noise_draw(split, rows, n_pixels)
+                noisy_t = torch.as_tensor(noisy, device=device)
+                sigma_t = torch.as_tensor(error * np.float32(noise_level), device=device)
+                t = time.time()
+                with torch.inference_mode():
+                    halves = model.feature_halves(noisy_t, sigma_t, layers, direction, flip_back=False)
+                    summaries = {}
+                    for name, parts in halves.items():
+                        for d, part in parts.items():
+                            seg, mx = summarise(part)
+                            # the mirrored half runs backwards: reversing its segments is the flip back
+                            summaries[name, d] = ((seg.flip(-1) if d == "bwd" else seg).float().cpu().numpy(),
+                                                  mx.float().cpu().numpy())
+                forward_seconds += time.time() - t
+                meta = labels.iloc[start:start + len(flux)].reset_index(drop=True)
+                meta.insert(0, "split", split)
+                meta.insert(0, "id", np.arange(start, start + len(flux)))
+                for name in layers:
+                    arrays = {}
+                    for d in directions:
+                        arrays[f"{d}_segmean"], arrays[f"{d}_max"] = summaries[name, d]
+                    writers[name].write(meta, arrays)
+                if denoised_writer:
+                    with torch.inference_mode():
+                        clean_estimate = model.denoise(noisy_t, sigma_t).float().cpu().numpy()
+                    denoised_writer.write(meta, {"denoised": clean_estimate})
+                if progress:
+                    progress(len(flux))
+        for w in list(writers.values()) + ([denoised_writer] if denoised_writer else []):
+            w.close()
+        manifest = {
+            "layers": {name: {"channels": model.config.embed_dim * (2 if name == "dec_input" else 1),
+                              "length": model.feature_length(name, n_pixels),
+                              "segments": stored_segments(model.feature_length(name, n_pixels))} for name in layers},
+            "directions": directions,
+            "noise_level": noise_level,
+            "noise_seed": 42,
+            "teacher_config": model.config.as_dict(),
+            "denoised": bool(denoised),
+            "n": {s: len(f) for s, f in dataset.splits.items()},
+            "labels": list(next(iter(dataset.splits.values())).labels),
+            "seconds": time.time() - t0,
+            "forward_seconds": forward_seconds,
+        }
+        store.write_manifest(tmp, manifest)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+        return manifest
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
