@@ -10,11 +10,14 @@
 """
 import contextlib
 import os
+import re
 import tempfile
 from pathlib import Path
 
 import mlflow
 from mlflow.tracking import MlflowClient
+
+from .errors import DistillError
 
 ENTRY_POINT_TAG = "mlflow.project.entryPoint"
 
@@ -92,6 +95,39 @@ def find_run(entry_point: str, params: dict | None = None, tags: dict | None = N
 
 def get_run(run_id: str):
     return MlflowClient().get_run(run_id)
+
+
+RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def is_run_id(text: str) -> bool:
+    return bool(RUN_ID.match(str(text)))
+
+
+def resolve_run(ref: str, entry_point: str, tags: dict | None = None, accept=None):
+    """The upstream run: an explicit run id (must be a FINISHED ``entry_point`` run), or ``latest``:
+    the newest FINISHED ``entry_point`` run whose tags match and for which ``accept(run)`` holds."""
+    if is_run_id(ref):
+        try:
+            run = get_run(ref)
+        except Exception:
+            raise DistillError(f"run {ref} not found in {tracking_uri()}") from None
+        if run.info.status != "FINISHED":
+            raise DistillError(f"run {ref} is {run.info.status}; only FINISHED runs are used")
+        if run.data.tags.get(ENTRY_POINT_TAG) != entry_point:
+            raise DistillError(f"run {ref} is a {run.data.tags.get(ENTRY_POINT_TAG)} run, not {entry_point}")
+        return run
+    if ref != "latest":
+        raise DistillError(f"{ref!r}: give a {entry_point} run id or 'latest'")
+    clauses = [f"tags.`{ENTRY_POINT_TAG}` = '{entry_point}'", "attributes.status = 'FINISHED'"]
+    clauses += [f"tags.`{k}` = '{v}'" for k, v in (tags or {}).items()]
+    client = MlflowClient()
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    for run in client.search_runs(experiments, " and ".join(clauses), order_by=["attributes.start_time DESC"], max_results=200):
+        if accept is None or accept(run):
+            return run
+    where = ", ".join(f"{k}={v}" for k, v in (tags or {}).items())
+    raise DistillError(f"no FINISHED {entry_point} run matches ({where}); run `mlflow run . -e {entry_point}` first or pass its run id")
 
 
 def download(run_id: str, path: str = "", dst: str | None = None) -> Path:

@@ -2,7 +2,6 @@
 
     mlflow run . -e train_teacher -P data=data/sim -P preset=cpu -P epochs=10 --env-manager local
 """
-import re
 import tempfile
 import time
 from dataclasses import replace
@@ -21,12 +20,9 @@ from distill.teacher import PRESETS, BlindSpotUNet1D, figures, save
 from distill.teacher.train import LOSSES, TeacherTrainer, TrainSettings
 from entrypoints._cli import one_line_errors, progress_bar
 
-RUN_ID = re.compile(r"^[0-9a-f]{32}$")
-
-
 def resolve_checkpoint(checkpoint: str) -> Path:
     """A local path, or an MLflow run id whose ``checkpoints/last.pt`` is resumed."""
-    if RUN_ID.match(checkpoint):
+    if tracking.is_run_id(checkpoint):
         return tracking.download(checkpoint, "checkpoints/last.pt")
     path = Path(checkpoint)
     if not path.is_file():

@@ -20,7 +20,7 @@ def test_parameters_match_click_options(name):
     entry = PROJECT[name]
     module = re.search(r"python -m entrypoints\.(\w+)", entry["command"]).group(1)
     command = importlib.import_module(f"entrypoints.{module}").main
-    options = {p.name: p for p in command.params if isinstance(p, click.Option)}
+    options = {p.opts[0][2:].replace("-", "_"): p for p in command.params if isinstance(p, click.Option)}
     params = entry.get("parameters", {})
     assert set(params) == set(options), f"{name}: MLproject and click disagree on parameter names"
     for key, spec in params.items():

@@ -1,0 +1,1 @@
+"""Teacher features: extraction to Parquet, the feature store, and poolings."""

@@ -1,0 +1,138 @@
+"""Probe heads that read labels from features: OLS, Ridge, LightGBM, MLP and attention pooling.
+
+Features are standardised with training statistics only (and optionally reduced
+by PCA fitted on train only), so no validation or test row can change a fitted model.
+"""
+import copy
+
+import numpy as np
+import torch
+from lightgbm import LGBMRegressor, early_stopping, log_evaluation
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LinearRegression, Ridge
+from sklearn.metrics import r2_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+
+from .errors import DistillError
+
+HEADS = ("ols", "ridge", "lightgbm", "mlp")
+
+
+def make_pipeline(head: str, pca: int = 0, alpha=1e-3, num_leaves=15, n_estimators=50, learning_rate=0.1,
+                  min_child_samples=20, seed=42, hidden=256, epochs=200, patience=20, lr=1e-3):
+    """An unfitted sklearn-style pipeline: StandardScaler -> [PCA] -> head."""
+    if head not in HEADS:
+        raise DistillError(f"unknown head {head!r}; valid: {', '.join(HEADS)}")
+    model = {
+        "ols": lambda: LinearRegression(),
+        "ridge": lambda: Ridge(alpha=alpha),
+        "lightgbm": lambda: LGBMRegressor(num_leaves=num_leaves, n_estimators=n_estimators, learning_rate=learning_rate,
+                                          min_child_samples=min_child_samples, random_state=seed, verbose=-1),
+        "mlp": lambda: MLPRegressor(hidden=hidden, epochs=epochs, patience=patience, lr=lr, seed=seed),
+    }[head]()
+    steps = [("scale", StandardScaler())] + ([("pca", PCA(pca, random_state=seed))] if pca else []) + [("head", model)]
+    return Pipeline(steps)
+
+
+def fit(pipeline: Pipeline, x_train, y_train, x_val=None, y_val=None, early_stop=False):
+    """Fit on train; validation data only steers early stopping (LightGBM with ``early_stop``, MLP always)."""
+    head = pipeline.named_steps["head"]
+    if isinstance(head, (MLPRegressor,)) or (early_stop and isinstance(head, LGBMRegressor)):
+        prefix = Pipeline(pipeline.steps[:-1]).fit(x_train)
+        xt, xv = prefix.transform(x_train), prefix.transform(x_val)
+        if isinstance(head, LGBMRegressor):
+            head.fit(xt, y_train, eval_set=[(xv, y_val)], callbacks=[early_stopping(10, verbose=False), log_evaluation(0)])
+        else:
+            head.fit(xt, y_train, xv, y_val)
+        return pipeline
+    return pipeline.fit(x_train, y_train)
+
+
+class MLPRegressor:
+    """Features -> hidden -> 1 with GELU and dropout 0.1, AdamW, early stopping on validation R^2."""
+
+    def __init__(self, hidden=256, epochs=200, patience=20, lr=1e-3, batch_size=256, seed=42):
+        self.hidden, self.epochs, self.patience, self.lr, self.batch_size, self.seed = hidden, epochs, patience, lr, batch_size, seed
+
+    def fit(self, x, y, x_val, y_val):
+        torch.manual_seed(self.seed)
+        x, y = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
+        self.mean_, self.std_ = float(y.mean()), float(y.std()) or 1.0
+        self.net_ = nn.Sequential(nn.Linear(x.shape[1], self.hidden), nn.GELU(), nn.Dropout(0.1), nn.Linear(self.hidden, 1))
+        self.best_epoch_ = train_early_stopped(self.net_, x, (y - self.mean_) / self.std_, torch.as_tensor(x_val, dtype=torch.float32),
+                                               np.asarray(y_val), lambda out: out[:, 0] * self.std_ + self.mean_,
+                                               self.epochs, self.patience, self.lr, self.batch_size, self.seed)
+        return self
+
+    def predict(self, x):
+        self.net_.eval()
+        with torch.no_grad():
+            return self.net_(torch.as_tensor(x, dtype=torch.float32))[:, 0].numpy() * self.std_ + self.mean_
+
+
+def train_early_stopped(net, x, y, x_val, y_val, decode, epochs, patience, lr, batch_size, seed):
+    """AdamW on MSE; keep the weights of the epoch with the best validation R^2. Returns that epoch."""
+    optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    generator = torch.Generator().manual_seed(seed)
+    best, best_state, best_epoch = -np.inf, None, 0
+    for epoch in range(epochs):
+        net.train()
+        for idx in torch.randperm(len(x), generator=generator).split(batch_size):
+            loss = ((net(x[idx]).squeeze(-1) - y[idx]) ** 2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        net.eval()
+        with torch.no_grad():
+            score = r2_score(y_val, decode(net(x_val)).numpy())
+        if score > best:
+            best, best_state, best_epoch = score, copy.deepcopy(net.state_dict()), epoch
+        elif epoch - best_epoch >= patience:
+            break
+    net.load_state_dict(best_state)
+    return best_epoch
+
+
+class AttentionPooling(nn.Module):
+    """A learned query attends over wavelength positions of a (C, L) map; the pooled C-vector feeds a linear head."""
+
+    def __init__(self, channels: int, length: int):
+        super().__init__()
+        self.position = nn.Parameter(torch.zeros(channels, length))
+        self.key = nn.Conv1d(channels, channels, 1)
+        self.query = nn.Parameter(torch.randn(channels) / channels**0.5)
+        self.out = nn.Linear(channels, 1)
+
+    def weights(self, maps):
+        return torch.softmax(torch.einsum("c,bcl->bl", self.query, self.key(maps + self.position)), dim=-1)
+
+    def forward(self, maps):
+        return self.out(torch.einsum("bl,bcl->bc", self.weights(maps), maps))
+
+
+class AttentionRegressor:
+    """Attention pooling + linear head on whole (standardised) maps, early-stopped on validation R^2."""
+
+    def __init__(self, epochs=200, patience=20, lr=3e-3, batch_size=256, seed=42):
+        self.epochs, self.patience, self.lr, self.batch_size, self.seed = epochs, patience, lr, batch_size, seed
+
+    def fit(self, maps, y, maps_val, y_val):
+        torch.manual_seed(self.seed)
+        self.mu_ = maps.mean(axis=(0, 2), keepdims=True)
+        self.sd_ = maps.std(axis=(0, 2), keepdims=True) + 1e-8
+        x = torch.as_tensor((maps - self.mu_) / self.sd_, dtype=torch.float32)
+        xv = torch.as_tensor((maps_val - self.mu_) / self.sd_, dtype=torch.float32)
+        self.mean_, self.std_ = float(np.mean(y)), float(np.std(y)) or 1.0
+        self.net_ = AttentionPooling(maps.shape[1], maps.shape[2])
+        yt = torch.as_tensor((np.asarray(y) - self.mean_) / self.std_, dtype=torch.float32)
+        self.best_epoch_ = train_early_stopped(self.net_, x, yt, xv, np.asarray(y_val), lambda out: out[:, 0] * self.std_ + self.mean_,
+                                               self.epochs, self.patience, self.lr, self.batch_size, self.seed)
+        return self
+
+    def predict(self, maps):
+        self.net_.eval()
+        with torch.no_grad():
+            x = torch.as_tensor((maps - self.mu_) / self.sd_, dtype=torch.float32)
+            return self.net_(x)[:, 0].numpy() * self.std_ + self.mean_

@@ -1,0 +1,121 @@
+"""Stage 1 probes: how much of each label a head reads from a feature set (latent or baseline).
+
+Features come either from an extract run (a layer, or several joined with '+',
+pooled and optionally per direction) or straight from the dataset at a noise
+level: noisy flux, denoised flux, clean flux, the clean error, or noisy flux and
+error side by side.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from . import heads, metrics
+from .data import SPLITS, Dataset, noise_draw
+from .errors import DistillError
+from .features import pooling, store
+
+BASELINES = ("noisy_flux", "denoised_flux", "clean_flux", "error", "noisy_flux+error")
+INPUTS = ("latent",) + BASELINES
+
+
+@dataclass
+class FeatureSet:
+    """Features and labels of every split, rows in dataset order."""
+
+    x: dict  # split -> (n, d) array, or (n, C, L) maps for attention pooling
+    y: dict  # split -> DataFrame of labels
+    name: str
+    info: dict = field(default_factory=dict)
+
+
+def latent_features(features_dir, manifest, layer: str, pooling_name: str, direction: str) -> FeatureSet:
+    """Pooled latent of one or several ('+') layers from an extract run's Parquet files."""
+    parts, meta = [], None
+    for name in layer.split("+"):
+        meta_l, seg, mx = store.read_layer(features_dir, name, direction, manifest)
+        length = manifest["layers"][name]["length"]
+        pooling.check_pooling(pooling_name, length, name)
+        if pooling_name == "attention":
+            if seg.shape[-1] != length or "+" in layer:
+                raise DistillError(f"pooling=attention needs one layer stored whole (length <= {pooling.STORE_SEGMENTS}); {name} has length {length}")
+            parts.append(seg)
+        else:
+            parts.append(pooling.pool(seg, mx, pooling_name))
+        meta = meta_l if meta is None else meta
+    x = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+    return _by_split(meta, x, f"{layer}|{pooling_name}|{direction}", manifest["labels"])
+
+
+def baseline_features(dataset: Dataset, kind: str, noise_level: float, features_dir=None) -> FeatureSet:
+    """Raw-spectrum features of every split; noise fixed per (seed 42, split, row)."""
+    if kind not in BASELINES:
+        raise DistillError(f"unknown input {kind!r}; valid: {', '.join(INPUTS)}")
+    if kind == "denoised_flux":
+        if features_dir is None:
+            raise DistillError("input=denoised_flux needs an extract run made with -P denoised=true")
+        meta, x = store.read_denoised(features_dir)
+        return _by_split(meta, x, kind, list(dataset["train"].labels))
+    xs, ys = {}, {}
+    for split, f in dataset.splits.items():
+        flux, error = f.read()
+        noisy = flux + np.float32(noise_level) * error * noise_draw(split, range(len(f)), f.n_pixels)
+        xs[split] = {"noisy_flux": noisy, "clean_flux": flux, "error": error,
+                     "noisy_flux+error": np.concatenate([noisy, error], axis=1) if kind == "noisy_flux+error" else None}[kind]
+        ys[split] = f.params[list(f.labels)].reset_index(drop=True)
+    return FeatureSet(xs, ys, kind)
+
+
+def _by_split(meta: pd.DataFrame, x, name, labels) -> FeatureSet:
+    xs, ys = {}, {}
+    for split in SPLITS:
+        sel = (meta["split"] == split).to_numpy()
+        if not sel.any():
+            raise DistillError(f"features hold no rows of split {split!r}")
+        order = np.argsort(meta.loc[sel, "id"].to_numpy(), kind="stable")
+        xs[split] = x[sel][order]
+        ys[split] = meta.loc[sel, labels].iloc[order].reset_index(drop=True)
+    return FeatureSet(xs, ys, name)
+
+
+def subset_train(fs: FeatureSet, n_train: int, seed: int = 42) -> FeatureSet:
+    """A reproducible random subset of n_train training rows (0: all)."""
+    n = len(fs.y["train"])
+    if n_train == 0 or n_train == n:
+        return fs
+    if n_train > n:
+        raise DistillError(f"n_train={n_train} is larger than the training set ({n} spectra)")
+    rows = np.sort(np.random.default_rng(seed).choice(n, n_train, replace=False))
+    x = dict(fs.x, train=fs.x["train"][rows])
+    y = dict(fs.y, train=fs.y["train"].iloc[rows].reset_index(drop=True))
+    return FeatureSet(x, y, fs.name, fs.info)
+
+
+@dataclass
+class LabelResult:
+    label: str
+    model: object
+    predictions: dict  # split -> array
+    scores: dict  # metric key -> value
+
+
+def fit_label(fs: FeatureSet, label: str, head: str, pooling_name: str = "", early_stop=False, **head_params) -> LabelResult:
+    """Fit one head for one label on train (val steers early stopping only) and score every split."""
+    y = {s: fs.y[s][label].to_numpy(np.float64) for s in SPLITS}
+    if pooling_name == "attention":
+        model = heads.AttentionRegressor(seed=head_params.get("seed", 42)).fit(fs.x["train"], y["train"], fs.x["val"], y["val"])
+    else:
+        model = heads.fit(heads.make_pipeline(head, **head_params), fs.x["train"], y["train"], fs.x["val"], y["val"], early_stop)
+    predictions = {s: np.asarray(model.predict(fs.x[s]), dtype=np.float64) for s in SPLITS}
+    scores = {}
+    for s in SPLITS:
+        scores |= metrics.keyed(s, label, metrics.scores(y[s], predictions[s]))
+    return LabelResult(label, model, predictions, scores)
+
+
+def bin_tables(fs: FeatureSet, result: LabelResult, split="test") -> pd.DataFrame:
+    """Per-bin R^2 / MAE / bias of one label's predictions, in log g and T_eff bins."""
+    y = fs.y[split]
+    tables = [metrics.per_bin(y[result.label], result.predictions[split], y[by], width, by)
+              for by, width in metrics.BINS.items() if by in y.columns]
+    return pd.concat(tables, ignore_index=True).assign(label=result.label)

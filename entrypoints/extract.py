@@ -1,0 +1,69 @@
+"""Run the frozen teacher over every split and store pooled-ready latents as Parquet.
+
+    mlflow run . -e extract -P data=data/sim -P teacher=latest --env-manager local
+"""
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import click
+import mlflow
+
+from distill import tracking
+from distill.data import open_dataset
+from distill.device import pick_device
+from distill.errors import DistillError
+from distill.features.extract import DEFAULT_LAYERS, extract_features, resolve_layers
+from distill.teacher import DIRECTIONS, load
+from entrypoints._cli import one_line_errors, progress_bar
+
+
+def resolve_teacher(teacher: str, data_dir: str):
+    """(model, reference): a checkpoint path, a train_teacher run id, or 'latest' for this dataset."""
+    path = Path(teacher)
+    if path.is_file():
+        return load(path), {"teacher_path": str(path.resolve())}
+    if not tracking.is_run_id(teacher) and teacher != "latest":
+        raise DistillError(f"teacher={teacher}: not a checkpoint file, a train_teacher run id, or 'latest'")
+    run = tracking.resolve_run(teacher, "train_teacher", {"data_dir": str(Path(data_dir).resolve())})
+    return load(tracking.download(run.info.run_id, "teacher.pt")), {"teacher_run_id": run.info.run_id}
+
+
+@click.command()
+@click.option("--data", default="data/sim", show_default=True)
+@click.option("--teacher", default="latest", show_default=True, help="checkpoint path, train_teacher run id, or latest")
+@click.option("--noise-level", default=1.0, type=click.FloatRange(0), show_default=True)
+@click.option("--layer", default=DEFAULT_LAYERS, show_default=True, help="comma list, or default (every named layer)")
+@click.option("--direction", default="both", type=click.Choice(DIRECTIONS), show_default=True)
+@click.option("--denoised", default=False, type=bool, show_default=True, help="also store the denoised flux")
+@click.option("--batch-size", default=128, type=click.IntRange(1), show_default=True)
+@one_line_errors
+def main(data, teacher, noise_level, layer, direction, denoised, batch_size):
+    ds = open_dataset(data)
+    with tracking.tracked_run("extract", stage="1", mvp="1.1"):
+        model, ref = resolve_teacher(teacher, data)
+        mlflow.set_tags(ref)
+        layers = resolve_layers(model, layer)
+        tracking.log_params(dict(data=data, teacher=teacher, noise_level=noise_level, layer=layer, direction=direction,
+                                 denoised=denoised, batch_size=batch_size))
+        tracking.log_dataset(ds.summary(), data)
+        mlflow.set_tag("noise_level_value", repr(float(noise_level)))
+        work = Path(tempfile.mkdtemp(prefix="extract-"))
+        total = sum(len(f) for f in ds.splits.values())
+        with progress_bar(total, "extract") as bar:
+            manifest = extract_features(model, ds, layers, direction, noise_level, work / "features", batch_size,
+                                        pick_device(), denoised, bar.update)
+        store_manifest = manifest | ref | {"data_dir": str(Path(data).resolve()), "digests": ds.summary()}
+        (work / "features" / "manifest.json").write_text(json.dumps(store_manifest, indent=1, sort_keys=True))
+        mlflow.log_artifacts(str(work / "features"), "features")
+        size = sum(p.stat().st_size for p in (work / "features").iterdir())
+        tracking.log_metrics({"extract_seconds": manifest["seconds"], "forward_seconds": manifest["forward_seconds"],
+                              "spectra_per_second": total / manifest["seconds"], "features_mb": size / 2**20})
+        shutil.rmtree(work, ignore_errors=True)
+        click.echo(f"extracted {len(layers)} layers x {manifest['directions']} for {total} spectra "
+                   f"in {manifest['seconds']:.0f} s ({size / 2**20:.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""Stage 1 probe: read the labels from the teacher latent (or a raw-spectrum baseline) with a head.
+
+    mlflow run . -e probe -P pooling=seg_mean_K8 --env-manager local
+    mlflow run . -e probe -P layer=enc_last,enc_pre_latent -P pooling=global_mean,mean_max,seg_mean_K8   # grid
+    mlflow run . -e probe -P input=noisy_flux -P head=lightgbm                                          # baseline
+"""
+import itertools
+import tempfile
+from pathlib import Path
+
+import click
+import mlflow
+import numpy as np
+import pandas as pd
+
+from distill import figures, heads, probe, tracking
+from distill.data import LABELS, open_dataset
+from distill.errors import DistillError
+from distill.features import store
+from distill.teacher import DIRECTIONS
+from entrypoints._cli import one_line_errors
+
+
+def split_list(text: str) -> list:
+    return [s.strip() for s in str(text).split(",") if s.strip()]
+
+
+def features_run(ref: str, data: str, noise_level: float, digests: dict):
+    """The extract run to read, checked against this dataset and noise level."""
+    data_dir = str(Path(data).resolve())
+    same_noise = lambda r: float(r.data.params.get("noise_level", "nan")) == noise_level  # noqa: E731
+    run = tracking.resolve_run(ref, "extract", {"data_dir": data_dir}, accept=same_noise)
+    if run.data.tags.get("data_dir") != data_dir or any(run.data.tags.get(k) != v for k, v in digests.items() if k.startswith("digest_")):
+        raise DistillError(f"extract run {run.info.run_id} was made from another dataset ({run.data.tags.get('data_dir')})")
+    if not same_noise(run):
+        raise DistillError(f"extract run {run.info.run_id} has noise_level {run.data.params.get('noise_level')}, not {noise_level}")
+    return run
+
+
+def download_features(run, layers) -> tuple:
+    """Download the manifest and the needed layer files of an extract run."""
+    dst = tempfile.mkdtemp(prefix="features-")
+    local = tracking.download(run.info.run_id, "features/manifest.json", dst).parent
+    manifest = store.read_manifest(local)
+    for name in layers:
+        if name not in manifest["layers"] and name != "denoised":
+            raise DistillError(f"layer {name!r} was not extracted in run {run.info.run_id}; it has {', '.join(manifest['layers'])}")
+        path = tracking.download(run.info.run_id, f"features/{name}.parquet", dst)
+        assert path.parent == local, (path, local)
+    return local, manifest
+
+
+def run_one(fs: probe.FeatureSet, labels, head, pooling_name, early_stop, head_params, tags: dict, ceiling=None):
+    """Fit every label, log metrics, per-bin table, figure and the log g model to the active run."""
+    mlflow.set_tags(tags)
+    results = {}
+    for label in labels:
+        result = probe.fit_label(fs, label, head, pooling_name, early_stop, **head_params)
+        tracking.log_metrics(result.scores)
+        results[label] = result
+    main = results.get("log_g") or next(iter(results.values()))
+    tracking.log_table(probe.bin_tables(fs, main), f"tables/per_bin_{main.label}.json")
+    tracking.log_figure(figures.predicted_vs_true(fs.y["test"][main.label], main.predictions["test"], main.label,
+                                                  f"{fs.name} + {head}: test R^2 {main.scores[f'test_r2_{main.label}']:.3f}"),
+                        f"figures/{main.label}_pred_vs_true.png")
+    tracking.log_metrics({"n_features": fs.x["train"].shape[1] if fs.x["train"].ndim == 2 else np.prod(fs.x["train"].shape[1:]),
+                          "n_train_used": len(fs.y["train"])})
+    if pooling_name != "attention":
+        mlflow.sklearn.log_model(main.model, name=f"model_{main.label}", input_example=fs.x["train"][:2],
+                                 serialization_format="cloudpickle")
+    return results
+
+
+@click.command()
+@click.option("--data", default="data/sim", show_default=True)
+@click.option("--input", "input_", default="latent", type=click.Choice(probe.INPUTS), show_default=True)
+@click.option("--features", default="latest", show_default=True, help="extract run id, or latest for this data and noise")
+@click.option("--layer", default="enc_pre_latent", show_default=True, help="layer, a+b to join layers, comma list for a grid")
+@click.option("--pooling", default="seg_mean_K8", show_default=True, help="global_mean, mean_max, seg_mean_K{k}, attention; comma list")
+@click.option("--direction", default="fwd", type=click.Choice(DIRECTIONS), show_default=True)
+@click.option("--head", default="ridge", show_default=True, help=f"{', '.join(heads.HEADS)}; comma list for a grid")
+@click.option("--alpha", default=1e-3, type=click.FloatRange(0), show_default=True)
+@click.option("--num-leaves", default=15, type=click.IntRange(2), show_default=True)
+@click.option("--n-estimators", default=50, type=click.IntRange(1), show_default=True)
+@click.option("--early-stop", default=False, type=bool, show_default=True, help="LightGBM early stopping on val")
+@click.option("--labels", default=",".join(LABELS), show_default=True)
+@click.option("--pca", default=0, type=click.IntRange(0), show_default=True, help="PCA dims fitted on train (0: off)")
+@click.option("--n-train", default=0, type=click.IntRange(0), show_default=True, help="training subset (0: all)")
+@click.option("--noise-level", default=1.0, type=click.FloatRange(0), show_default=True)
+@click.option("--seed", default=42, type=int, show_default=True)
+@one_line_errors
+def main(data, input_, features, layer, pooling, direction, head, alpha, num_leaves, n_estimators, early_stop, labels,
+         pca, n_train, noise_level, seed):
+    layers, poolings, head_list, label_list = split_list(layer), split_list(pooling), split_list(head), split_list(labels)
+    for h in head_list:
+        if h not in heads.HEADS:
+            raise DistillError(f"unknown head {h!r}; valid: {', '.join(heads.HEADS)}")
+    unknown = [lb for lb in label_list if lb not in LABELS]
+    if unknown:
+        raise DistillError(f"unknown label(s) {unknown}; valid: {', '.join(LABELS)}")
+    ds = open_dataset(data, labels=LABELS)
+    head_params = dict(alpha=alpha, num_leaves=num_leaves, n_estimators=n_estimators, pca=pca, seed=seed)
+    combos = list(itertools.product(layers, poolings, head_list)) if input_ == "latent" else [(input_, "-", h) for h in head_list]
+    grid = len(combos) > 1
+    mvp = "1.4" if grid else ("1.3" if pca else "1.1")
+    with tracking.tracked_run("probe", stage="1", mvp=mvp, input=input_, grid=str(grid).lower()):
+        summary = ds.summary()
+        tracking.log_dataset(summary, data)
+        local, manifest = None, None
+        if input_ == "latent" or input_ == "denoised_flux":
+            run = features_run(features, data, noise_level, summary)
+            mlflow.set_tag("features_run_id", run.info.run_id)
+            needed = sorted({p for lay in layers for p in lay.split("+")}) if input_ == "latent" else ["denoised"]
+            local, manifest = download_features(run, needed)
+        rows = []
+        for lay, pool_name, h in combos:
+            if input_ == "latent":
+                fs = probe.latent_features(local, manifest, lay, pool_name, direction)
+            else:
+                fs = probe.baseline_features(ds, input_, noise_level, local)
+            fs = probe.subset_train(fs, n_train, seed)
+            tags = {"layer": lay, "pooling": pool_name, "head": h, "direction": direction}
+            if grid:
+                with tracking.tracked_run("probe", stage="1", mvp="1.1", nested=True, input=input_):
+                    mlflow.set_tag("mlflow.runName", f"{lay} | {pool_name} | {h}")
+                    tracking.log_params({"layer": lay, "pooling": pool_name, "head": h, "direction": direction,
+                                         "input": input_, "pca": pca, "n_train": n_train, "noise_level": noise_level})
+                    results = run_one(fs, label_list, h, pool_name, early_stop, head_params, tags)
+                    child_id = mlflow.active_run().info.run_id
+            else:
+                results = run_one(fs, label_list, h, pool_name, early_stop, head_params, tags)
+                child_id = mlflow.active_run().info.run_id
+            main = results.get("log_g") or next(iter(results.values()))
+            rows.append({"layer": lay, "pooling": pool_name, "head": h, "direction": direction,
+                         "n_features": int(np.prod(fs.x["train"].shape[1:])),
+                         f"val_r2_{main.label}": main.scores[f"val_r2_{main.label}"],
+                         f"test_r2_{main.label}": main.scores[f"test_r2_{main.label}"],
+                         f"test_mae_{main.label}": main.scores[f"test_mae_{main.label}"], "run_id": child_id})
+            click.echo(f"{lay} | {pool_name} | {h}: test R^2 {main.label} {main.scores[f'test_r2_{main.label}']:.3f}", err=True)
+        table = pd.DataFrame(rows)
+        tracking.log_table(table, "tables/summary.json")
+        if grid:
+            key = [c for c in table.columns if c.startswith("test_r2_")][0]
+            for h in head_list:
+                sub = table[table["head"] == h]
+                if sub["layer"].nunique() > 1 or sub["pooling"].nunique() > 1:
+                    tracking.log_figure(figures.grid_heatmap(sub, "layer", "pooling", key, f"{key} with {h}"),
+                                        f"figures/grid_{h}.png")
+            best = table.loc[table[key].idxmax()]
+            tracking.log_metrics({f"best_{key}": best[key]})
+        click.echo(table.drop(columns=["run_id"]).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
