@@ -56,7 +56,7 @@ def simulate_dataset(out, sizes: dict, seed=42, mag=(21.5, 21.5), n_exposures=20
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
     except OSError as e:
         raise DistillError(f"{out}: cannot write there ({e.strerror})") from None
-    workers = workers or (1 if sum(sizes.values()) < 1000 else min(os.cpu_count() or 1, 4))
+    workers = workers or int(os.environ.get("DISTILL_WORKERS", 0)) or (1 if sum(sizes.values()) < 1000 else min(os.cpu_count() or 1, 4))
     summary = {}
     try:
         with contextlib.ExitStack() as stack:
