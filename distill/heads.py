@@ -8,6 +8,7 @@ import copy
 import numpy as np
 import torch
 from lightgbm import LGBMRegressor, early_stopping, log_evaluation
+from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.metrics import r2_score
@@ -50,7 +51,7 @@ def fit(pipeline: Pipeline, x_train, y_train, x_val=None, y_val=None, early_stop
     return pipeline.fit(x_train, y_train)
 
 
-class MLPRegressor:
+class MLPRegressor(RegressorMixin, BaseEstimator):
     """Features -> hidden -> 1 with GELU and dropout 0.1, AdamW, early stopping on validation R^2."""
 
     def __init__(self, hidden=256, epochs=200, patience=20, lr=1e-3, batch_size=256, seed=42):
@@ -58,7 +59,7 @@ class MLPRegressor:
 
     def fit(self, x, y, x_val, y_val):
         torch.manual_seed(self.seed)
-        x, y = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
+        x, y = torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
         self.mean_, self.std_ = float(y.mean()), float(y.std()) or 1.0
         self.net_ = nn.Sequential(nn.Linear(x.shape[1], self.hidden), nn.GELU(), nn.Dropout(0.1), nn.Linear(self.hidden, 1))
         self.best_epoch_ = train_early_stopped(self.net_, x, (y - self.mean_) / self.std_, torch.as_tensor(x_val, dtype=torch.float32),

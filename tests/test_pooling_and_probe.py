@@ -1,0 +1,95 @@
+"""Poolings derived from stored summaries equal direct pooling; probes find planted signals, not noise."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from distill import heads, probe
+from distill.errors import DistillError
+from distill.features import pooling
+
+LENGTHS = (16, 32, 4096)
+
+
+@pytest.mark.parametrize("length", LENGTHS)
+def test_every_pooling_matches_a_direct_numpy_computation(length):
+    maps = np.random.default_rng(length).normal(size=(5, 3, length)).astype(np.float64)
+    seg, mx = pooling.summarise(maps)
+    for name in pooling.valid_poolings(length):
+        if name == "attention":
+            continue
+        expected = {
+            "global_mean": maps.mean(-1),
+            "mean_max": np.concatenate([maps.mean(-1), maps.max(-1)], 1),
+        }.get(name)
+        if expected is None:
+            k = int(name.split("K")[1])
+            expected = np.stack([maps[:, :, i * length // k:(i + 1) * length // k].mean(-1) for i in range(k)], -1).reshape(5, 3 * k)
+        np.testing.assert_allclose(pooling.pool(seg, mx, name), expected, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(pooling.pool_map(maps, name), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_pooling_errors_are_clear():
+    with pytest.raises(DistillError, match="K=32 is larger than the length 16 of enc_last"):
+        pooling.check_pooling("seg_mean_K32", 16, "enc_last")
+    with pytest.raises(DistillError, match="unknown pooling 'median'"):
+        pooling.check_pooling("median", 16)
+    with pytest.raises(DistillError, match="power of two"):
+        pooling.check_pooling("seg_mean_K3", 4096)
+
+
+def planted(n=600, d=40, noise=0.05, seed=0, signal=True):
+    rng = np.random.default_rng(seed)
+    xs, ys = {}, {}
+    w = rng.normal(size=d)
+    for split, size in (("train", n), ("val", n // 3), ("test", n // 3)):
+        x = rng.normal(size=(size, d)).astype(np.float32)
+        target = x @ w + noise * rng.normal(size=size) if signal else rng.normal(size=size)
+        xs[split], ys[split] = x, pd.DataFrame({"log_g": target})
+    return probe.FeatureSet(xs, ys, "planted")
+
+
+@pytest.mark.parametrize("head", heads.HEADS)
+def test_probe_recovers_a_planted_linear_signal(head):
+    result = probe.fit_label(planted(), "log_g", head, n_estimators=300 if head == "lightgbm" else 50)
+    floor = {"lightgbm": 0.6, "mlp": 0.9}.get(head, 0.99)
+    assert result.scores["test_r2_log_g"] > floor
+    assert set(result.scores) == {f"{s}_{m}_log_g" for s in ("train", "val", "test") for m in ("r2", "mae", "rmse")}
+
+
+@pytest.mark.parametrize("head", ["ridge", "lightgbm"])
+def test_probe_finds_nothing_in_pure_noise(head):
+    """No skill on noise: test R^2 <= ~0 (a flexible head may go slightly negative by overfitting)."""
+    result = probe.fit_label(planted(n=3000, signal=False), "log_g", head)
+    assert -0.1 < result.scores["test_r2_log_g"] < 0.02
+
+
+def test_standardisation_and_pca_see_training_rows_only():
+    """Changing validation and test rows must not change the fitted model."""
+    fs = planted()
+    first = probe.fit_label(fs, "log_g", "ridge", pca=16).model
+    shifted = probe.FeatureSet({**fs.x, "val": fs.x["val"] * 50 + 3, "test": fs.x["test"] * 50 + 3}, fs.y, fs.name)
+    second = probe.fit_label(shifted, "log_g", "ridge", pca=16).model
+    np.testing.assert_array_equal(first.named_steps["scale"].mean_, second.named_steps["scale"].mean_)
+    np.testing.assert_array_equal(first.named_steps["pca"].components_, second.named_steps["pca"].components_)
+    np.testing.assert_array_equal(first.named_steps["head"].coef_, second.named_steps["head"].coef_)
+    np.testing.assert_allclose(first.named_steps["scale"].mean_, fs.x["train"].mean(0), rtol=1e-5, atol=1e-6)
+
+
+def test_training_subset_is_reproducible_and_bounded():
+    fs = planted()
+    a, b = probe.subset_train(fs, 100, seed=3), probe.subset_train(fs, 100, seed=3)
+    np.testing.assert_array_equal(a.x["train"], b.x["train"])
+    assert len(a.y["train"]) == 100 and len(a.y["test"]) == len(fs.y["test"])
+    with pytest.raises(DistillError, match="larger than the training set"):
+        probe.subset_train(fs, 10_000)
+
+
+def test_attention_pooling_learns_where_to_look():
+    """Only position 5 of 16 carries the label: attention must find it and put its weight there."""
+    rng = np.random.default_rng(0)
+    maps = {s: rng.normal(size=(n, 4, 16)).astype(np.float32) for s, n in (("train", 800), ("val", 200), ("test", 200))}
+    ys = {s: pd.DataFrame({"log_g": m[:, 0, 5] * 2.0}) for s, m in maps.items()}
+    result = probe.fit_label(probe.FeatureSet(maps, ys, "maps"), "log_g", "ridge", pooling_name="attention")
+    weights = result.model.net_.weights(__import__("torch").as_tensor((maps["test"] - result.model.mu_) / result.model.sd_))
+    assert int(weights.mean(0).argmax()) == 5
+    assert result.scores["test_r2_log_g"] > 0.5
