@@ -4,6 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 PORT ?= 5000
+DEMO_DATA ?= data/demo
 EP ?= simulate
 ARGS ?=
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
@@ -27,8 +28,14 @@ $(VENV)/.installed: pyproject.toml Makefile
 mlruns:
 	mkdir -p mlruns
 
-demo: venv mlruns ## the whole pipeline on the built-in simulator
-	$(MLFLOW_RUN) -e simulate -P out=data/demo -P n_train=2000 -P n_val=500 -P n_test=1000
+demo: venv mlruns ## the pipeline so far on the built-in simulator (~10 min on 2 cores)
+	$(MLFLOW_RUN) -e simulate -P out=$(DEMO_DATA) -P n_train=2000 -P n_val=500 -P n_test=1000
+	$(MLFLOW_RUN) -e train_teacher -P data=$(DEMO_DATA) -P preset=cpu -P epochs=6
+	$(MLFLOW_RUN) -e extract -P data=$(DEMO_DATA) -P denoised=true
+	$(MLFLOW_RUN) -e probe -P data=$(DEMO_DATA) -P input=noisy_flux -P head=ridge,lightgbm
+	$(MLFLOW_RUN) -e probe -P data=$(DEMO_DATA) -P input=denoised_flux -P head=ridge
+	$(MLFLOW_RUN) -e probe -P data=$(DEMO_DATA) -P layer=enc_last,enc_pre_latent,dec_input \
+		-P pooling=global_mean,mean_max,seg_mean_K8 -P head=ridge
 
 test: venv ## the fast test suite
 	$(PY) -m pytest

@@ -8,13 +8,13 @@ clean error alone -> log g with the leak on and off, and the median S/N.
     python bench/calibrate_simulator.py --data data/sim32k         # reuses a dataset
 """
 import tempfile
-import warnings
 import time
+import warnings
 from pathlib import Path
 
 import click
-import numpy as np
 import lightgbm as lgb
+import numpy as np
 from sklearn.linear_model import Ridge
 from sklearn.metrics import r2_score
 from sklearn.preprocessing import StandardScaler

@@ -6,11 +6,9 @@ Each size runs in a fresh process; peak RSS is the largest of that process and i
 workers (memory must not grow with N: the arrays are streamed to disk in chunks).
 """
 import json
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 
 import click
 

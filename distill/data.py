@@ -124,7 +124,8 @@ def clean(flux, error, path="<array>", first_row=None):
         bad = ~np.isfinite(error)
         if bad.any():
             i, j = np.argwhere(bad)[0]
-            raise DistillError(f"{path}: non-finite error inside the array at {where(i)}, pixel {j} ('{ERROR_KEY}'); only edge NaNs are filled")
+            raise DistillError(f"{path}: non-finite error inside the array at {where(i)}, pixel {j} ('{ERROR_KEY}'); "
+                               "only edge NaNs are filled")
     if (error <= 0).any():
         i, j = np.argwhere(error <= 0)[0]
         raise DistillError(f"{path}: non-positive error {error[i, j]} at {where(i)}, pixel {j} ('{ERROR_KEY}'); errors must be > 0")

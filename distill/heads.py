@@ -23,9 +23,18 @@ HEADS = ("ols", "ridge", "lightgbm", "mlp")
 
 def make_pipeline(head: str, pca: int = 0, alpha=1e-3, num_leaves=15, n_estimators=50, learning_rate=0.1,
                   min_child_samples=20, seed=42, hidden=256, epochs=200, patience=20, lr=1e-3):
-    """An unfitted sklearn-style pipeline: StandardScaler -> [PCA] -> head."""
+    """An unfitted sklearn pipeline: StandardScaler -> [PCA] -> head, fitted on train only.
+
+    Without PCA, Ridge standardises inside (``GramRidge``) and LightGBM needs no
+    scaling (trees are scale-invariant), so neither copies the feature matrix.
+    """
     if head not in HEADS:
         raise DistillError(f"unknown head {head!r}; valid: {', '.join(HEADS)}")
+    if not pca and head in ("ridge", "lightgbm"):
+        model = GramRidge(alpha) if head == "ridge" else LGBMRegressor(
+            num_leaves=num_leaves, n_estimators=n_estimators, learning_rate=learning_rate,
+            min_child_samples=min_child_samples, random_state=seed, verbose=-1)
+        return Pipeline([("head", model)])
     model = {
         "ols": lambda: LinearRegression(),
         "ridge": lambda: Ridge(alpha=alpha),
@@ -49,6 +58,42 @@ def fit(pipeline: Pipeline, x_train, y_train, x_val=None, y_val=None, early_stop
             head.fit(xt, y_train, xv, y_val)
         return pipeline
     return pipeline.fit(x_train, y_train)
+
+
+class GramRidge(RegressorMixin, BaseEstimator):
+    """StandardScaler + Ridge(alpha) in one, from the Gram matrix accumulated in row batches.
+
+    Same solution as ``Pipeline([StandardScaler(), Ridge(alpha)])`` but memory is
+    O(d^2) beside the input: the (n, d) float32 matrix is never copied or upcast whole.
+    """
+
+    def __init__(self, alpha=1e-3, batch_size=4096):
+        self.alpha, self.batch_size = alpha, batch_size
+
+    def fit(self, x, y):
+        n, d = x.shape
+        y = np.asarray(y, dtype=np.float64)
+        gram, xsum, xy = np.zeros((d, d)), np.zeros(d), np.zeros(d)
+        for i in range(0, n, self.batch_size):
+            block = np.asarray(x[i:i + self.batch_size], dtype=np.float64)
+            gram += block.T @ block
+            xsum += block.sum(0)
+            xy += block.T @ y[i:i + self.batch_size]
+        self.mean_ = xsum / n
+        centred = gram - n * np.outer(self.mean_, self.mean_)
+        var = np.clip(np.diag(centred) / n, 0, None)
+        self.scale_ = np.where(var > 0, np.sqrt(var), 1.0)
+        zz = centred / np.outer(self.scale_, self.scale_)
+        zy = (xy - n * self.mean_ * y.mean()) / self.scale_
+        self.coef_ = np.linalg.solve(zz + self.alpha * np.eye(d), zy)
+        self.intercept_ = y.mean()
+        self.n_features_in_ = d
+        return self
+
+    def predict(self, x):
+        w = self.coef_ / self.scale_
+        return np.concatenate([np.asarray(x[i:i + self.batch_size], dtype=np.float64) @ w for i in range(0, len(x), self.batch_size)]
+                              or [np.empty(0)]) - self.mean_ @ w + self.intercept_
 
 
 class MLPRegressor(RegressorMixin, BaseEstimator):

@@ -38,7 +38,8 @@ def latent_features(features_dir, manifest, layer: str, pooling_name: str, direc
         pooling.check_pooling(pooling_name, length, name)
         if pooling_name == "attention":
             if seg.shape[-1] != length or "+" in layer:
-                raise DistillError(f"pooling=attention needs one layer stored whole (length <= {pooling.STORE_SEGMENTS}); {name} has length {length}")
+                raise DistillError(f"pooling=attention needs one layer stored whole (length <= {pooling.STORE_SEGMENTS}); "
+                                   f"{name} has length {length}")
             parts.append(seg)
         else:
             parts.append(pooling.pool(seg, mx, pooling_name))
@@ -58,10 +59,17 @@ def baseline_features(dataset: Dataset, kind: str, noise_level: float, features_
         return _by_split(meta, x, kind, list(dataset["train"].labels))
     xs, ys = {}, {}
     for split, f in dataset.splits.items():
-        flux, error = f.read()
-        noisy = flux + np.float32(noise_level) * error * noise_draw(split, range(len(f)), f.n_pixels)
-        xs[split] = {"noisy_flux": noisy, "clean_flux": flux, "error": error,
-                     "noisy_flux+error": np.concatenate([noisy, error], axis=1) if kind == "noisy_flux+error" else None}[kind]
+        p = f.n_pixels
+        x = np.empty((len(f), 2 * p if kind == "noisy_flux+error" else p), dtype=np.float32)  # the one copy
+        for start, flux, error in f.batches(4096):
+            rows = slice(start, start + len(flux))
+            if kind in ("noisy_flux", "noisy_flux+error"):
+                x[rows, :p] = flux + np.float32(noise_level) * error * noise_draw(split, range(rows.start, rows.stop), p)
+            else:
+                x[rows, :p] = flux if kind == "clean_flux" else error
+            if kind == "noisy_flux+error":
+                x[rows, p:] = error
+        xs[split] = x
         ys[split] = f.params[list(f.labels)].reset_index(drop=True)
     return FeatureSet(xs, ys, kind)
 

@@ -20,6 +20,7 @@ from distill.teacher import PRESETS, BlindSpotUNet1D, figures, save
 from distill.teacher.train import LOSSES, TeacherTrainer, TrainSettings
 from entrypoints._cli import one_line_errors, progress_bar
 
+
 def resolve_checkpoint(checkpoint: str) -> Path:
     """A local path, or an MLflow run id whose ``checkpoints/last.pt`` is resumed."""
     if tracking.is_run_id(checkpoint):

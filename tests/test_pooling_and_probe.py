@@ -63,6 +63,20 @@ def test_probe_finds_nothing_in_pure_noise(head):
     assert -0.1 < result.scores["test_r2_log_g"] < 0.02
 
 
+def test_gram_ridge_equals_scaler_plus_ridge():
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    fs = planted(n=500, d=60, noise=1.0)
+    x, y = fs.x["train"].astype(np.float64), fs.y["train"]["log_g"]
+    x[:, 3] = 2.0  # a constant column, as StandardScaler handles it
+    reference = make_pipeline(StandardScaler(), Ridge(alpha=0.5)).fit(x, y)
+    ours = heads.GramRidge(alpha=0.5, batch_size=64).fit(x, y)
+    test = fs.x["test"].astype(np.float64)
+    np.testing.assert_allclose(ours.predict(test), reference.predict(test), rtol=1e-9, atol=1e-9)
+
+
 def test_standardisation_and_pca_see_training_rows_only():
     """Changing validation and test rows must not change the fitted model."""
     fs = planted()
@@ -73,6 +87,9 @@ def test_standardisation_and_pca_see_training_rows_only():
     np.testing.assert_array_equal(first.named_steps["pca"].components_, second.named_steps["pca"].components_)
     np.testing.assert_array_equal(first.named_steps["head"].coef_, second.named_steps["head"].coef_)
     np.testing.assert_allclose(first.named_steps["scale"].mean_, fs.x["train"].mean(0), rtol=1e-5, atol=1e-6)
+    plain = [probe.fit_label(f, "log_g", "ridge").model.named_steps["head"] for f in (fs, shifted)]  # GramRidge
+    np.testing.assert_array_equal(plain[0].mean_, plain[1].mean_)
+    np.testing.assert_array_equal(plain[0].coef_, plain[1].coef_)
 
 
 def test_training_subset_is_reproducible_and_bounded():

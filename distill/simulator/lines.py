@@ -129,7 +129,8 @@ def core_depth(logg, deeper_in_giants: bool):
 
 
 LINE_GROUPS = (
-    LineGroup("Ca II", (8498.02, 8542.09, 8662.14), (1.4 / 7.7, 3.7 / 7.7, 2.6 / 7.7), ew_ca_triplet_sum, 0.10, window=40.0, deeper_in_giants=True),
+    LineGroup("Ca II", (8498.02, 8542.09, 8662.14), (1.4 / 7.7, 3.7 / 7.7, 2.6 / 7.7), ew_ca_triplet_sum, 0.10,
+              window=40.0, deeper_in_giants=True),
     LineGroup("Na I", (8183.26, 8194.82), (0.4, 0.6), ew_na_sum, 0.04, window=15.0, deeper_in_giants=True),
     LineGroup("K I", (7664.90, 7698.96), (1.4, 1.0), ew_k, 0.03, window=12.0, deeper_in_giants=True),
     LineGroup("Mg I", (8806.76, 8717.8, 8736.0), (1.0, 0.3, 0.4), ew_mg, 0.06, window=15.0, deeper_in_giants=True),

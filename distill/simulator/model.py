@@ -6,8 +6,9 @@ Physics (shared/simulator.md): blackbody continuum scaled to the AB magnitude;
 strong lines with Voigt profiles whose EW follows empirical trends and whose
 damping width follows a pressure law; a seeded forest of weak metal lines; TiO
 and CN bands; residual flux ``1 - D (1 - exp(-tau))`` for lines (D = 0.9, or
-falling with gravity for the strong lines) and ``exp(-tau)`` for bands, all multiplied; computed on an oversampled vacuum grid, convolved with
-the line spread and binned to the 4096 PFS pixels. Flux unit: 1e-17 erg/s/cm^2/A.
+falling with gravity for the strong lines) and ``exp(-tau)`` for bands, all
+multiplied; computed on an oversampled vacuum grid, convolved with the line
+spread and binned to the 4096 PFS pixels. Flux unit: 1e-17 erg/s/cm^2/A.
 """
 from dataclasses import dataclass
 from functools import cached_property
