@@ -46,9 +46,12 @@ run: venv mlruns ## one entry point: make run EP=simulate ARGS="-P n_train=500"
 ui: venv mlruns ## the MLflow UI on http://127.0.0.1:$(PORT)
 	mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port $(PORT)
 
-bench: venv ## calibration and speed benchmarks (long)
+bench: venv ## calibration and speed benchmarks (about an hour on 2 cores)
 	$(PY) bench/simulate_speed.py
 	$(PY) bench/read_speed.py
+	$(PY) bench/teacher_speed.py
+	$(PY) bench/extract_speed.py
+	$(PY) bench/probe_scale.py --n-train 32000
 	$(PY) bench/calibrate_simulator.py --n-train 32000
 
 clean: ## remove runs, data and the virtual environment

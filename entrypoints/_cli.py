@@ -23,5 +23,5 @@ def one_line_errors(fn):
 
 
 def progress_bar(total: int, desc: str):
-    """A tqdm bar on stderr; call ``bar.update(n)``."""
-    return tqdm(total=total, desc=desc, unit="spec", dynamic_ncols=True, mininterval=1.0)
+    """A tqdm bar on stderr (one line every 30 s when stderr is a log, not a terminal); ``bar.update(n)``."""
+    return tqdm(total=total, desc=desc, unit="spec", dynamic_ncols=True, mininterval=1.0 if sys.stderr.isatty() else 30.0)

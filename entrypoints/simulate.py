@@ -2,16 +2,19 @@
 
     mlflow run . -e simulate -P out=data/sim -P n_train=2000 --env-manager local
 """
+import hashlib
 import json
 import time
 from pathlib import Path
 
 import click
+import mlflow
 import numpy as np
 
 from distill import tracking
 from distill.data import open_dataset
 from distill.errors import DistillError
+from distill import simulator
 from distill.simulator import figures
 from distill.simulator.dataset import simulate_dataset
 from distill.simulator.model import SpectrumModel
@@ -19,6 +22,12 @@ from distill.simulator.sample import PRIORS, parse_mag
 from entrypoints._cli import one_line_errors, progress_bar
 
 RECORD = "simulation.json"
+
+
+def simulator_digest() -> str:
+    """Digest of the simulator's source: a dataset made by other physics is never reused."""
+    source = sorted(Path(simulator.__file__).parent.glob("*.py"))
+    return hashlib.blake2b(b"".join(p.read_bytes() for p in source), digest_size=8).hexdigest()
 
 
 @click.command()
@@ -36,7 +45,7 @@ RECORD = "simulation.json"
 def main(out, n_train, n_val, n_test, seed, mag, n_exposures, leak, prior):
     mag_range = parse_mag(mag)
     settings = dict(n_train=n_train, n_val=n_val, n_test=n_test, seed=seed, mag=list(mag_range),
-                    n_exposures=n_exposures, leak=leak, prior=prior)
+                    n_exposures=n_exposures, leak=leak, prior=prior, simulator=simulator_digest())
     out = Path(out)
     with tracking.tracked_run("simulate", stage="data"):
         tracking.log_params(dict(out=out, n_train=n_train, n_val=n_val, n_test=n_test, seed=seed, mag=mag,
@@ -62,6 +71,7 @@ def main(out, n_train, n_val, n_test, seed, mag, n_exposures, leak, prior):
         if not reused:
             metrics |= {"simulate_seconds": seconds, "spectra_per_second": (n_train + n_val + n_test) / seconds}
         tracking.log_metrics(metrics)
+        mlflow.set_tag("simulator_digest", settings["simulator"])
         model = SpectrumModel()
         tracking.log_figure(figures.dwarf_and_giant(model, n_exposures), "figures/dwarf_vs_giant.png")
         tracking.log_figure(figures.error_vs_flux(model, n_exposures), "figures/error_vs_flux.png")

@@ -16,8 +16,13 @@ def test_simulate_smoke(mlflow_store, tmp_path):
     assert run.data.params["n_train"] == "24" and run.data.tags["stage"] == "data"
     assert len(run.data.tags["digest_train"]) == 32
     assert 4 < run.data.metrics["median_snr_train"] < 10
+    assert len(run.data.tags["simulator_digest"]) == 16
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "figures")}
     assert artifacts == {"figures/dwarf_vs_giant.png", "figures/error_vs_flux.png", "figures/snr_distribution.png"}
+    again = mlflow_run(f"out={out}", "n_train=24", "n_val=8", "n_test=8")  # same settings, same code: reused
+    assert again.returncode == 0 and "reusing it" in again.stderr
+    other = mlflow_run(f"out={out}", "n_train=25", "n_val=8", "n_test=8")
+    assert other.returncode != 0 and "exists with other contents" in other.stderr
 
 
 def test_simulate_rejects_bad_parameters_and_writes_nothing(mlflow_store, tmp_path):
