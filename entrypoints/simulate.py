@@ -11,10 +11,9 @@ import click
 import mlflow
 import numpy as np
 
-from distill import tracking
+from distill import simulator, tracking
 from distill.data import open_dataset
 from distill.errors import DistillError
-from distill import simulator
 from distill.simulator import figures
 from distill.simulator.dataset import simulate_dataset
 from distill.simulator.model import SpectrumModel
