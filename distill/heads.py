@@ -49,7 +49,7 @@ def make_pipeline(head: str, pca: int = 0, alpha=1e-3, num_leaves=15, n_estimato
 def fit(pipeline: Pipeline, x_train, y_train, x_val=None, y_val=None, early_stop=False):
     """Fit on train; validation data only steers early stopping (LightGBM with ``early_stop``, MLP always)."""
     head = pipeline.named_steps["head"]
-    if isinstance(head, (MLPRegressor,)) or (early_stop and isinstance(head, LGBMRegressor)):
+    if isinstance(head, MLPRegressor) or (early_stop and isinstance(head, LGBMRegressor)):
         prefix = Pipeline(pipeline.steps[:-1]).fit(x_train)
         xt, xv = prefix.transform(x_train), prefix.transform(x_val)
         if isinstance(head, LGBMRegressor):

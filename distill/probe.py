@@ -5,7 +5,7 @@ pooled and optionally per direction) or straight from the dataset at a noise
 level: noisy flux, denoised flux, clean flux, the clean error, or noisy flux and
 error side by side.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -26,7 +26,6 @@ class FeatureSet:
     x: dict  # split -> (n, d) array, or (n, C, L) maps for attention pooling
     y: dict  # split -> DataFrame of labels
     name: str
-    info: dict = field(default_factory=dict)
 
 
 def latent_features(features_dir, manifest, layer: str, pooling_name: str, direction: str) -> FeatureSet:
@@ -96,7 +95,7 @@ def subset_train(fs: FeatureSet, n_train: int, seed: int = 42) -> FeatureSet:
     rows = np.sort(np.random.default_rng(seed).choice(n, n_train, replace=False))
     x = dict(fs.x, train=fs.x["train"][rows])
     y = dict(fs.y, train=fs.y["train"].iloc[rows].reset_index(drop=True))
-    return FeatureSet(x, y, fs.name, fs.info)
+    return FeatureSet(x, y, fs.name)
 
 
 @dataclass

@@ -50,7 +50,7 @@ def download_features(run, layers) -> tuple:
     return local, manifest
 
 
-def run_one(fs: probe.FeatureSet, labels, head, pooling_name, early_stop, head_params, tags: dict, ceiling=None):
+def run_one(fs: probe.FeatureSet, labels, head, pooling_name, early_stop, head_params, tags: dict):
     """Fit every label, log metrics, per-bin table, figure and the log g model to the active run."""
     mlflow.set_tags(tags)
     results = {}

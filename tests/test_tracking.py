@@ -1,0 +1,38 @@
+"""Run lookup: only FINISHED runs of the right entry point, parameters compared as strings."""
+import mlflow
+import pytest
+
+from distill import tracking
+from distill.errors import DistillError
+
+
+def make_run(entry_point, status="FINISHED", params=None, tags=None):
+    with mlflow.start_run() as run:
+        mlflow.set_tags({tracking.ENTRY_POINT_TAG: entry_point, **(tags or {})})
+        mlflow.log_params(params or {})
+    mlflow.MlflowClient().set_terminated(run.info.run_id, status)
+    return run.info.run_id
+
+
+def test_find_and_resolve_only_finished_runs(mlflow_store):
+    old = make_run("extract", params={"noise_level": "1.0"}, tags={"data_dir": "/d"})
+    newest_failed = make_run("extract", "FAILED", params={"noise_level": "1.0"}, tags={"data_dir": "/d"})
+    make_run("probe", params={"noise_level": "1.0"}, tags={"data_dir": "/d"})
+    assert tracking.find_run("extract", {"noise_level": "1.0"}).info.run_id == old
+    assert tracking.find_run("extract", {"noise_level": "1"}) is None  # string comparison, as MLflow logs them
+    assert tracking.resolve_run("latest", "extract", {"data_dir": "/d"}).info.run_id == old
+    with pytest.raises(DistillError, match="is FAILED"):
+        tracking.resolve_run(newest_failed, "extract")
+    with pytest.raises(DistillError, match="not extract"):
+        tracking.resolve_run(tracking.find_run("probe").info.run_id, "extract")
+    with pytest.raises(DistillError, match="no FINISHED extract run matches"):
+        tracking.resolve_run("latest", "extract", {"data_dir": "/elsewhere"})
+
+
+def test_tracked_run_marks_failures(mlflow_store):
+    with pytest.raises(DistillError):
+        with tracking.tracked_run("simulate", stage="data"):
+            raise DistillError("bad input, on one line")
+    (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert run.info.status == "FAILED" and run.data.tags["error"] == "DistillError: bad input, on one line"
+    assert run.data.tags["stage"] == "data" and run.data.tags[tracking.ENTRY_POINT_TAG] == "simulate"
