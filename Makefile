@@ -36,6 +36,7 @@ demo: venv mlruns ## the pipeline so far on the built-in simulator (~10 min on 2
 	$(MLFLOW_RUN) -e probe -P data=$(DEMO_DATA) -P input=denoised_flux -P head=ridge
 	$(MLFLOW_RUN) -e probe -P data=$(DEMO_DATA) -P layer=enc_last,enc_pre_latent,dec_input \
 		-P pooling=global_mean,mean_max,seg_mean_K8 -P head=ridge
+	$(MLFLOW_RUN) -e decompose_error -P data=$(DEMO_DATA)
 
 test: venv ## the fast test suite
 	$(PY) -m pytest

@@ -39,3 +39,43 @@ def grid_heatmap(table: pd.DataFrame, rows: str, cols: str, value: str, title: s
     ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def residual_distribution(residuals: dict, label="log_g"):
+    """Histograms of the error-only residual r per split (train: out-of-fold)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for split, r in residuals.items():
+        ax.hist(r, bins=40, histtype="step", density=True, label=f"{split}: std {np.std(r):.3f}")
+    ax.set_xlabel(f"r = {label} - error-only prediction")
+    ax.set_ylabel("density")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def residual_r2_bars(table: pd.DataFrame):
+    """Test R^2 of the residual r (and of y directly, beside it) for each input."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    x = np.arange(len(table))
+    ax.bar(x - 0.2, table["test_r2_residual"], 0.4, label="input -> r")
+    ax.bar(x + 0.2, table["test_r2_direct"], 0.4, label="input -> y (direct)")
+    ax.axhline(0.1, color="k", ls="--", lw=1, label="0.1: real extra information")
+    ax.set_xticks(x, table["input"] + " / " + table["head"], rotation=20, ha="right")
+    ax.set_ylabel("test R^2")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def variance_chart(parts: dict):
+    """Var(y) against Var(y_hat) + Var(r) + 2 Cov for the error-only baseline on test."""
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.bar(["Var(y)"], [parts["var_y"]], color="0.5")
+    bottom = 0.0
+    for key, colour in (("var_y_hat", "C0"), ("var_r", "C1"), ("cov_term", "C2")):
+        ax.bar(["decomposed"], [parts[key]], bottom=bottom, color=colour, label=key)
+        bottom += parts[key]
+    ax.set_ylabel("dex^2")
+    ax.legend()
+    fig.tight_layout()
+    return fig

@@ -19,6 +19,9 @@ from torch import nn
 from .errors import DistillError
 
 HEADS = ("ols", "ridge", "lightgbm", "mlp")
+BIN_SAMPLE = 20_000
+"""Rows LightGBM samples to place its bins; its default (200,000) keeps the sample as float64,
+about two float32 copies of a 4096-pixel matrix, while 20,000 is enough for 255 bins."""
 
 
 def make_pipeline(head: str, pca: int = 0, alpha=1e-3, num_leaves=15, n_estimators=50, learning_rate=0.1,
@@ -33,13 +36,13 @@ def make_pipeline(head: str, pca: int = 0, alpha=1e-3, num_leaves=15, n_estimato
     if not pca and head in ("ridge", "lightgbm"):
         model = GramRidge(alpha) if head == "ridge" else LGBMRegressor(
             num_leaves=num_leaves, n_estimators=n_estimators, learning_rate=learning_rate,
-            min_child_samples=min_child_samples, random_state=seed, verbose=-1)
+            min_child_samples=min_child_samples, subsample_for_bin=BIN_SAMPLE, random_state=seed, verbose=-1)
         return Pipeline([("head", model)])
     model = {
         "ols": lambda: LinearRegression(),
         "ridge": lambda: Ridge(alpha=alpha),
         "lightgbm": lambda: LGBMRegressor(num_leaves=num_leaves, n_estimators=n_estimators, learning_rate=learning_rate,
-                                          min_child_samples=min_child_samples, random_state=seed, verbose=-1),
+                                          min_child_samples=min_child_samples, subsample_for_bin=BIN_SAMPLE, random_state=seed, verbose=-1),
         "mlp": lambda: MLPRegressor(hidden=hidden, epochs=epochs, patience=patience, lr=lr, seed=seed),
     }[head]()
     steps = [("scale", StandardScaler())] + ([("pca", PCA(pca, random_state=seed))] if pca else []) + [("head", model)]

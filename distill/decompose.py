@@ -1,0 +1,53 @@
+"""Stage A: does the log g signal come from the flux or from the error shortcut?
+
+The per-pixel error is computed from the clean flux, so the error vector alone
+predicts log g. A1 fits that error-only baseline; A2 takes its residual
+``r = y - y_hat_error_only`` (out-of-fold on train, so the training residual is
+honest); A3/A4 ask how much of r the flux and the teacher latent explain.
+
+Reading (research-plan section 4, Stage A), on test R^2 of r:
+latent ~ 0: the latent rides the shortcut; latent ~ flux: it keeps the flux
+information; latent > flux: the representation adds value; latent < flux: it
+loses flux information; R^2(r) > 0.1 counts as real extra information.
+"""
+import numpy as np
+from sklearn.base import clone
+from sklearn.model_selection import KFold
+
+from . import heads
+
+NEAR_ZERO = 0.02  # R^2 below this counts as ~0
+NEAR_EQUAL = 0.02  # |latent - flux| within this counts as "close"
+EXTRA_INFORMATION = 0.1  # research-plan threshold for "real extra information"
+
+
+def out_of_fold(pipeline, x, y, folds=5, seed=42) -> np.ndarray:
+    """Predictions for every training row from a model that never saw that row (k-fold)."""
+    out = np.empty(len(y), dtype=np.float64)
+    for fit_rows, held_out in KFold(folds, shuffle=True, random_state=seed).split(x):
+        model = heads.fit(clone(pipeline), x[fit_rows], y[fit_rows])
+        out[held_out] = model.predict(x[held_out])
+    return out
+
+
+def variance_decomposition(y, y_hat) -> dict:
+    """Var(y) = Var(y_hat) + Var(r) + 2 Cov(y_hat, r) with r = y - y_hat; and r's share of Var(y)."""
+    y, y_hat = np.asarray(y, float), np.asarray(y_hat, float)
+    r = y - y_hat
+    cov = float(np.cov(y_hat, r, bias=True)[0, 1])
+    return {"var_y": float(y.var()), "var_y_hat": float(y_hat.var()), "var_r": float(r.var()), "cov_term": 2 * cov,
+            "r_mean": float(r.mean()), "r_std": float(r.std()), "r_share": float(r.var() / y.var())}
+
+
+def verdict(latent_r2: float, flux_r2: float) -> tuple:
+    """(code, sentence) for latent->r against flux->r (test R^2 of the residual)."""
+    extra = latent_r2 > EXTRA_INFORMATION
+    tail = f" latent->r R^2 {latent_r2:.3f}, flux->r {flux_r2:.3f}; " + (
+        f"above {EXTRA_INFORMATION}: real extra information." if extra else f"not above {EXTRA_INFORMATION}: no real extra information.")
+    if latent_r2 < NEAR_ZERO:
+        return "shortcut", "The latent explains ~none of the residual: it rides the error shortcut." + tail
+    if abs(latent_r2 - flux_r2) <= NEAR_EQUAL:
+        return "keeps_flux_information", "The latent explains the residual as well as the flux: it keeps the flux information." + tail
+    if latent_r2 > flux_r2:
+        return "adds_value", "The latent explains more of the residual than the flux: the representation adds value." + tail
+    return "loses_flux_information", "The latent explains less of the residual than the flux: it loses flux information." + tail

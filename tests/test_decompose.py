@@ -1,0 +1,68 @@
+"""Stage A: out-of-fold residuals, the variance identity, the verdicts, and the entry point."""
+import mlflow
+import numpy as np
+import pytest
+import torch
+
+from distill import decompose, heads
+from distill.teacher import PRESETS, BlindSpotUNet1D, save
+from tests.conftest import mlflow_run
+
+
+def test_training_residual_is_out_of_fold():
+    """In-sample residuals of a flexible head shrink; out-of-fold ones match unseen data."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1500, 20))
+    y = x[:, 0] + np.sin(3 * x[:, 1]) + rng.normal(scale=0.5, size=1500)
+    train, test = slice(0, 1000), slice(1000, None)
+    pipeline = heads.make_pipeline("lightgbm", n_estimators=200, num_leaves=31)
+    oof = y[train] - decompose.out_of_fold(pipeline, x[train], y[train], folds=5)
+    model = heads.fit(heads.make_pipeline("lightgbm", n_estimators=200, num_leaves=31), x[train], y[train])
+    in_sample = y[train] - model.predict(x[train])
+    unseen = y[test] - model.predict(x[test])
+    assert oof.std() > 1.2 * in_sample.std()
+    assert abs(oof.std() - unseen.std()) < 0.1 * unseen.std()
+
+
+def test_variance_decomposition_is_an_identity():
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=500)
+    y_hat = 0.7 * y + rng.normal(scale=0.3, size=500)
+    parts = decompose.variance_decomposition(y, y_hat)
+    assert parts["var_y"] == pytest.approx(parts["var_y_hat"] + parts["var_r"] + parts["cov_term"])
+    assert parts["r_share"] == pytest.approx(parts["var_r"] / parts["var_y"])
+
+
+@pytest.mark.parametrize("latent, flux, code, extra", [
+    (0.005, 0.30, "shortcut", False),
+    (0.29, 0.30, "keeps_flux_information", True),
+    (0.45, 0.30, "adds_value", True),
+    (0.08, 0.30, "loses_flux_information", False),
+])
+def test_verdicts_on_planted_numbers(latent, flux, code, extra):
+    got, text = decompose.verdict(latent, flux)
+    assert got == code
+    assert ("real extra information." in text and "no real" not in text) == extra
+
+
+def test_decompose_error_smoke(mlflow_store, tiny_data, tmp_path):
+    torch.manual_seed(0)
+    save(BlindSpotUNet1D(PRESETS["cpu"]), tmp_path / "t.pt")
+    assert mlflow_run(f"data={tiny_data}", f"teacher={tmp_path / 't.pt'}", "layer=enc_pre_latent", entry="extract").returncode == 0
+    result = mlflow_run(f"data={tiny_data}", "folds=3", entry="decompose_error")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                                filter_string="tags.`mlflow.project.entryPoint` = 'decompose_error'")
+    m = run.data.metrics
+    for head in ("ridge", "lightgbm"):
+        assert f"error_{head}_test_r2_log_g" in m and f"error_{head}_val_r2_log_g" in m
+        for name in ("noisy_flux", "clean_flux", "latent"):
+            assert f"{name}_{head}_test_r2_residual" in m and f"{name}_direct_{head}_test_r2_log_g" in m
+    for split in ("train", "val", "test"):
+        for key in ("r_mean", "r_std", "r_share", "cov_term"):
+            assert f"{split}_residual_{key}" in m
+    assert m["error_ridge_test_r2_log_g"] > 0.3  # the leak: clean error alone predicts log g
+    assert run.data.tags["verdict"] in ("shortcut", "keeps_flux_information", "adds_value", "loses_flux_information")
+    assert run.data.tags["a1_head"] in ("ridge", "lightgbm")
+    figures = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "figures")}
+    assert len(figures) == 4
