@@ -8,7 +8,9 @@ honest); A3/A4 ask how much of r the flux and the teacher latent explain.
 Reading (research-plan section 4, Stage A), on test R^2 of r:
 latent ~ 0: the latent rides the shortcut; latent ~ flux: it keeps the flux
 information; latent > flux: the representation adds value; latent < flux: it
-loses flux information; R^2(r) > 0.1 counts as real extra information.
+loses flux information; R^2(r) > 0.1 counts as real extra information. When
+the flux itself explains ~none of r, the error-only baseline left no learnable
+signal and the four readings cannot be told apart: that is reported as such.
 """
 import numpy as np
 from sklearn.base import clone
@@ -44,6 +46,9 @@ def verdict(latent_r2: float, flux_r2: float) -> tuple:
     extra = latent_r2 > EXTRA_INFORMATION
     tail = f" latent->r R^2 {latent_r2:.3f}, flux->r {flux_r2:.3f}; " + (
         f"above {EXTRA_INFORMATION}: real extra information." if extra else f"not above {EXTRA_INFORMATION}: no real extra information.")
+    if flux_r2 < NEAR_ZERO:
+        return "no_residual_signal", ("Even the flux explains ~none of the residual: the error-only baseline leaves no learnable "
+                                      "signal, so shortcut and flux information cannot be told apart." + tail)
     if latent_r2 < NEAR_ZERO:
         return "shortcut", "The latent explains ~none of the residual: it rides the error shortcut." + tail
     if abs(latent_r2 - flux_r2) <= NEAR_EQUAL:

@@ -90,20 +90,19 @@ def main(data, preset, num_layers, embed_dim, kernel_size, use_bn, input_sigma, 
         if seen:
             tracking.log_metrics({"train_spectra_per_second": seen / (time.time() - t0)})
         model.load_state_dict(best_state)
-        trainer.model = model
         best = min(trainer.state.history, key=lambda h: h["val_loss"])
         tracking.log_metrics({f"best_{k}": v for k, v in best.items()})
-        save(model.cpu(), work / "teacher.pt")
-        mlflow.log_artifact(str(work / "teacher.pt"))
-        trainer.device = torch.device("cpu")
         flux, error, noisy = trainer.val_data
         denoised, _, _ = trainer.predict(noisy, error)
         params = ds["val"].params.iloc[: len(flux)]
         tracking.log_figure(figures.loss_curves(trainer.state.history), "figures/loss_curves.png")
         tracking.log_figure(figures.dwarf_and_giant(ds["val"].wave, flux, noisy, denoised, params["log_g"].to_numpy(),
                                                     params["T_eff"].to_numpy()), "figures/denoised_dwarf_giant.png")
-        example = trainer.model.inputs(torch.as_tensor(noisy[:1]), torch.as_tensor(error[:1] * np.float32(noise_level)))
-        mlflow.pytorch.log_model(model.eval(), name="model", input_example=example.numpy(), serialization_format="pickle")
+        model = model.cpu().eval()
+        save(model, work / "teacher.pt")
+        mlflow.log_artifact(str(work / "teacher.pt"))
+        example = model.inputs(torch.as_tensor(noisy[:1]), torch.as_tensor(error[:1] * np.float32(noise_level)))
+        mlflow.pytorch.log_model(model, name="model", input_example=example.numpy(), serialization_format="pickle")
         click.echo(f"teacher: val S/N {best['val_snr_noisy']:.1f} -> {best['val_snr_denoised']:.1f} "
                    f"(Ca II triplet {best['val_snr_denoised_ca_triplet']:.1f}); weights in artifact teacher.pt")
 

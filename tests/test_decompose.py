@@ -38,6 +38,7 @@ def test_variance_decomposition_is_an_identity():
     (0.29, 0.30, "keeps_flux_information", True),
     (0.45, 0.30, "adds_value", True),
     (0.08, 0.30, "loses_flux_information", False),
+    (0.005, -0.4, "no_residual_signal", False),
 ])
 def test_verdicts_on_planted_numbers(latent, flux, code, extra):
     got, text = decompose.verdict(latent, flux)
@@ -62,7 +63,8 @@ def test_decompose_error_smoke(mlflow_store, tiny_data, tmp_path):
         for key in ("r_mean", "r_std", "r_share", "cov_term"):
             assert f"{split}_residual_{key}" in m
     assert m["error_ridge_test_r2_log_g"] > 0.3  # the leak: clean error alone predicts log g
-    assert run.data.tags["verdict"] in ("shortcut", "keeps_flux_information", "adds_value", "loses_flux_information")
+    assert run.data.tags["verdict"] in ("shortcut", "keeps_flux_information", "adds_value", "loses_flux_information",
+                                        "no_residual_signal")
     assert run.data.tags["a1_head"] in ("ridge", "lightgbm")
     figures = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "figures")}
     assert len(figures) == 4
