@@ -75,21 +75,18 @@ def main(data, preset, num_layers, embed_dim, kernel_size, use_bn, input_sigma, 
             for step, metrics in enumerate(trainer.state.history, 1):
                 tracking.log_metrics(metrics, step=step)
         work = Path(tempfile.mkdtemp(prefix="teacher-"))
-        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         t0, seen = time.time(), 0
         with progress_bar((epochs - trainer.state.epoch) * len(ds["train"]), "train teacher") as bar:
             while trainer.state.epoch < epochs:
-                metrics, improved = trainer.step(bar.update)
+                metrics, _ = trainer.step(bar.update)
                 seen += len(ds["train"])
                 tracking.log_metrics(metrics, step=trainer.state.epoch)
                 bar.set_postfix(val_loss=f"{metrics['val_loss']:.4f}", snr=f"{metrics['val_snr_denoised']:.1f}")
-                if improved:
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 torch.save(trainer.checkpoint(), work / "last.pt")
                 mlflow.log_artifact(str(work / "last.pt"), "checkpoints")
         if seen:
             tracking.log_metrics({"train_spectra_per_second": seen / (time.time() - t0)})
-        model.load_state_dict(best_state)
+        model.load_state_dict(trainer.state.best_model)
         best = min(trainer.state.history, key=lambda h: h["val_loss"])
         tracking.log_metrics({f"best_{k}": v for k, v in best.items()})
         flux, error, noisy = trainer.val_data

@@ -50,6 +50,12 @@ def test_extract_then_probe(mlflow_store, tiny_data, tmp_path):
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id, "tables")}
     assert "tables/summary.json" in artifacts
 
+    result = mlflow_run(f"data={tiny_data}", "layer=enc_last", "pooling=attention", "labels=log_g", entry="probe")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (attention,) = runs(**{"pooling": "attention"})
+    logged = {a.path for a in mlflow.MlflowClient().list_artifacts(attention.info.run_id)}
+    assert "model_log_g_standardisation.json" in logged and "test_r2_log_g" in attention.data.metrics
+
     result = mlflow_run(f"data={tiny_data}", "input=noisy_flux+error", "labels=log_g", entry="probe")
     assert result.returncode == 0, result.stderr[-3000:]
     (baseline,) = runs(**{"input": "noisy_flux+error", "grid": "false"})

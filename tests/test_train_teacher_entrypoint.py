@@ -30,6 +30,9 @@ def test_train_one_epoch_then_resume(mlflow_store, tiny_data):
     ckpt = torch.load(mlflow.artifacts.download_artifacts(run_id=second.info.run_id, artifact_path="checkpoints/last.pt"),
                       weights_only=True)
     assert ckpt["state"]["epoch"] == 2 and len(ckpt["state"]["history"]) == 2
+    best = min(range(2), key=lambda i: ckpt["state"]["history"][i]["val_loss"])
+    assert ckpt["state"]["best_val"] == ckpt["state"]["history"][best]["val_loss"]
+    assert set(ckpt["state"]["best_model"]) == set(ckpt["model"])  # the best weights travel with the checkpoint
 
 
 def test_bad_teacher_options_fail_cleanly(mlflow_store, tiny_data):

@@ -42,6 +42,7 @@ class TrainState:
     epoch: int = 0  # epochs completed
     best_val: float = math.inf
     history: list = field(default_factory=list)
+    best_model: dict | None = None  # weights of the epoch with the lowest validation loss
 
 
 def loss_fn(kind, mu, s, noisy, sigma, clean=None):
@@ -153,6 +154,7 @@ class TeacherTrainer:
         improved = metrics["val_loss"] < self.state.best_val
         if improved:
             self.state.best_val = metrics["val_loss"]
+            self.state.best_model = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
         return metrics, improved
 
     # ----- resumable checkpoints -------------------------------------------------------------
