@@ -9,7 +9,6 @@
 - Tables, figures, dataset summaries and artifact download.
 """
 import contextlib
-import os
 import re
 import tempfile
 from pathlib import Path
@@ -111,7 +110,7 @@ def resolve_run(ref: str, entry_point: str, tags: dict | None = None, accept=Non
         try:
             run = get_run(ref)
         except Exception:
-            raise DistillError(f"run {ref} not found in {tracking_uri()}") from None
+            raise DistillError(f"run {ref} not found in {mlflow.get_tracking_uri()}") from None
         if run.info.status != "FINISHED":
             raise DistillError(f"run {ref} is {run.info.status}; only FINISHED runs are used")
         if run.data.tags.get(ENTRY_POINT_TAG) != entry_point:
@@ -134,7 +133,3 @@ def download(run_id: str, path: str = "", dst: str | None = None) -> Path:
     """Download an artifact (file or directory) of a run; returns the local path."""
     dst = dst or tempfile.mkdtemp(prefix="distill-")
     return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=dst))
-
-
-def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or mlflow.get_tracking_uri()
