@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import torch
 
-from distill.data import noise_draw, open_dataset
+from distill.data import add_noise, noise_draw, open_dataset
 from distill.device import pick_device
 from distill.features.extract import extract_features, resolve_layers
 from distill.simulator.dataset import simulate_dataset
@@ -36,7 +36,7 @@ def main(n, preset, layers, batch_size):
         def bare_forward():
             for split, f in ds.splits.items():
                 for start, flux, error in f.batches(batch_size):
-                    noisy = flux + error * noise_draw(split, range(start, start + len(flux)), f.n_pixels)
+                    noisy = add_noise(flux, error, 1.0, noise_draw(split, range(start, start + len(flux)), f.n_pixels))
                     with torch.inference_mode():
                         x = model._doubled(model.inputs(torch.as_tensor(noisy, device=device), torch.as_tensor(error, device=device)))
                         model._encode(x, need_skips=False)

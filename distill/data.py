@@ -89,14 +89,12 @@ class SpectrumFile:
         """Labels as a float32 array (N, n_labels)."""
         return self.params[list(labels or self.labels)].to_numpy(np.float32)
 
-    def read(self, start: int = 0, stop: int | None = None, rows=None):
-        """Clean (flux, error), float32 (n, P), for rows ``start:stop`` or the sorted index array ``rows``."""
+    def read(self, start: int = 0, stop: int | None = None):
+        """Clean (flux, error), float32 (n, P), for rows ``start:stop``."""
         f = self._file()
-        sel = slice(start, stop) if rows is None else np.asarray(rows)
-        flux = np.asarray(f[FLUX_KEY][sel], dtype=np.float32)
-        error = np.asarray(f[ERROR_KEY][sel], dtype=np.float32)
-        first = start if rows is None else None
-        return clean(flux, error, self.path, first)
+        flux = np.asarray(f[FLUX_KEY][start:stop], dtype=np.float32)
+        error = np.asarray(f[ERROR_KEY][start:stop], dtype=np.float32)
+        return clean(flux, error, self.path, start)
 
     def batches(self, batch_size: int = 1024, start: int = 0, stop: int | None = None):
         """Yield (start, flux, error) in contiguous batches; memory stays at one batch."""

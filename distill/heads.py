@@ -33,20 +33,16 @@ def make_pipeline(head: str, pca: int = 0, alpha=1e-3, num_leaves=15, n_estimato
     """
     if head not in HEADS:
         raise DistillError(f"unknown head {head!r}; valid: {', '.join(HEADS)}")
-    if not pca and head in ("ridge", "lightgbm"):
-        model = GramRidge(alpha) if head == "ridge" else LGBMRegressor(
-            num_leaves=num_leaves, n_estimators=n_estimators, learning_rate=learning_rate,
-            min_child_samples=min_child_samples, subsample_for_bin=BIN_SAMPLE, random_state=seed, verbose=-1)
-        return Pipeline([("head", model)])
-    model = {
+    lean = not pca and head in ("ridge", "lightgbm")
+    model = GramRidge(alpha) if lean and head == "ridge" else {
         "ols": lambda: LinearRegression(),
         "ridge": lambda: Ridge(alpha=alpha),
         "lightgbm": lambda: LGBMRegressor(num_leaves=num_leaves, n_estimators=n_estimators, learning_rate=learning_rate,
                                           min_child_samples=min_child_samples, subsample_for_bin=BIN_SAMPLE, random_state=seed, verbose=-1),
         "mlp": lambda: MLPRegressor(hidden=hidden, epochs=epochs, patience=patience, lr=lr, seed=seed),
     }[head]()
-    steps = [("scale", StandardScaler())] + ([("pca", PCA(pca, random_state=seed))] if pca else []) + [("head", model)]
-    return Pipeline(steps)
+    steps = [] if lean else [("scale", StandardScaler())] + ([("pca", PCA(pca, random_state=seed))] if pca else [])
+    return Pipeline(steps + [("head", model)])
 
 
 def fit(pipeline: Pipeline, x_train, y_train, x_val=None, y_val=None, early_stop=False):

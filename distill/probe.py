@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from . import heads, metrics
-from .data import SPLITS, Dataset, noise_draw
+from .data import SPLITS, Dataset, add_noise, noise_draw
 from .errors import DistillError
 from .features import pooling, store
 
@@ -63,7 +63,7 @@ def baseline_features(dataset: Dataset, kind: str, noise_level: float, features_
         for start, flux, error in f.batches(4096):
             rows = slice(start, start + len(flux))
             if kind in ("noisy_flux", "noisy_flux+error"):
-                x[rows, :p] = flux + np.float32(noise_level) * error * noise_draw(split, range(rows.start, rows.stop), p)
+                x[rows, :p] = add_noise(flux, error, noise_level, noise_draw(split, range(rows.start, rows.stop), p))
             else:
                 x[rows, :p] = flux if kind == "clean_flux" else error
             if kind == "noisy_flux+error":

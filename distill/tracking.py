@@ -80,16 +80,16 @@ def log_dataset(summary: dict, root):
     mlflow.set_tags({"data_dir": str(Path(root).resolve()), **{k: v for k, v in summary.items() if k.startswith("digest_")}})
 
 
-def find_run(entry_point: str, params: dict | None = None, tags: dict | None = None, experiment_ids=None):
-    """The newest FINISHED run of ``entry_point`` whose params (as strings) and tags match, or None."""
+def find_run(entry_point: str, params: dict | None = None, tags: dict | None = None, accept=None):
+    """The newest FINISHED run of ``entry_point`` whose params (as strings) and tags match and for which
+    ``accept(run)`` holds (among the newest 200), or None."""
     client = MlflowClient()
-    if experiment_ids is None:
-        experiment_ids = [e.experiment_id for e in client.search_experiments()]
+    experiment_ids = [e.experiment_id for e in client.search_experiments()]
     clauses = [f"tags.`{ENTRY_POINT_TAG}` = '{entry_point}'", "attributes.status = 'FINISHED'"]
     clauses += [f"params.`{k}` = '{v}'" for k, v in (params or {}).items()]
     clauses += [f"tags.`{k}` = '{v}'" for k, v in (tags or {}).items()]
-    runs = client.search_runs(experiment_ids, " and ".join(clauses), order_by=["attributes.start_time DESC"], max_results=1)
-    return runs[0] if runs else None
+    runs = client.search_runs(experiment_ids, " and ".join(clauses), order_by=["attributes.start_time DESC"], max_results=200)
+    return next((run for run in runs if accept is None or accept(run)), None)
 
 
 def get_run(run_id: str):
@@ -118,13 +118,9 @@ def resolve_run(ref: str, entry_point: str, tags: dict | None = None, accept=Non
         return run
     if ref != "latest":
         raise DistillError(f"{ref!r}: give a {entry_point} run id or 'latest'")
-    clauses = [f"tags.`{ENTRY_POINT_TAG}` = '{entry_point}'", "attributes.status = 'FINISHED'"]
-    clauses += [f"tags.`{k}` = '{v}'" for k, v in (tags or {}).items()]
-    client = MlflowClient()
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    for run in client.search_runs(experiments, " and ".join(clauses), order_by=["attributes.start_time DESC"], max_results=200):
-        if accept is None or accept(run):
-            return run
+    run = find_run(entry_point, tags=tags, accept=accept)
+    if run is not None:
+        return run
     where = ", ".join(f"{k}={v}" for k, v in (tags or {}).items())
     raise DistillError(f"no FINISHED {entry_point} run matches ({where}); run `mlflow run . -e {entry_point}` first or pass its run id")
 

@@ -2,7 +2,6 @@
 
     mlflow run . -e extract -P data=data/sim -P teacher=latest --env-manager local
 """
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -47,15 +46,15 @@ def main(data, teacher, noise_level, layer, direction, denoised, batch_size):
         layers = resolve_layers(model, layer)
         tracking.log_params(dict(data=data, teacher=teacher, noise_level=noise_level, layer=layer, direction=direction,
                                  denoised=denoised, batch_size=batch_size))
-        tracking.log_dataset(ds.summary(), data)
+        summary = ds.summary()
+        tracking.log_dataset(summary, data)
         mlflow.set_tag("noise_level_value", repr(float(noise_level)))
         work = Path(tempfile.mkdtemp(prefix="extract-"))
         total = sum(len(f) for f in ds.splits.values())
         with progress_bar(total, "extract") as bar:
             manifest = extract_features(model, ds, layers, direction, noise_level, work / "features", batch_size,
-                                        pick_device(), denoised, bar.update)
-        store_manifest = manifest | ref | {"data_dir": str(Path(data).resolve()), "digests": ds.summary()}
-        (work / "features" / "manifest.json").write_text(json.dumps(store_manifest, indent=1, sort_keys=True))
+                                        pick_device(), denoised, bar.update,
+                                        info=ref | {"data_dir": str(Path(data).resolve()), "digests": summary})
         mlflow.log_artifacts(str(work / "features"), "features")
         size = sum(p.stat().st_size for p in (work / "features").iterdir())
         tracking.log_metrics({"extract_seconds": manifest["seconds"], "forward_seconds": manifest["forward_seconds"],

@@ -36,7 +36,7 @@ def run_one(fs: probe.FeatureSet, labels, head, pooling_name, early_stop, head_p
     tracking.log_figure(figures.predicted_vs_true(fs.y["test"][main.label], main.predictions["test"], main.label,
                                                   f"{fs.name} + {head}: test R^2 {main.scores[f'test_r2_{main.label}']:.3f}"),
                         f"figures/{main.label}_pred_vs_true.png")
-    tracking.log_metrics({"n_features": fs.x["train"].shape[1] if fs.x["train"].ndim == 2 else np.prod(fs.x["train"].shape[1:]),
+    tracking.log_metrics({"n_features": int(np.prod(fs.x["train"].shape[1:])),
                           "n_train_used": len(fs.y["train"])})
     if pooling_name == "attention":  # the network sees standardised maps (mu_, sd_ logged beside it)
         example = ((fs.x["train"][:2] - main.model.mu_) / main.model.sd_).astype(np.float32)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from distill.data import SPLITS, noise_draw, open_dataset
+from distill.data import SPLITS, add_noise, noise_draw, open_dataset
 from distill.student.model import Student, student_inputs
 from distill.student.train import DistillSettings, DistillTrainer, latent_scores
 from distill.teacher import PRESETS, BlindSpotUNet1D
@@ -25,7 +25,7 @@ def teacher_latent(flux, error):
     teacher = BlindSpotUNet1D(PRESETS["cpu"]).eval()
     out = {}
     for s in SPLITS:
-        noisy = flux[s] + error[s] * noise_draw(s if s != "train" else "train", range(len(flux[s])), flux[s].shape[1])
+        noisy = add_noise(flux[s], error[s], 1.0, noise_draw(s, range(len(flux[s])), flux[s].shape[1]))
         with torch.no_grad():
             maps = teacher.features(torch.as_tensor(noisy), torch.as_tensor(error[s]), ["enc_pre_latent"], "fwd")
         out[s] = maps["enc_pre_latent"].mean(-1).numpy()

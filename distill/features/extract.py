@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import Dataset, noise_draw
+from ..data import Dataset, add_noise, noise_draw
 from ..errors import DistillError
 from ..teacher import DIRECTIONS, BlindSpotUNet1D
 from . import store
@@ -26,8 +26,10 @@ def resolve_layers(model: BlindSpotUNet1D, layers: str) -> list:
 
 
 def extract_features(model: BlindSpotUNet1D, dataset: Dataset, layers: list, direction: str, noise_level: float,
-                     out, batch_size=128, device=torch.device("cpu"), denoised=False, progress=None) -> dict:
+                     out, batch_size=128, device=torch.device("cpu"), denoised=False, progress=None, info=None) -> dict:
     """Write ``{layer}.parquet`` (+ ``denoised.parquet``) and ``manifest.json`` to ``out``; return the manifest.
+
+    ``info``: extra entries for the manifest (e.g. where the teacher and the data came from).
 
     Noise: ``flux + noise_level * error * z`` with z fixed per (seed 42, split, row);
     sigma given to the teacher = error * noise_level. Written to a temporary
@@ -48,7 +50,7 @@ def extract_features(model: BlindSpotUNet1D, dataset: Dataset, layers: list, dir
             labels = sfile.params[list(sfile.labels)].astype(np.float32)
             for start, flux, error in sfile.batches(batch_size):
                 rows = range(start, start + len(flux))
-                noisy = flux + np.float32(noise_level) * error * noise_draw(split, rows, n_pixels)
+                noisy = add_noise(flux, error, noise_level, noise_draw(split, rows, n_pixels))
                 noisy_t = torch.as_tensor(noisy, device=device)
                 sigma_t = torch.as_tensor(error * np.float32(noise_level), device=device)
                 t = time.time()
@@ -91,7 +93,7 @@ def extract_features(model: BlindSpotUNet1D, dataset: Dataset, layers: list, dir
             "labels": list(next(iter(dataset.splits.values())).labels),
             "seconds": time.time() - t0,
             "forward_seconds": forward_seconds,
-        }
+        } | (info or {})
         store.write_manifest(tmp, manifest)
         if out.exists():
             shutil.rmtree(out)

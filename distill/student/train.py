@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from sklearn.metrics import r2_score
 
-from ..data import noise_draw
+from ..data import add_noise, noise_draw
 from .model import Student, student_inputs
 
 
@@ -59,7 +59,7 @@ class DistillTrainer:
         self.epoch, self.history, self.best_val, self.best_state = 0, [], np.inf, None
 
     def _inputs(self, flux, error, z_noise):
-        noisy = flux + np.float32(self.s.noise_level) * error * z_noise
+        noisy = add_noise(flux, error, self.s.noise_level, z_noise)
         x = torch.as_tensor((noisy - self.x_mean) / self.x_std, device=self.device)
         e = torch.as_tensor((error - self.e_mean) / self.e_std, device=self.device)
         return student_inputs(x, e, self.s.input)
