@@ -66,6 +66,14 @@ def log_table(df, artifact_file: str):
     mlflow.log_table(data=df.reset_index(drop=True), artifact_file=artifact_file)
 
 
+def log_parquet(df, artifact_file: str):
+    """Log a DataFrame as a Parquet artifact (for tables other runs read back)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(artifact_file).name
+        df.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), str(Path(artifact_file).parent) if "/" in artifact_file else None)
+
+
 def log_figure(fig, artifact_file: str):
     """Log a matplotlib figure and close it."""
     import matplotlib.pyplot as plt

@@ -19,12 +19,12 @@ def features_run(ref: str, data: str, noise_level: float, digests: dict):
     return run
 
 
-def download_features(run, layers) -> tuple:
-    """Download the manifest and the needed layer files of an extract run."""
+def download_features(run, layers, denoised_if_stored=False) -> tuple:
+    """Download the manifest and the needed layer files of an extract run (and its denoised flux, if asked and stored)."""
     dst = tempfile.mkdtemp(prefix="features-")
     local = tracking.download(run.info.run_id, "features/manifest.json", dst).parent
     manifest = store.read_manifest(local)
-    for name in layers:
+    for name in list(layers) + (["denoised"] if denoised_if_stored and manifest.get("denoised") else []):
         if name not in manifest["layers"] and name != "denoised":
             raise DistillError(f"layer {name!r} was not extracted in run {run.info.run_id}; it has {', '.join(manifest['layers'])}")
         path = tracking.download(run.info.run_id, f"features/{name}.parquet", dst)

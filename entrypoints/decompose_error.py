@@ -67,6 +67,9 @@ def main(data, features, layer, pooling, direction, label, noise_level, folds, a
         pipeline = heads.make_pipeline(a1_head, **head_params)
         r = {"train": y["train"] - decompose.out_of_fold(pipeline, err.x["train"], y["train"], folds, seed)}
         r |= {s: y[s] - a1_result.predictions[s] for s in ("val", "test")}
+        tracking.log_parquet(pd.concat([pd.DataFrame({"split": s, "id": np.arange(len(r[s])), "residual": r[s],
+                                                      "error_only_prediction": y[s] - r[s]}) for s in SPLITS]),
+                             "residual.parquet")  # the Stage B target of distill_student
         for split in SPLITS:
             parts = decompose.variance_decomposition(y[split], y[split] - r[split])
             tracking.log_metrics({f"{split}_residual_{k}": v for k, v in parts.items()})

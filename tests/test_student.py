@@ -1,10 +1,14 @@
-"""Students learn the teacher latent; lambda_z = 0 needs no teacher; student-plus really reads the error."""
+"""Students learn the teacher latent; lambda_z = 0 needs no teacher; student-plus reads the error; online = offline;
+resuming is exact."""
 import numpy as np
 import pytest
 import torch
 
 from distill.data import SPLITS, add_noise, noise_draw, open_dataset
+from distill.features.extract import extract_features
+from distill.probe import latent_features
 from distill.student.model import Student, student_inputs
+from distill.student.targets import fixed_targets
 from distill.student.train import DistillSettings, DistillTrainer, latent_scores
 from distill.teacher import PRESETS, BlindSpotUNet1D
 
@@ -19,15 +23,18 @@ def arrays(tiny_data):
     return flux, error, y
 
 
-def teacher_latent(flux, error):
-    """z* = global mean of enc_pre_latent (fwd) of a fixed random teacher at each split's fixed noise."""
+def teacher_latent(flux, error, noise_level=0.1):
+    """z* = global mean of enc_pre_latent (fwd) of a fixed random teacher at each split's fixed noise.
+
+    Low noise: at noise 1 this random teacher's latent mostly follows the noise draw, which a
+    student trained on fresh draws cannot (and should not) learn."""
     torch.manual_seed(0)
     teacher = BlindSpotUNet1D(PRESETS["cpu"]).eval()
     out = {}
     for s in SPLITS:
-        noisy = add_noise(flux[s], error[s], 1.0, noise_draw(s, range(len(flux[s])), flux[s].shape[1]))
+        noisy = add_noise(flux[s], error[s], noise_level, noise_draw(s, range(len(flux[s])), flux[s].shape[1]))
         with torch.no_grad():
-            maps = teacher.features(torch.as_tensor(noisy), torch.as_tensor(error[s]), ["enc_pre_latent"], "fwd")
+            maps = teacher.features(torch.as_tensor(noisy), torch.as_tensor(error[s] * noise_level), ["enc_pre_latent"], "fwd")
         out[s] = maps["enc_pre_latent"].mean(-1).numpy()
     return out
 
@@ -45,16 +52,17 @@ def test_distillation_lowers_latent_error_and_raises_cosine(arrays):
     scores = {}
     for lambda_z in (1.0, 0.0):  # pure distillation against the pure supervised control
         torch.manual_seed(0)
-        settings = DistillSettings(lambda_z=lambda_z, lambda_y=1.0 - lambda_z, epochs=12, batch_size=16, lr=1e-3, patience=12)
+        settings = DistillSettings(lambda_z=lambda_z, lambda_y=1.0 - lambda_z, epochs=8, batch_size=16, lr=1e-3, patience=8,
+                                   noise_level=0.1)
         trainer = DistillTrainer(Student("mlp", 1, 4096, z["train"].shape[1], hidden=(64,)), flux, error, z, y, settings,
                                  torch.device("cpu"))
         before = trainer.evaluate("val")
         trainer.fit()
         scores[lambda_z] = trainer.evaluate("val")
     distilled, control = scores[1.0], scores[0.0]
-    assert distilled["val_latent_mse"] < before["val_latent_mse"] - 0.02
-    assert distilled["val_latent_mse"] < control["val_latent_mse"] - 0.02
-    assert distilled["val_latent_cosine"] > control["val_latent_cosine"] + 0.02  # broken distillation: ~0
+    assert distilled["val_latent_mse"] < before["val_latent_mse"] - 0.3  # measured 0.92 -> 0.25
+    assert distilled["val_latent_mse"] < control["val_latent_mse"] - 0.3
+    assert distilled["val_latent_cosine"] > max(before["val_latent_cosine"], control["val_latent_cosine"]) + 0.3
 
 
 def test_supervised_baseline_needs_no_teacher(arrays):
@@ -74,3 +82,55 @@ def test_student_plus_reads_the_error():
     (grad,) = torch.autograd.grad(z.sum(), error)
     assert grad.abs().sum() > 0
     assert student_inputs(noisy, error, "flux").shape == (2, 1, 4096)
+
+
+def test_resume_is_exact(arrays):
+    """Two epochs straight equal one epoch, a checkpoint, a fresh trainer restored from it, and one more epoch."""
+    flux, error, y = arrays
+    z = teacher_latent(flux, error)
+
+    def trainer():
+        torch.manual_seed(0)
+        settings = DistillSettings(epochs=2, batch_size=32, lr=1e-3)
+        return DistillTrainer(Student("mlp", 1, 4096, z["train"].shape[1], hidden=(32,)), flux, error, z, y, settings,
+                              torch.device("cpu"))
+
+    straight = trainer()
+    straight.fit()
+    interrupted = trainer()
+    interrupted.s.epochs = 1
+    interrupted.fit()
+    ckpt = interrupted.checkpoint()
+    resumed = trainer()
+    resumed.restore(ckpt)
+    assert resumed.epoch == 1
+    resumed.fit()
+    assert resumed.epoch == 2 and len(resumed.history) == 2
+    assert resumed.history == straight.history
+    for a, b in zip(resumed.student.state_dict().values(), straight.student.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_supervised_run_never_calls_the_teacher(arrays):
+    flux, error, y = arrays
+
+    def teacher(*_):
+        raise AssertionError("the teacher was called")
+
+    settings = DistillSettings(lambda_z=0.0, epochs=1, batch_size=32)
+    DistillTrainer(Student("mlp", 1, 4096, 8, hidden=(16,)), flux, error, None, y, settings, torch.device("cpu"), teacher).fit()
+
+
+@pytest.mark.parametrize("direction,pooling_name", [("fwd", "seg_mean_K8"), ("both", "mean_max"), ("bwd", "global_mean")])
+def test_online_targets_equal_extracted_latents(tiny_data, tmp_path, direction, pooling_name):
+    """The teacher run online on each split's fixed draw gives exactly what extract stored and probe pools."""
+    ds = open_dataset(tiny_data)
+    torch.manual_seed(0)
+    teacher = BlindSpotUNet1D(PRESETS["cpu"]).eval()
+    manifest = extract_features(teacher, ds, ["enc_pre_latent", "enc_last"], "both", 1.0, tmp_path / "features")
+    stored = latent_features(tmp_path / "features", manifest, "enc_pre_latent+enc_last", pooling_name, direction)
+    for s in SPLITS:
+        flux, error = ds[s].read()
+        online = fixed_targets(teacher, flux, error, s, 1.0, "enc_pre_latent+enc_last", pooling_name, direction,
+                               torch.device("cpu"), batch_size=13)
+        np.testing.assert_allclose(online, stored.x[s], rtol=1e-5, atol=1e-5)

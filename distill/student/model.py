@@ -2,15 +2,16 @@
 
 - ``mlp``: the research plan's reference, flattened input -> hidden widths (default
   1024, 1024, 512) with GELU and dropout 0.1 -> latent.
-- ``cnn``: a compact 1D convolutional encoder: strided convolutions (4096 -> 64
-  positions) with few channels, then a linear map to the latent; two orders of
-  magnitude fewer weights than a dense layer on 4096 pixels.
+- ``cnn``: a compact 1D convolutional encoder: strided convolutions (4096 -> 16
+  positions) with few channels (``hidden`` sets them, default 16, 32, 32, 64), then
+  a linear map to the latent; 14x fewer weights than the MLP for a 384-d latent.
 """
 import torch
 from torch import nn
 
 STUDENTS = ("mlp", "cnn")
 INPUTS = ("flux", "flux+error")
+DEFAULT_HIDDEN = {"mlp": (1024, 1024, 512), "cnn": (16, 32, 32, 64)}  # widths / channels per stage
 
 
 class MLPStudent(nn.Module):
@@ -44,12 +45,12 @@ class CNNStudent(nn.Module):
 class Student(nn.Module):
     """An encoder to the latent size and a head (linear by default) from z_s to the targets."""
 
-    def __init__(self, kind: str, in_channels: int, n_pixels: int, latent_dim: int, n_targets: int = 1, hidden=(1024, 1024, 512)):
+    def __init__(self, kind: str, in_channels: int, n_pixels: int, latent_dim: int, n_targets: int = 1, hidden=None):
         super().__init__()
         if kind not in STUDENTS:
             raise ValueError(f"unknown student {kind!r}; valid: {', '.join(STUDENTS)}")
-        self.encoder = (MLPStudent(in_channels, n_pixels, latent_dim, hidden) if kind == "mlp"
-                        else CNNStudent(in_channels, n_pixels, latent_dim))
+        hidden = tuple(hidden or DEFAULT_HIDDEN[kind])
+        self.encoder = (MLPStudent if kind == "mlp" else CNNStudent)(in_channels, n_pixels, latent_dim, hidden)
         self.head = nn.Linear(latent_dim, n_targets)
 
     def forward(self, x):
@@ -63,3 +64,22 @@ def student_inputs(noisy: torch.Tensor, error: torch.Tensor, kind: str) -> torch
     if kind not in INPUTS:
         raise ValueError(f"unknown input {kind!r}; valid: {', '.join(INPUTS)}")
     return torch.stack([noisy, error] if kind == "flux+error" else [noisy], dim=1)
+
+
+class StudentPredictor(nn.Module):
+    """The logged model: raw noisy flux [and error] (B, C, P) -> (B, 1 + D): the target in its
+    unit, then z_s (standardised latent). Input standardisation travels inside as buffers."""
+
+    def __init__(self, student: Student, x_mean, x_std, e_mean, e_std, y_mean: float, y_std: float):
+        super().__init__()
+        self.student = student
+        for name, value in dict(x_mean=x_mean, x_std=x_std, e_mean=e_mean, e_std=e_std).items():
+            self.register_buffer(name, torch.as_tensor(value, dtype=torch.float32))
+        self.y_mean, self.y_std = float(y_mean), float(y_std)
+
+    def forward(self, x):
+        scaled = [(x[:, 0] - self.x_mean) / self.x_std]
+        if x.shape[1] == 2:
+            scaled.append((x[:, 1] - self.e_mean) / self.e_std)
+        z, y = self.student(torch.stack(scaled, dim=1))
+        return torch.cat([y * self.y_std + self.y_mean, z], dim=1)

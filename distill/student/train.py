@@ -1,13 +1,17 @@
-"""Distilling the teacher latent into a student (offline targets: one fixed noise draw per spectrum).
+"""Distilling the teacher latent into a student.
 
 Loss on standardised quantities (train statistics):
 ``lambda_z * mean ||z_s - z*||^2 + lambda_y * mean (y_hat - y)^2``; ``lambda_z = 0`` is the
 fully supervised end-to-end network on flux (no teacher needed). The student sees a
-fresh noise draw every epoch and a fixed one (seed 42) on validation and test.
-Arrays are held in memory (float32): fine to ~100k x 4096 in 24 GiB.
+fresh noise draw every epoch and each split's fixed draw (seed 42, split, row) when
+evaluated. Targets z*: ``offline``, the fixed-draw latents (what ``extract`` stores);
+``online``, recomputed by the frozen teacher on the same fresh draw the student sees
+(``online(noisy, sigma) -> z*``). Arrays are held in memory (float32): 100k x 4096
+flux and error take 3.3 GB.
 """
 import copy
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -39,54 +43,78 @@ def latent_scores(z_s: np.ndarray, z_t: np.ndarray) -> dict:
 
 
 class DistillTrainer:
-    """Fit ``student`` on split dicts of flux, error (N, P), standardised-on-train targets z* (N, D) and y (N,)."""
+    """Fit ``student`` on split dicts of flux and error (N, P), fixed-draw targets z* (N, D) or None, and y (N,).
 
-    def __init__(self, student: Student, flux: dict, error: dict, z: dict | None, y: dict, settings: DistillSettings, device):
-        self.student, self.s, self.device = student.to(device), settings, device
-        self.flux, self.error = flux, error
+    ``online``: a callable (noisy, sigma) tensors -> z* (B, D) for the training batches.
+    """
+
+    def __init__(self, student: Student, flux: dict, error: dict, z: dict | None, y: dict, settings: DistillSettings,
+                 device, online=None):
+        self.student, self.s, self.device, self.online = student.to(device), settings, device, online
+        self.flux, self.error, self.y = flux, error, y
         nl = np.float32(settings.noise_level)
         self.x_mean = flux["train"].mean(0)
         self.x_std = np.sqrt(flux["train"].var(0) + nl**2 * (error["train"] ** 2).mean(0)) + 1e-12
         self.e_mean, self.e_std = error["train"].mean(0), error["train"].std(0) + 1e-12
         self.z_mean = z["train"].mean(0) if z else None
         self.z_std = z["train"].std(0) + 1e-12 if z else None
-        self.z = {s: (v - self.z_mean) / self.z_std for s, v in z.items()} if z else None
+        self.z = {s: self.standardise_z(v) for s, v in z.items()} if z else None
         self.y_mean, self.y_std = float(y["train"].mean()), float(y["train"].std()) or 1.0
-        self.y = y
-        self.fixed = {s: noise_draw(s, range(len(flux[s])), flux[s].shape[1]) for s in flux if s != "train"}
         self.optimizer = torch.optim.AdamW(student.parameters(), lr=settings.lr)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=0.5, patience=2)
         self.epoch, self.history, self.best_val, self.best_state = 0, [], np.inf, None
+        self.teacher_seconds = 0.0
 
-    def _inputs(self, flux, error, z_noise):
-        noisy = add_noise(flux, error, self.s.noise_level, z_noise)
+    def standardise_z(self, z: np.ndarray) -> np.ndarray:
+        return ((z - self.z_mean) / self.z_std).astype(np.float32)
+
+    def inputs(self, noisy, error):
         x = torch.as_tensor((noisy - self.x_mean) / self.x_std, device=self.device)
         e = torch.as_tensor((error - self.e_mean) / self.e_std, device=self.device)
         return student_inputs(x, e, self.s.input)
 
-    def _loss(self, z_s, y_hat, rows, split):
-        y = torch.as_tensor((self.y[split][rows] - self.y_mean) / self.y_std, dtype=torch.float32, device=self.device)
+    def _loss(self, z_s, y_hat, y, z_t):
+        y = torch.as_tensor((y - self.y_mean) / self.y_std, dtype=torch.float32, device=self.device)
         loss = self.s.lambda_y * ((y_hat[:, 0] - y) ** 2).mean()
         if self.s.lambda_z > 0:
-            z_t = torch.as_tensor(self.z[split][rows], dtype=torch.float32, device=self.device)
-            loss = loss + self.s.lambda_z * ((z_s - z_t) ** 2).mean()
+            loss = loss + self.s.lambda_z * ((z_s - torch.as_tensor(z_t, device=self.device)) ** 2).mean()
         return loss
 
-    def train_epoch(self) -> float:
+    def _online_targets(self, noisy, error):
+        t = time.perf_counter()
+        sigma = error * np.float32(self.s.noise_level)
+        z = self.online(torch.as_tensor(noisy, device=self.device), torch.as_tensor(sigma, device=self.device))
+        self.teacher_seconds += time.perf_counter() - t
+        return self.standardise_z(z)
+
+    def train_epoch(self, progress=None) -> float:
         self.student.train()
         rng = np.random.default_rng([self.s.seed, self.epoch])
-        n = len(self.flux["train"])
+        torch.manual_seed(int(rng.integers(2**31)))  # dropout too depends only on (seed, epoch): resuming is exact
+        flux, error = self.flux["train"], self.error["train"]
         total = 0.0
-        for rows in np.array_split(rng.permutation(n), max(1, n // self.s.batch_size)):
+        for rows in np.array_split(rng.permutation(len(flux)), max(1, len(flux) // self.s.batch_size)):
             rows = np.sort(rows)
-            z_noise = rng.standard_normal((len(rows), self.flux["train"].shape[1]), dtype=np.float32)
-            z_s, y_hat = self.student(self._inputs(self.flux["train"][rows], self.error["train"][rows], z_noise))
-            loss = self._loss(z_s, y_hat, rows, "train")
+            noisy = add_noise(flux[rows], error[rows], self.s.noise_level,
+                              rng.standard_normal((len(rows), flux.shape[1]), dtype=np.float32))
+            z_t = None
+            if self.s.lambda_z > 0:
+                z_t = self._online_targets(noisy, error[rows]) if self.online else self.z["train"][rows]
+            z_s, y_hat = self.student(self.inputs(noisy, error[rows]))
+            loss = self._loss(z_s, y_hat, self.y["train"][rows], z_t)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             total += loss.item() * len(rows)
-        return total / n
+            if progress:
+                progress(len(rows))
+        return total / len(flux)
+
+    def fixed_noisy(self, split, start, stop) -> np.ndarray:
+        """The split's fixed noisy flux for rows start:stop (the draw ``extract`` and the probes use)."""
+        flux = self.flux[split][start:stop]
+        return add_noise(flux, self.error[split][start:stop], self.s.noise_level,
+                         noise_draw(split, range(start, stop), flux.shape[1]))
 
     @torch.no_grad()
     def predict(self, split, batch_size=512) -> tuple:
@@ -94,41 +122,64 @@ class DistillTrainer:
         self.student.eval()
         zs, ys = [], []
         for i in range(0, len(self.flux[split]), batch_size):
-            sl = slice(i, i + batch_size)
-            z_s, y_hat = self.student(self._inputs(self.flux[split][sl], self.error[split][sl], self.fixed[split][sl]))
+            stop = min(i + batch_size, len(self.flux[split]))
+            z_s, y_hat = self.student(self.inputs(self.fixed_noisy(split, i, stop), self.error[split][i:stop]))
             zs.append(z_s.cpu().numpy())
             ys.append(y_hat[:, 0].cpu().numpy() * self.y_std + self.y_mean)
         return np.concatenate(zs), np.concatenate(ys)
 
     def evaluate(self, split) -> dict:
+        """Loss, trained-head R^2 and (with targets) latent MSE / NMSE / cosine at the split's fixed noise."""
         z_s, y_hat = self.predict(split)
         out = {f"{split}_head_r2": float(r2_score(self.y[split], y_hat))}
         if self.z is not None:
             out |= {f"{split}_{k}": v for k, v in latent_scores(z_s, self.z[split]).items()}
-        rows = np.arange(len(z_s))
         with torch.no_grad():
-            z_t = torch.as_tensor(z_s)
-            out[f"{split}_loss"] = float(self._loss(z_t, self.student.head(z_t), rows, split))
+            z = torch.as_tensor(z_s, device=self.device)
+            z_t = self.z[split] if self.z is not None else None
+            out[f"{split}_loss"] = float(self._loss(z, self.student.head(z), self.y[split], z_t))
         return out
 
-    def step(self) -> dict:
+    def step(self, progress=None) -> dict:
         """One epoch, validation, LR schedule and best-weights bookkeeping."""
-        metrics = {"train_loss": self.train_epoch(), **self.evaluate("val")}
+        train_loss = self.train_epoch(progress)
+        val = self.evaluate("val")  # per-epoch copies as epoch_*: the final keys belong to the best weights
+        metrics = {"train_loss": train_loss, "val_loss": val.pop("val_loss"), **{f"epoch_{k}": v for k, v in val.items()}}
         self.scheduler.step(metrics["val_loss"])
+        metrics["lr"] = self.optimizer.param_groups[0]["lr"]
         self.epoch += 1
         self.history.append(metrics)
         if metrics["val_loss"] < self.best_val:
             self.best_val, self.best_state = metrics["val_loss"], copy.deepcopy(self.student.state_dict())
         return metrics
 
-    def fit(self, progress=None) -> list:
-        """Train until ``epochs`` or ``patience`` epochs without validation improvement; keep the best weights."""
-        while self.epoch < self.s.epochs:
-            metrics = self.step()
-            if progress:
-                progress(metrics)
-            best_epoch = int(np.argmin([h["val_loss"] for h in self.history]))
-            if self.epoch - 1 - best_epoch >= self.s.patience:
-                break
-        self.student.load_state_dict(self.best_state)
+    def stopped_early(self) -> bool:
+        best_epoch = int(np.argmin([h["val_loss"] for h in self.history])) if self.history else 0
+        return bool(self.history) and self.epoch - 1 - best_epoch >= self.s.patience
+
+    def fit(self, progress=None, on_epoch=None) -> list:
+        """Train until ``epochs`` or ``patience`` epochs without validation improvement; keep the best weights.
+
+        ``progress(n)`` after each batch; ``on_epoch(metrics)`` after each epoch.
+        """
+        while self.epoch < self.s.epochs and not self.stopped_early():
+            metrics = self.step(progress)
+            if on_epoch:
+                on_epoch(metrics)
+        if self.best_state is not None:
+            self.student.load_state_dict(self.best_state)
         return self.history
+
+    def checkpoint(self) -> dict:
+        """Everything needed to continue: weights, optimiser, schedule, history, best weights, settings."""
+        return {"model": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "settings": asdict(self.s),
+                "state": {"epoch": self.epoch, "history": self.history, "best_val": self.best_val,
+                          "best_model": self.best_state}}
+
+    def restore(self, ckpt: dict):
+        self.student.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        state = ckpt["state"]
+        self.epoch, self.history, self.best_val, self.best_state = state["epoch"], state["history"], state["best_val"], state["best_model"]

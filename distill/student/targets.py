@@ -1,0 +1,64 @@
+"""The teacher latent z* as a distillation target, computed by the frozen teacher itself.
+
+``pooled_latent`` reproduces exactly what ``extract`` stores and ``probe`` pools (segment
+means, channel maxima, mirrored half flipped back; ``both``: fwd then bwd channels;
+``a+b``: layers side by side), so online targets equal offline ones on the same noise.
+"""
+import time
+
+import numpy as np
+import torch
+
+from ..data import add_noise, noise_draw
+from ..errors import DistillError
+from ..features.pooling import check_pooling, pool, summarise
+
+
+def pooled_latent(teacher, noisy: torch.Tensor, sigma: torch.Tensor, layer: str, pooling_name: str, direction: str) -> np.ndarray:
+    """(B, P) noisy flux and sigma (same unit) -> pooled latent (B, D) float32."""
+    if pooling_name == "attention":
+        raise DistillError("pooling=attention is learned with a head; a student needs global_mean, mean_max or seg_mean_K{k}")
+    names = layer.split("+")
+    with torch.inference_mode():
+        halves = teacher.feature_halves(noisy, sigma, names, direction, flip_back=False)
+    parts = []
+    for name in names:
+        check_pooling(pooling_name, teacher.feature_length(name, noisy.shape[-1]), name)
+        segs, maxima = [], []
+        for d, maps in halves[name].items():
+            seg, mx = summarise(maps)
+            segs.append((seg.flip(-1) if d == "bwd" else seg).float().cpu().numpy())
+            maxima.append(mx.float().cpu().numpy())
+        parts.append(pool(np.concatenate(segs, axis=1), np.concatenate(maxima, axis=1), pooling_name))
+    return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+
+
+def fixed_targets(teacher, flux: np.ndarray, error: np.ndarray, split: str, noise_level: float, layer, pooling_name,
+                  direction, device, batch_size=256) -> np.ndarray:
+    """z* of a whole split at its fixed noise draw (seed 42, split, row): what ``extract`` stores."""
+    out = []
+    for i in range(0, len(flux), batch_size):
+        rows = range(i, min(i + batch_size, len(flux)))
+        noisy = add_noise(flux[rows.start:rows.stop], error[rows.start:rows.stop], noise_level,
+                          noise_draw(split, rows, flux.shape[1]))
+        sigma = error[rows.start:rows.stop] * np.float32(noise_level)
+        out.append(pooled_latent(teacher, torch.as_tensor(noisy, device=device), torch.as_tensor(sigma, device=device),
+                                 layer, pooling_name, direction))
+    return np.concatenate(out)
+
+
+def throughput(fn, batches, repeats=3) -> float:
+    """Spectra per second of ``fn(batch)`` over a list of tensors (best of ``repeats``, after one warm-up)."""
+    with torch.inference_mode():
+        fn(batches[0])
+        best = np.inf
+        for _ in range(repeats):
+            if batches[0].is_cuda:
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            for b in batches:
+                fn(b)
+            if batches[0].is_cuda:
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - t)
+    return sum(len(b) for b in batches) / best
