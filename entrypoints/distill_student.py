@@ -168,7 +168,10 @@ def main(data, features, teacher, layer, pooling, direction, student, hidden, in
 
         in_channels = 2 if input_ == "flux+error" else 1
         latent_dim = z["train"].shape[1] if z is not None else NO_TEACHER_LATENT_DIM
-        net = Student(student, in_channels, flux["train"].shape[1], latent_dim, hidden=widths)
+        try:
+            net = Student(student, in_channels, flux["train"].shape[1], latent_dim, hidden=widths)
+        except ValueError as e:
+            raise DistillError(f"hidden={hidden}: {e}") from None
         settings = DistillSettings(lambda_z=lambda_z, lambda_y=lambda_y, epochs=epochs, batch_size=batch_size, lr=lr,
                                    noise_level=noise_level, input=input_, patience=patience, seed=seed)
         y = {s: y_frames[s][target].to_numpy(np.float64) for s in SPLITS}
