@@ -37,6 +37,7 @@ demo: venv mlruns ## the pipeline so far on the built-in simulator (~10 min on 2
 	$(MLFLOW_RUN) -e probe -P data=$(DEMO_DATA) -P layer=enc_last,enc_pre_latent,dec_input \
 		-P pooling=global_mean,mean_max,seg_mean_K8 -P head=ridge
 	$(MLFLOW_RUN) -e decompose_error -P data=$(DEMO_DATA)
+	$(MLFLOW_RUN) -e distill_student -P data=$(DEMO_DATA) -P epochs=10 -P labels=log_g
 
 test: venv ## the fast test suite
 	$(PY) -m pytest
@@ -47,13 +48,14 @@ run: venv mlruns ## one entry point: make run EP=simulate ARGS="-P n_train=500"
 ui: venv mlruns ## the MLflow UI on http://127.0.0.1:$(PORT)
 	mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port $(PORT)
 
-bench: venv ## calibration and speed benchmarks (about an hour on 2 cores)
+bench: venv ## calibration, speed and student benchmarks (about two hours on 2 cores)
 	$(PY) bench/simulate_speed.py
 	$(PY) bench/read_speed.py
 	$(PY) bench/teacher_speed.py
 	$(PY) bench/extract_speed.py
 	$(PY) bench/probe_scale.py --n-train 32000
 	$(PY) bench/calibrate_simulator.py --n-train 32000
+	$(PY) bench/student_benchmark.py --n-train 32000
 
 clean: ## remove runs, data and the virtual environment
 	rm -rf mlruns data reports $(VENV)

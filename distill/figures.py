@@ -79,3 +79,18 @@ def variance_chart(parts: dict):
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def curves(table: pd.DataFrame, axis: str, title: str, log_x=False):
+    """Test R^2 against ``axis`` (noise level, training size) for each feature set in ``table``."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for name, part in table.groupby("features", sort=False):
+        ax.plot(part[axis], part["test_r2"], "o-", label=name)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(axis.replace("_", " "))
+    ax.set_ylabel("test R^2")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return fig

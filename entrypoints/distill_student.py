@@ -113,6 +113,8 @@ def main(data, features, teacher, layer, pooling, direction, student, hidden, in
         raise DistillError(f"unknown head(s) or label(s) {bad}; heads: {', '.join(SHARED_HEADS)}; labels: {', '.join(LABELS)}")
     if target not in LABELS + ("residual",):
         raise DistillError(f"unknown target {target!r}; valid: {', '.join(LABELS)}, residual")
+    if pooling == "attention":
+        raise DistillError("pooling=attention is learned with a head; a student needs global_mean, mean_max or seg_mean_K{k}")
     if lambda_z == 0 and lambda_y == 0:
         raise DistillError("lambda_z and lambda_y are both 0: nothing to learn")
     try:
@@ -160,8 +162,6 @@ def main(data, features, teacher, layer, pooling, direction, student, hidden, in
             if any(len(fs.x[s]) != n[s] for s in SPLITS):
                 raise DistillError(f"extract run {extract[0].info.run_id} holds other split sizes than {data}")
             z = fs.x
-        if z is not None and pooling == "attention":
-            raise DistillError("pooling=attention is learned with a head; a student needs a fixed pooling")
         online = None
         if teacher_mode == "online" and distilling:
             online = lambda noisy, sigma: pooled_latent(model, noisy, sigma, layer, pooling, direction)  # noqa: E731

@@ -10,14 +10,11 @@ import numpy as np
 import torch
 
 from ..data import add_noise, noise_draw
-from ..errors import DistillError
 from ..features.pooling import check_pooling, pool, summarise
 
 
 def pooled_latent(teacher, noisy: torch.Tensor, sigma: torch.Tensor, layer: str, pooling_name: str, direction: str) -> np.ndarray:
     """(B, P) noisy flux and sigma (same unit) -> pooled latent (B, D) float32."""
-    if pooling_name == "attention":
-        raise DistillError("pooling=attention is learned with a head; a student needs global_mean, mean_max or seg_mean_K{k}")
     names = layer.split("+")
     with torch.inference_mode():
         halves = teacher.feature_halves(noisy, sigma, names, direction, flip_back=False)
@@ -34,14 +31,19 @@ def pooled_latent(teacher, noisy: torch.Tensor, sigma: torch.Tensor, layer: str,
 
 
 def fixed_targets(teacher, flux: np.ndarray, error: np.ndarray, split: str, noise_level: float, layer, pooling_name,
-                  direction, device, batch_size=256) -> np.ndarray:
-    """z* of a whole split at its fixed noise draw (seed 42, split, row): what ``extract`` stores."""
+                  direction, device, batch_size=256, sigma_error: np.ndarray | None = None) -> np.ndarray:
+    """z* of a whole split at its fixed noise draw (seed 42, split, row): what ``extract`` stores.
+
+    ``sigma_error``: another error array for the teacher's sigma channel only (ablation 4.2
+    feeds sigma permuted across spectra); the noise is always drawn with ``error``.
+    """
+    sigma_error = error if sigma_error is None else sigma_error
     out = []
     for i in range(0, len(flux), batch_size):
         rows = range(i, min(i + batch_size, len(flux)))
         noisy = add_noise(flux[rows.start:rows.stop], error[rows.start:rows.stop], noise_level,
                           noise_draw(split, rows, flux.shape[1]))
-        sigma = error[rows.start:rows.stop] * np.float32(noise_level)
+        sigma = sigma_error[rows.start:rows.stop] * np.float32(noise_level)
         out.append(pooled_latent(teacher, torch.as_tensor(noisy, device=device), torch.as_tensor(sigma, device=device),
                                  layer, pooling_name, direction))
     return np.concatenate(out)
