@@ -8,10 +8,11 @@ DEMO_DATA ?= data/demo
 EP ?= simulate
 ARGS ?=
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
+OPTUNA_STORAGE ?= sqlite:///$(CURDIR)/mlruns/optuna.db
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 MLFLOW_RUN := mlflow run . --env-manager local
 
-.PHONY: help venv demo test run ui bench clean
+.PHONY: help venv demo test run ui dashboard bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -47,6 +48,9 @@ run: venv mlruns ## one entry point: make run EP=simulate ARGS="-P n_train=500"
 
 ui: venv mlruns ## the MLflow UI on http://127.0.0.1:$(PORT)
 	mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port $(PORT)
+
+dashboard: venv mlruns ## optuna-dashboard on http://127.0.0.1:8080 for the studies of `tune` (OPTUNA_STORAGE=... for another)
+	optuna-dashboard $(OPTUNA_STORAGE) --host 127.0.0.1 --port 8080
 
 bench: venv ## calibration, speed and student benchmarks (about two hours on 2 cores)
 	$(PY) bench/simulate_speed.py

@@ -47,8 +47,8 @@ def latent_features(features_dir, manifest, layer: str, pooling_name: str, direc
     return _by_split(meta, x, f"{layer}|{pooling_name}|{direction}", manifest["labels"])
 
 
-def baseline_features(dataset: Dataset, kind: str, noise_level: float, features_dir=None) -> FeatureSet:
-    """Raw-spectrum features of every split; noise fixed per (seed 42, split, row)."""
+def baseline_features(dataset: Dataset, kind: str, noise_level: float, features_dir=None, splits=SPLITS) -> FeatureSet:
+    """Raw-spectrum features of ``splits`` (default all); noise fixed per (seed 42, split, row)."""
     if kind not in BASELINES:
         raise DistillError(f"unknown input {kind!r}; valid: {', '.join(INPUTS)}")
     if kind == "denoised_flux":
@@ -57,7 +57,8 @@ def baseline_features(dataset: Dataset, kind: str, noise_level: float, features_
         meta, x = store.read_denoised(features_dir)
         return _by_split(meta, x, kind, list(dataset["train"].labels))
     xs, ys = {}, {}
-    for split, f in dataset.splits.items():
+    for split in splits:
+        f = dataset[split]
         p = f.n_pixels
         x = np.empty((len(f), 2 * p if kind == "noisy_flux+error" else p), dtype=np.float32)  # the one copy
         for start, flux, error in f.batches(4096):

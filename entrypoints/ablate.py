@@ -140,7 +140,8 @@ def best_head(scores: dict, label: str) -> str:
 
 def no_error_teacher(ctx: Inputs, ref: str, teacher_epochs: int):
     """The teacher without the sigma input: a checkpoint path, a train_teacher run id, or auto (the newest
-    matching run for this data and architecture; trained here with ``teacher_epochs`` when there is none)."""
+    matching run for this data and architecture; else trained here for ``teacher_epochs``, 0: as many
+    epochs as the teacher's own run, so the two differ only in the sigma input)."""
     if Path(ref).is_file():
         model = load(ref)
     else:
@@ -149,6 +150,7 @@ def no_error_teacher(ctx: Inputs, ref: str, teacher_epochs: int):
         tags = {"data_dir": str(Path(ctx.data).resolve()), "input_sigma": "false"}
         run = tracking.find_run("train_teacher", tags=tags, accept=same) if ref == "auto" else tracking.resolve_run(ref, "train_teacher")
         if run is None:
+            teacher_epochs = teacher_epochs or own_epochs(ctx)
             click.echo(f"training a teacher without sigma ({teacher_epochs} epochs)", err=True)
             args = dict(data=ctx.data, num_layers=config["num_layers"], embed_dim=config["embed_dim"],
                         kernel_size=config["kernel_size"], use_bn=str(config["use_bn"]).lower(), input_sigma="false",
@@ -165,6 +167,12 @@ def no_error_teacher(ctx: Inputs, ref: str, teacher_epochs: int):
     if model.config.input_sigma:
         raise DistillError(f"no_error_teacher={ref}: that teacher reads sigma; give one trained with input_sigma=false")
     return model.to(ctx.device).eval().requires_grad_(False)
+
+
+def own_epochs(ctx: Inputs) -> int:
+    """Epochs of the train_teacher run behind the extract run (8, train_teacher's default, when unknown)."""
+    run_id = ctx.extract[1].get("teacher_run_id")
+    return int(float(tracking.get_run(run_id).data.params.get("epochs", 8))) if run_id else 8
 
 
 def run_no_error_teacher(ctx, label, head_list, head_params, opts) -> tuple:
@@ -255,7 +263,8 @@ RUNNERS = {"no_error_teacher": run_no_error_teacher, "shuffle_error": run_shuffl
 @click.option("--teacher", default="features", show_default=True, help="features (the extract run's), checkpoint path, run id, latest")
 @click.option("--student", default="none", show_default=True, help="distill_student run id, latest, or none")
 @click.option("--no-error-teacher", default="auto", show_default=True, help="auto (find or train), checkpoint path, or run id")
-@click.option("--teacher-epochs", default=8, type=click.IntRange(1), show_default=True, help="epochs when auto trains one")
+@click.option("--teacher-epochs", default=0, type=click.IntRange(0), show_default=True,
+              help="epochs when auto trains one (0: the teacher's own)")
 @click.option("--layer", default="enc_pre_latent", show_default=True)
 @click.option("--pooling", default="seg_mean_K8", show_default=True)
 @click.option("--direction", default="fwd", type=click.Choice(DIRECTIONS), show_default=True)

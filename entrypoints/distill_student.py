@@ -5,6 +5,7 @@
     mlflow run . -e distill_student -P input=flux+error                  # Stage 2.3 student-plus
     mlflow run . -e distill_student -P target=residual                   # Stage B (needs decompose_error)
 """
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -251,6 +252,7 @@ def main(data, features, teacher, layer, pooling, direction, student, hidden, in
             speed["teacher_n_parameters"] = sum(p.numel() for p in model.parameters())
         tracking.log_metrics(speed)
         log_student(trainer, work)
+        shutil.rmtree(work, ignore_errors=True)
         table = pd.DataFrame([{"features": name, "head": best_heads[name, target],
                                "test_r2": lines[f"{name}_test_r2_{target}"], "test_mae": lines[f"{name}_test_mae_{target}"]}
                               for name in results])

@@ -12,6 +12,7 @@ from torch import nn
 
 STUDENTS = ("mlp", "cnn")
 INPUTS = ("flux", "flux+error")
+HEADS = ("linear", "mlp")
 DEFAULT_HIDDEN = {"mlp": (1024, 1024, 512), "cnn": (32, 32, 64, 64)}  # widths / channels per stage
 
 
@@ -50,15 +51,20 @@ class CNNStudent(nn.Module):
 
 
 class Student(nn.Module):
-    """An encoder to the latent size and a head (linear by default) from z_s to the targets."""
+    """An encoder to the latent size and a head from z_s to the targets: ``linear`` (default) or ``mlp``
+    (one hidden layer of 64 with GELU)."""
 
-    def __init__(self, kind: str, in_channels: int, n_pixels: int, latent_dim: int, n_targets: int = 1, hidden=None):
+    def __init__(self, kind: str, in_channels: int, n_pixels: int, latent_dim: int, n_targets: int = 1, hidden=None,
+                 dropout=0.1, head="linear"):
         super().__init__()
         if kind not in STUDENTS:
             raise ValueError(f"unknown student {kind!r}; valid: {', '.join(STUDENTS)}")
+        if head not in HEADS:
+            raise ValueError(f"unknown student head {head!r}; valid: {', '.join(HEADS)}")
         hidden = tuple(hidden or DEFAULT_HIDDEN[kind])
-        self.encoder = (MLPStudent if kind == "mlp" else CNNStudent)(in_channels, n_pixels, latent_dim, hidden)
-        self.head = nn.Linear(latent_dim, n_targets)
+        self.encoder = (MLPStudent if kind == "mlp" else CNNStudent)(in_channels, n_pixels, latent_dim, hidden, dropout)
+        self.head = (nn.Linear(latent_dim, n_targets) if head == "linear"
+                     else nn.Sequential(nn.Linear(latent_dim, 64), nn.GELU(), nn.Linear(64, n_targets)))
 
     def forward(self, x):
         """x (B, in_channels, P) -> (z_s (B, latent_dim), y_hat (B, n_targets))."""

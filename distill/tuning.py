@@ -1,0 +1,98 @@
+"""Optuna search spaces and study plumbing for students and probe heads (no MLflow here).
+
+Objective: validation R^2 of log g, never test. Students report it every epoch so a
+pruner can stop hopeless trials; multi-objective studies add the parameter count or
+the inference time and keep the Pareto front.
+"""
+from dataclasses import dataclass
+
+import optuna
+import pandas as pd
+from optuna.storages import RDBStorage, RetryFailedTrialCallback
+
+from .student.model import HEADS as STUDENT_HEADS
+from .student.model import STUDENTS
+
+STUDIES = ("student", "head")
+SECOND_OBJECTIVES = ("none", "params", "time")
+PRUNERS = ("median", "none")
+HEARTBEAT_SECONDS = 60  # a RUNNING trial without a heartbeat for 2 minutes is failed and retried
+RETRIES = 2
+
+
+@dataclass
+class StudentSpace:
+    """Bounds of the student search; each is an entry-point parameter."""
+
+    students: tuple = STUDENTS
+    layers: tuple = (1, 4)  # MLP hidden layers / CNN stages after the stem
+    width: tuple = (64, 2048)  # MLP first hidden width (log scale); later layers halve it at most
+    width_multiplier: tuple = (0.25, 2.0)  # CNN channels x (32, 32, 64, 64)
+    dropout: tuple = (0.0, 0.3)
+    lr: tuple = (1e-5, 1e-2)
+    lambda_z: tuple = (0.0, 2.0)
+    lambda_y: tuple = (0.1, 2.0)
+    heads: tuple = ("linear",)
+    targets: tuple = ("log_g",)
+
+
+def suggest_student(trial: optuna.Trial, space: StudentSpace) -> dict:
+    """One student configuration: kind, hidden widths, dropout, lr, lambda_z, lambda_y, head, target."""
+    kind = trial.suggest_categorical("student", list(space.students))
+    layers = trial.suggest_int("layers", *space.layers)
+    if kind == "mlp":
+        first = trial.suggest_int("width", *space.width, log=True)
+        hidden = tuple(max(8, first // 2 ** min(i, 1)) for i in range(layers))  # w, w/2, w/2, ...
+    else:
+        m = trial.suggest_float("width_multiplier", *space.width_multiplier, log=True)
+        base = (32, 32, 64, 64, 64)
+        hidden = tuple(max(4, round(c * m)) for c in base[: layers + 1])
+    return {"student": kind, "hidden": hidden,
+            "dropout": trial.suggest_float("dropout", *space.dropout),
+            "lr": trial.suggest_float("lr", *space.lr, log=True),
+            "lambda_z": trial.suggest_float("lambda_z", *space.lambda_z),
+            "lambda_y": trial.suggest_float("lambda_y", *space.lambda_y),
+            "head": trial.suggest_categorical("head", list(space.heads)),
+            "target": trial.suggest_categorical("target", list(space.targets))}
+
+
+def suggest_head(trial: optuna.Trial, head: str) -> dict:
+    """Probe-head parameters: Ridge alpha; LightGBM leaves, trees, learning rate, min child samples."""
+    if head == "ridge":
+        return {"alpha": trial.suggest_float("alpha", 1e-4, 1e3, log=True)}
+    return {"num_leaves": trial.suggest_int("num_leaves", 4, 64, log=True),
+            "n_estimators": trial.suggest_int("n_estimators", 20, 500, log=True),
+            "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
+            "min_child_samples": trial.suggest_int("min_child_samples", 5, 100, log=True)}
+
+
+def check_space(space: StudentSpace):
+    bad = [s for s in space.students if s not in STUDENTS] + [h for h in space.heads if h not in STUDENT_HEADS]
+    if bad:
+        raise ValueError(f"unknown student(s) or head(s) {bad}; students: {', '.join(STUDENTS)}; heads: {', '.join(STUDENT_HEADS)}")
+    for name in ("layers", "width", "width_multiplier", "dropout", "lr", "lambda_z", "lambda_y"):
+        lo, hi = getattr(space, name)
+        if not 0 <= lo <= hi:
+            raise ValueError(f"{name} range {lo}..{hi}: need 0 <= min <= max")
+
+
+def storage(url: str) -> RDBStorage:
+    """An RDB storage (SQLite file or any SQLAlchemy URL, e.g. PostgreSQL) with heartbeats, so a killed
+    worker's RUNNING trials are failed and retried (up to ``RETRIES`` times)."""
+    return RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=2 * HEARTBEAT_SECONDS,
+                      failed_trial_callback=RetryFailedTrialCallback(max_retry=RETRIES))
+
+
+def create_study(name: str, url: str, second: str, pruner: str, seed: int) -> optuna.Study:
+    """A seeded TPE study (resumed if it exists); maximise val R^2 [, minimise params or time]."""
+    directions = ["maximize"] + ([] if second == "none" else ["minimize"])
+    return optuna.create_study(study_name=name, storage=storage(url), load_if_exists=True, directions=directions,
+                               sampler=optuna.samplers.TPESampler(seed=seed),
+                               pruner=optuna.pruners.MedianPruner(n_warmup_steps=1) if pruner == "median" else optuna.pruners.NopPruner())
+
+
+def pareto_table(study: optuna.Study) -> pd.DataFrame:
+    """The best trials of a multi-objective study (the Pareto front) as a DataFrame."""
+    rows = [{"trial": t.number, "val_r2_log_g": t.values[0], "second_objective": t.values[1], **t.params} for t in study.best_trials]
+    return pd.DataFrame(rows).sort_values("second_objective")
+
