@@ -93,3 +93,12 @@ def test_bad_tune_options_fail_cleanly(mlflow_store, tiny_data):
                             (("--study", "head", "--second-objective", "params"), "second_objective needs study=student")):
         result = CliRunner().invoke(tune.main, ["--data", str(tiny_data), *params])
         assert result.exit_code == 2 and result.output.startswith("error: ") and message in result.output, result.output[-1500:]
+
+
+def test_pareto_mode_logs_the_front(mlflow_store, tiny_data, tmp_path):
+    invoke(tiny_data, tmp_path, "--n-trials", "2", "--second-objective", "params", *TINY_SEARCH)
+    (parent,) = [r for r in mlflow.search_runs(search_all_experiments=True, output_format="list")
+                 if "mlflow.parentRunId" not in r.data.tags]
+    artifacts = {a.path for d in ("tables", "figures") for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id, d)}
+    assert {"tables/pareto_front.json", "figures/pareto_front.png"} <= artifacts
+    assert parent.data.metrics["n_pareto"] >= 1
