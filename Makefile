@@ -29,16 +29,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 mlruns:
 	mkdir -p mlruns
 
-demo: venv mlruns ## the pipeline so far on the built-in simulator (~10 min on 2 cores)
-	$(MLFLOW_RUN) -e simulate -P out=$(DEMO_DATA) -P n_train=2000 -P n_val=500 -P n_test=1000
-	$(MLFLOW_RUN) -e train_teacher -P data=$(DEMO_DATA) -P preset=cpu -P epochs=6
-	$(MLFLOW_RUN) -e extract -P data=$(DEMO_DATA) -P denoised=true
-	$(MLFLOW_RUN) -e probe -P data=$(DEMO_DATA) -P input=noisy_flux -P head=ridge,lightgbm
-	$(MLFLOW_RUN) -e probe -P data=$(DEMO_DATA) -P input=denoised_flux -P head=ridge
-	$(MLFLOW_RUN) -e probe -P data=$(DEMO_DATA) -P layer=enc_last,enc_pre_latent,dec_input \
-		-P pooling=global_mean,mean_max,seg_mean_K8 -P head=ridge
-	$(MLFLOW_RUN) -e decompose_error -P data=$(DEMO_DATA)
-	$(MLFLOW_RUN) -e distill_student -P data=$(DEMO_DATA) -P epochs=10 -P labels=log_g
+demo: venv mlruns ## the whole plan on the built-in simulator, then the report (reports/latest/report.html)
+	$(MLFLOW_RUN) -e main
 
 test: venv ## the fast test suite
 	$(PY) -m pytest

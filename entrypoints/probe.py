@@ -125,8 +125,11 @@ def main(data, input_, features, layer, pooling, direction, head, alpha, num_lea
                 if sub["layer"].nunique() > 1 or sub["pooling"].nunique() > 1:
                     tracking.log_figure(figures.grid_heatmap(sub, "layer", "pooling", key, f"{key} with {h}"),
                                         f"figures/grid_{h}.png")
-            best = table.loc[table[key].idxmax()]
-            tracking.log_metrics({f"best_{key}": best[key]})
+            val_key = key.replace("test_", "val_", 1)
+            best = table.loc[table[val_key].idxmax()]  # chosen on validation, reported on test
+            cells = {f"{key}_{r.layer.replace('+', '-')}_{r.pooling}_{r.head}": getattr(r, key) for r in table.itertuples()}
+            tracking.log_metrics({f"best_{key}": best[key], **cells} | {
+                f"best_{key}_{h}": sub.loc[sub[val_key].idxmax(), key] for h, sub in table.groupby("head")})
         click.echo(table.drop(columns=["run_id"]).to_string(index=False))
 
 

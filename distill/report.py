@@ -1,0 +1,193 @@
+"""The answer to the research question: every stage's criterion against the measured value, the plan's
+decision rules (research-plan.md section 4), and the reference figures, from summaries of tracked runs.
+
+A run summary is ``{"run_id", "metrics", "tags", "params"}``; ``runs`` maps step names (those of the
+``main`` entry point) to summaries, and ``ablations`` maps ablate kinds to their child runs' summaries.
+"""
+import base64
+import html
+from dataclasses import dataclass
+
+import pandas as pd
+
+PASS, FAIL, NOT_RUN, INFO = "pass", "fail", "not run", "info"
+
+# research-plan.md section 3 and simulator.md: measured on real PFS spectra (100k train / 1k test)
+REFERENCE = [
+    ("raw noisy flux + Ridge, log g (32k train, simulator.md)", "raw_ridge", 0.469),
+    ("raw noisy flux + LightGBM, log g (32k train, simulator.md)", "raw_lightgbm", 0.558),
+    ("latent enc_pre_latent + seg_mean_K8 + Ridge, log g", "latent_seg_mean_K8", 0.552),
+    ("latent enc_pre_latent + global_mean + Ridge, log g", "latent_global_mean", 0.311),
+    ("latent enc_pre_latent + mean_max + Ridge, log g", "latent_mean_max", 0.406),
+    ("clean error alone + Ridge, log g (Stage A shortcut)", "error_only", 0.91),
+]
+
+
+@dataclass
+class Row:
+    stage: str
+    criterion: str
+    measured: str
+    status: str
+    run_id: str = ""
+    next: str = ""
+
+
+def _m(run, key, default=None):
+    return None if run is None else run["metrics"].get(key, default)
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def stage_rows(runs: dict, ablations: dict) -> list:
+    """One row per stage / MVP of the plan, in the plan's order."""
+    rows = []
+    grid, decomp = runs.get("probe_grid"), runs.get("decompose_error")
+    student, plus, baseline = runs.get("student"), runs.get("student_plus"), runs.get("supervised_baseline")
+
+    # Stage 1
+    ridge, lgbm = (_m(grid, "best_test_r2_log_g_ridge"), _m(grid, "best_test_r2_log_g_lightgbm")) if grid else (None, None)
+    if grid is None:
+        rows.append(Row("1.1 / 1.4", "latent Ridge R^2 >= 0.5 (Stage 1)", "-", NOT_RUN))
+    else:
+        rows.append(Row("1.1 / 1.4", "latent Ridge R^2 >= 0.5 (Stage 1), best layer x pooling", _fmt(ridge),
+                        PASS if ridge is not None and ridge >= 0.5 else FAIL, grid["run_id"]))
+        rows.append(Row("1b", "latent LightGBM R^2 >= 0.25", _fmt(lgbm), NOT_RUN if lgbm is None else PASS if lgbm >= 0.25 else FAIL,
+                        grid["run_id"], "run 1.2 (noise sweep)" if lgbm is not None and lgbm >= 0.25 else "1.2 is not yet warranted"))
+    # Stage A
+    if decomp is None:
+        rows.append(Row("A", "latent -> r vs flux -> r (> 0.1 = real extra information)", "-", NOT_RUN))
+    else:
+        rows.append(Row("A", "latent -> r vs flux -> r (> 0.1 = real extra information)",
+                        f"latent {_fmt(_m(decomp, 'verdict_latent_r2_residual'))}, flux {_fmt(_m(decomp, 'verdict_flux_r2_residual'))}; "
+                        f"error-only {_fmt(_m(decomp, 'error_ridge_test_r2_log_g'))}", INFO, decomp["run_id"],
+                        decomp["tags"].get("verdict", "")))
+    # 1.2 / 3.2, 3.3, 4.x
+    sweep = ablations.get("noise_sweep")
+    latent_beats_raw = None
+    if sweep is not None:
+        top = max(float(k.rsplit("_", 1)[1]) for k in sweep["metrics"] if k.startswith("raw_") and "_noise_" in k)
+        t = [v for k, v in sweep["metrics"].items() if k.startswith("teacher_") and k.endswith(f"_noise_{top:g}")]
+        r = [v for k, v in sweep["metrics"].items() if k.startswith("raw_") and k.endswith(f"_noise_{top:g}")]
+        latent_beats_raw = bool(t and r and t[0] > r[0])
+        rows.append(Row("1.2 / 3.2", "latent (student) degrades more slowly than raw flux with noise",
+                        f"at noise {top:g}: teacher {_fmt(t[0] if t else None)}, raw {_fmt(r[0] if r else None)}",
+                        PASS if sweep["tags"]["verdict"] == "latent_more_robust" else FAIL, sweep["run_id"],
+                        "latent beats raw flux at high noise -> Stage 2" if latent_beats_raw else "run 4.1 / 4.2 before Stage 2"))
+    else:
+        rows.append(Row("1.2 / 3.2", "latent degrades more slowly than raw flux with noise", "-", NOT_RUN))
+    # Stage 2
+    cos = _m(student, "val_latent_cosine")
+    rows.append(Row("2.1", "student val cosine(z_s, z*) >= 0.9", _fmt(cos), NOT_RUN if cos is None else PASS if cos >= 0.9 else FAIL,
+                    student["run_id"] if student else "",
+                    "" if cos is None else ("cosine >= 0.9 -> 2.2" if cos >= 0.9 else f"{student['tags'].get('verdict_2_1')}: "
+                                            + ("go to 2.3" if student["tags"].get("verdict_2_1") == "underfit" else "revisit 2.1"))))
+    if student is None:
+        rows.append(Row("2.2", "student R^2 >= 0.9 x teacher and >= raw flux", "-", NOT_RUN))
+    else:
+        s, te, ra = _m(student, "student_test_r2_log_g"), _m(student, "teacher_test_r2_log_g"), _m(student, "raw_test_r2_log_g")
+        ok = s is not None and ra is not None and s >= ra and (te is None or s >= 0.9 * te)
+        rows.append(Row("2.2", "student R^2 >= 0.9 x teacher and >= raw flux",
+                        f"student {_fmt(s)}, teacher {_fmt(te)}, raw {_fmt(ra)}", PASS if ok else FAIL, student["run_id"],
+                        "-> Stage 3" if ok else ("below raw flux: back to 2.1" if s is not None and ra is not None and s < ra
+                                                 else "below 0.9 x teacher: analyse")))
+    if plus is None:
+        rows.append(Row("2.3", "student-plus (flux + error) fits where flux-only does not", "-", NOT_RUN))
+    else:
+        pc, fc = _m(plus, "val_latent_cosine"), cos
+        reading = ("flux alone has an information bottleneck" if pc is not None and pc >= 0.9 and (fc or 0) < 0.9 else
+                   "neither fits: suspect a bug or an unlearnable latent" if (pc or 0) < 0.9 and (fc or 0) < 0.9 else
+                   "both fit")
+        rows.append(Row("2.3", "student-plus (flux + error) fits where flux-only does not",
+                        f"val cosine: flux-only {_fmt(fc)}, flux+error {_fmt(pc)}; R^2 {_fmt(_m(plus, 'student_test_r2_log_g'))}",
+                        INFO, plus["run_id"], reading))
+    # Stage 3
+    if student is None:
+        rows.append(Row("3.1", "student + head >= raw / denoised flux + same head (fail at -0.05)", "-", NOT_RUN))
+    else:
+        v = student["tags"].get("verdict_3_1", "")
+        rows.append(Row("3.1", "student + head >= raw / denoised flux + same head (fail at -0.05)",
+                        f"student {_fmt(_m(student, 'student_test_r2_log_g'))} vs raw {_fmt(_m(student, 'raw_test_r2_log_g'))}, "
+                        f"denoised {_fmt(_m(student, 'denoised_test_r2_log_g'))}",
+                        {"pass": PASS, "acceptable": INFO, "fail": FAIL}.get(v, NOT_RUN), student["run_id"],
+                        student["tags"].get("verdict_3_1_text", "")))
+    if baseline is not None:
+        rows.append(Row("3 (baseline)", "distilled student vs the supervised end-to-end network (lambda_z = 0)",
+                        f"student {_fmt(_m(student, 'student_test_r2_log_g'))}, end-to-end {_fmt(_m(baseline, 'student_test_r2_log_g'))}",
+                        INFO, baseline["run_id"], "distillation adds nothing over plain supervision"
+                        if student is not None and _m(student, "student_test_r2_log_g", 0) <= _m(baseline, "student_test_r2_log_g", 0)
+                        else "distillation beats plain supervision"))
+    eff = ablations.get("sample_efficiency")
+    rows.append(Row("3.3", "student clearly above raw flux at 1k-5k labels", eff["tags"]["verdict_text"] if eff else "-",
+                    NOT_RUN if eff is None else PASS if eff["tags"]["verdict"] == "pays_off" else FAIL, eff["run_id"] if eff else ""))
+    # Stage 4
+    for kind, stage, criterion in (("no_error_teacher", "4.1", "removing the error costs delta R^2 < 0.1"),
+                                   ("shuffle_error", "4.2", "shuffled sigma: a drop means the teacher uses sigma"),
+                                   ("shuffle_labels", "4.3", "shuffled labels give R^2 ~ 0 (no leakage)")):
+        run = ablations.get(kind)
+        if run is None:
+            rows.append(Row(stage, criterion, "-", NOT_RUN))
+            continue
+        verdict = run["tags"]["verdict"]
+        status = INFO if kind == "shuffle_error" else (FAIL if verdict in ("error_dominates", "leakage_alarm") else PASS)
+        rows.append(Row(stage, criterion, run["tags"]["verdict_text"], status, run["run_id"], verdict))
+    return rows
+
+
+def answer(rows: list, runs: dict) -> str:
+    """The plain-language answer: does the student beat the baselines without the sigma shortcut?"""
+    student = runs.get("student")
+    if student is None:
+        return "No student was trained: the research question is not answered yet."
+    s, ra = _m(student, "student_test_r2_log_g"), _m(student, "raw_test_r2_log_g")
+    de, base = _m(student, "denoised_test_r2_log_g"), _m(runs.get("supervised_baseline"), "student_test_r2_log_g")
+    parts = [f"The distilled flux-only student reads log g with test R^2 {_fmt(s)}; raw noisy flux with the same heads {_fmt(ra)}"
+             + (f", denoised flux {_fmt(de)}" if de is not None else "")
+             + (f", the supervised end-to-end network {_fmt(base)}" if base is not None else "") + "."]
+    losers = [name for name, v in (("raw noisy flux", ra), ("denoised flux", de), ("the supervised end-to-end network", base))
+              if v is not None and s is not None and s < v]
+    parts.append(f"The student LOSES to {', '.join(losers)}." if losers else "The student beats every baseline it was compared with.")
+    cos = _m(student, "val_latent_cosine")
+    if cos is not None:
+        parts.append(f"It imitates the teacher latent with validation cosine {cos:.3f} ({'>=' if cos >= 0.9 else '<'} 0.9).")
+    leak = [r for r in rows if r.stage == "4.3"]
+    if leak and leak[0].status == FAIL:
+        parts.append("WARNING: the label-shuffle guard raised a leakage alarm; no number above can be trusted.")
+    return " ".join(parts)
+
+
+def reference_table(runs: dict) -> pd.DataFrame:
+    """This run's numbers (simulated data) beside the reference figures (real PFS data)."""
+    raw, grid, decomp = runs.get("probe_raw"), runs.get("probe_grid"), runs.get("decompose_error")
+    ours = {"raw_ridge": _m(raw, "best_test_r2_log_g_ridge"), "raw_lightgbm": _m(raw, "best_test_r2_log_g_lightgbm"),
+            "error_only": _m(decomp, "error_ridge_test_r2_log_g")}
+    for pooling in ("seg_mean_K8", "global_mean", "mean_max"):
+        ours[f"latent_{pooling}"] = _m(grid, f"test_r2_log_g_enc_pre_latent_{pooling}_ridge")
+    return pd.DataFrame([{"figure": name, "this run (simulated)": ours.get(key), "reference (real PFS data)": ref}
+                         for name, key, ref in REFERENCE])
+
+
+def markdown(title: str, rows: list, text: str, reference: pd.DataFrame, figures: dict) -> str:
+    table = pd.DataFrame([r.__dict__ for r in rows]).rename(columns={"run_id": "run"})
+    out = [f"# {title}", "", "## Answer", "", text, "", "## Stages and criteria", "", table.to_markdown(index=False), "",
+           "## Against the reference figures", "", "Simulated data here, real PFS spectra in the reference; "
+           "they are set side by side to show scale, not to be equal.", "", reference.to_markdown(index=False, floatfmt=".3f"), ""]
+    if figures:
+        out += ["## Figures", ""] + [f"![{name}](figures/{name})" for name in figures]
+    return "\n".join(out) + "\n"
+
+
+def html_page(title: str, rows: list, text: str, reference: pd.DataFrame, figures: dict) -> str:
+    """A self-contained page: tables inline, figures as base64 PNG."""
+    table = pd.DataFrame([r.__dict__ for r in rows]).rename(columns={"run_id": "run"})
+    imgs = "".join(f"<figure><img src='data:image/png;base64,{base64.b64encode(png).decode()}'><figcaption>{html.escape(name)}"
+                   f"</figcaption></figure>" for name, png in figures.items())
+    style = ("body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:.3em .5em;font-size:.9em}img{max-width:100%}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1><h2>Answer</h2><p>{html.escape(text)}</p><h2>Stages and criteria</h2>"
+            f"{table.to_html(index=False, escape=True)}<h2>Against the reference figures</h2>"
+            f"<p>Simulated data here, real PFS spectra in the reference.</p>{reference.to_html(index=False, float_format='%.3f')}"
+            f"<h2>Figures</h2>{imgs}</body></html>")

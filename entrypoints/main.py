@@ -1,0 +1,113 @@
+"""The whole research plan in one command: each step a child run (reused when nothing changed), then the report.
+
+    mlflow run . -e main --env-manager local                                   # demo scale, built-in simulator
+    mlflow run . -e main -P scale=paper --env-manager local                    # 100k / 1k / 1k, paper teacher
+    mlflow run . -e main -P data=/path/to/pfsspec -P teacher=/path/to/model.ckpt --env-manager local
+
+A step is reused when a FINISHED run of the same entry point exists with the same parameters
+(compared as strings; upstream run ids are parameters), the same code version (git commit)
+and the same data digests; ``force=true`` recomputes everything.
+"""
+import time
+from pathlib import Path
+
+import click
+import mlflow
+import yaml
+from mlflow.exceptions import ExecutionException
+
+from distill import tracking
+from distill.data import open_dataset
+from distill.errors import DistillError
+from entrypoints._cli import one_line_errors
+
+REPO = Path(__file__).resolve().parents[1]
+SCALES = {  # sizes, teacher preset and epochs per scale
+    "demo": dict(n_train=2000, n_val=500, n_test=1000, preset="cpu", teacher_epochs=4, student_epochs=8, sizes="500,1000,0"),
+    "paper": dict(n_train=100_000, n_val=1000, n_test=1000, preset="paper", teacher_epochs=20, student_epochs=20,
+                  sizes="1000,5000,10000,0"),
+}
+GRID = dict(layer="enc_last,enc_pre_latent,dec_input", pooling="global_mean,mean_max,seg_mean_K8")
+
+
+def full_params(entry: str, params: dict) -> dict:
+    """Every parameter of an entry point as ``mlflow run`` logs it: MLproject defaults overlaid with ``params``
+    (so a run made with another value of a parameter left at its default is never taken for this one)."""
+    spec = yaml.safe_load((REPO / "MLproject").read_text())["entry_points"][entry].get("parameters", {})
+    return {k: str(v["default"]) for k, v in spec.items()} | params
+
+
+class Steps:
+    """Run or reuse entry points as children of the active run; tag each step's run id on it."""
+
+    def __init__(self, force: bool, tags: dict):
+        self.force, self.tags, self.ids, self.t0 = force, tags, {}, time.time()
+
+    def __call__(self, name: str, entry: str, reuse=True, **params) -> str:
+        params = {k: str(v) for k, v in params.items()}
+        t = time.time()
+        run = None if self.force or not reuse else tracking.find_run(entry, params=full_params(entry, params), tags=self.tags)
+        if run is not None:
+            run_id, how = run.info.run_id, "reused"
+        else:
+            try:
+                submitted = mlflow.projects.run(str(REPO), entry_point=entry, parameters=params, env_manager="local",
+                                                synchronous=True)
+            except ExecutionException as e:
+                raise DistillError(f"step {name} ({entry}) failed: {str(e).splitlines()[0]}") from None
+            run_id, how = submitted.run_id, "ran"
+        self.ids[name] = run_id
+        mlflow.set_tag(f"step_{name}", run_id)
+        click.echo(f"[{time.time() - self.t0:6.0f} s] {name:<20} {how:<6} {run_id} ({time.time() - t:.0f} s)", err=True)
+        return run_id
+
+
+@click.command()
+@click.option("--scale", default="demo", type=click.Choice(sorted(SCALES)), show_default=True)
+@click.option("--data", default="auto", show_default=True, help="auto: simulate data/{scale}; or a pfsspec dataset directory")
+@click.option("--teacher", default="auto", show_default=True, help="auto: train one; or a checkpoint path")
+@click.option("--n-train", default=0, type=click.IntRange(0), show_default=True, help="0: the scale's")
+@click.option("--n-val", default=0, type=click.IntRange(0), show_default=True, help="0: the scale's")
+@click.option("--n-test", default=0, type=click.IntRange(0), show_default=True, help="0: the scale's")
+@click.option("--preset", default="auto", show_default=True, help="teacher preset; auto: the scale's")
+@click.option("--teacher-epochs", default=0, type=click.IntRange(0), show_default=True, help="0: the scale's")
+@click.option("--student-epochs", default=0, type=click.IntRange(0), show_default=True, help="0: the scale's")
+@click.option("--force", default=False, type=bool, show_default=True, help="recompute every step")
+@click.option("--out", default="reports/latest", show_default=True, help="directory for report.md and report.html")
+@one_line_errors
+def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, student_epochs, force, out):
+    cfg = dict(SCALES[scale])
+    cfg.update({k: v for k, v in dict(n_train=n_train, n_val=n_val, n_test=n_test, teacher_epochs=teacher_epochs,
+                                      student_epochs=student_epochs).items() if v})
+    cfg["preset"] = cfg["preset"] if preset == "auto" else preset
+    if teacher != "auto" and not Path(teacher).is_file():
+        raise DistillError(f"teacher={teacher}: no such checkpoint file")
+    teacher = teacher if teacher == "auto" else str(Path(teacher).resolve())
+    with tracking.tracked_run("main", stage="all", mvp="all", scale=scale) as run:
+        code = tracking.get_run(run.info.run_id).data.tags.get("mlflow.source.git.commit")
+        steps = Steps(force, {"mlflow.source.git.commit": code} if code else {})
+        data_dir = str(Path(f"data/{scale}" if data == "auto" else data).resolve())  # children run in the project dir
+        if data == "auto":
+            steps("simulate", "simulate", reuse=Path(data_dir).exists(), out=data_dir, n_train=cfg["n_train"],
+                  n_val=cfg["n_val"], n_test=cfg["n_test"])
+        ds = open_dataset(data_dir)
+        steps.tags |= {k: v for k, v in ds.summary().items() if k.startswith("digest_")}
+        ds.close()
+        tracking.log_dataset(ds.summary(), data_dir)
+        if teacher == "auto":
+            teacher = steps("train_teacher", "train_teacher", data=data_dir, preset=cfg["preset"], epochs=cfg["teacher_epochs"])
+        features = steps("extract", "extract", data=data_dir, teacher=teacher, denoised="true", layer="enc_pre_latent,enc_last,dec_input")
+        common = dict(data=data_dir, labels="log_g")
+        steps("probe_raw", "probe", input="noisy_flux", head="ridge,lightgbm", **common)
+        steps("probe_denoised", "probe", input="denoised_flux", features=features, head="ridge", **common)
+        steps("probe_grid", "probe", features=features, head="ridge,lightgbm", **GRID, **common)
+        steps("decompose_error", "decompose_error", data=data_dir, features=features)
+        student = steps("student", "distill_student", features=features, epochs=cfg["student_epochs"], **common)
+        steps("student_plus", "distill_student", features=features, input="flux+error", epochs=cfg["student_epochs"], **common)
+        steps("supervised_baseline", "distill_student", features=features, lambda_z=0, epochs=cfg["student_epochs"], **common)
+        steps("ablate", "ablate", data=data_dir, features=features, student=student, sizes=cfg["sizes"])
+        steps("report", "report", reuse=False, run_id=run.info.run_id, out=Path(out).resolve())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""The report: every stage's criterion, measured value, run id, pass / fail / not run and the next branch.
+
+    mlflow run . -e report --env-manager local                      # the newest FINISHED main run
+    mlflow run . -e report -P run_id=<main run id> -P out=reports/x --env-manager local
+
+Writes report.md and a self-contained report.html (figures inline) as artifacts and to ``out``.
+"""
+import shutil
+import tempfile
+from pathlib import Path
+
+import click
+import mlflow
+import pandas as pd
+
+from distill import report, tracking
+from distill.errors import DistillError
+from entrypoints._cli import one_line_errors
+
+STEPS = ("probe_raw", "probe_denoised", "probe_grid", "decompose_error", "student", "student_plus", "supervised_baseline", "ablate")
+FIGURES = {  # step -> artifact figures worth looking at
+    "probe_grid": ["figures/grid_ridge.png"],
+    "decompose_error": ["figures/a3_a4_residual_r2.png"],
+    "student": ["figures/training_curves.png", "figures/stage_3_1_per_bin_ridge.png", "figures/log_g_pred_vs_true.png"],
+    "noise_sweep": ["figures/noise_sweep.png"],
+    "sample_efficiency": ["figures/sample_efficiency.png"],
+}
+
+
+def summary(run) -> dict:
+    return {"run_id": run.info.run_id, "metrics": run.data.metrics, "tags": run.data.tags, "params": run.data.params}
+
+
+def collect(main_run) -> tuple:
+    """(runs by step, ablate children by kind) recorded on a main run as ``step_{name}`` tags."""
+    runs = {}
+    for name in STEPS:
+        run_id = main_run.data.tags.get(f"step_{name}")
+        if run_id:
+            run = tracking.get_run(run_id)
+            if run.info.status == "FINISHED":
+                runs[name] = summary(run)
+    ablations = {}
+    if "ablate" in runs:
+        for child in mlflow.search_runs(search_all_experiments=True, output_format="list",
+                                        filter_string=f"tags.`mlflow.parentRunId` = '{runs['ablate']['run_id']}'"):
+            if child.info.status == "FINISHED":
+                ablations[child.data.tags["kind"]] = summary(child)
+    return runs, ablations
+
+
+def fetch_figures(runs: dict, ablations: dict, dst: Path) -> dict:
+    """{file name: PNG bytes} of the figures that exist."""
+    out = {}
+    for name, paths in FIGURES.items():
+        run = runs.get(name) or ablations.get(name)
+        for path in paths if run else []:
+            try:
+                local = tracking.download(run["run_id"], path, str(dst))
+            except Exception:  # a figure a step did not make (e.g. another head)
+                continue
+            out[f"{name}_{Path(path).name}"] = Path(local).read_bytes()
+    return out
+
+
+@click.command()
+@click.option("--run-id", default="latest", show_default=True, help="a main run id, or latest (the newest FINISHED main)")
+@click.option("--out", default="reports/latest", show_default=True, help="directory for report.md and report.html")
+@one_line_errors
+def main(run_id, out):
+    with tracking.tracked_run("report", stage="report"):
+        main_run = tracking.get_run(run_id) if tracking.is_run_id(run_id) else tracking.resolve_run(run_id, "main")
+        if main_run.data.tags.get(tracking.ENTRY_POINT_TAG) != "main":
+            raise DistillError(f"run {main_run.info.run_id} is not a main run")
+        mlflow.set_tag("main_run_id", main_run.info.run_id)
+        runs, ablations = collect(main_run)
+        rows = report.stage_rows(runs, ablations)
+        text = report.answer(rows, runs)
+        reference = report.reference_table(runs)
+        work = Path(tempfile.mkdtemp(prefix="report-"))
+        figures = fetch_figures(runs, ablations, work / "downloads")
+        title = f"distill report: main run {main_run.info.run_id} ({main_run.data.tags.get('scale', '?')} scale)"
+        page = work / "report"
+        (page / "figures").mkdir(parents=True)
+        for name, png in figures.items():
+            (page / "figures" / name).write_bytes(png)
+        (page / "report.md").write_text(report.markdown(title, rows, text, reference, figures))
+        (page / "report.html").write_text(report.html_page(title, rows, text, reference, figures))
+        mlflow.log_artifacts(str(page), "report")
+        table = pd.DataFrame([r.__dict__ for r in rows])
+        tracking.log_table(table, "tables/stages.json")
+        tracking.log_metrics({f"n_{status.replace(' ', '_')}": int((table["status"] == status).sum())
+                              for status in (report.PASS, report.FAIL, report.NOT_RUN)})
+        target = Path(out)
+        staging = target.with_name(f".{target.name}.partial")  # never a half-written report under out
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(page, staging)
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        shutil.rmtree(work, ignore_errors=True)
+        click.echo(table[["stage", "measured", "status", "next"]].to_string(index=False, max_colwidth=70))
+        click.echo(f"\n{text}\nreport: {target / 'report.html'}")
+
+
+if __name__ == "__main__":
+    main()

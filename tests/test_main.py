@@ -1,0 +1,72 @@
+"""`main`: step reuse and recomputation (with a stand-in for the child runs), and one real smoke run."""
+from types import SimpleNamespace
+
+import mlflow
+import torch
+from click.testing import CliRunner
+
+from distill import tracking
+from distill.data import open_dataset
+from distill.teacher import PRESETS, BlindSpotUNet1D, save
+from entrypoints import main as main_module
+from tests.conftest import mlflow_run
+
+EXPENSIVE = {"train_teacher", "extract", "probe", "decompose_error", "distill_student", "ablate"}
+
+
+def test_steps_are_reused_and_downstream_recomputed(mlflow_store, tiny_data, monkeypatch):
+    """A stand-in child run records what ran; a second main reuses every step, a changed parameter reruns its
+    step and everything downstream of it."""
+    ran = []
+    client = mlflow.MlflowClient()
+
+    def fake_run(uri, entry_point, parameters, env_manager, synchronous):
+        parent = mlflow.active_run()
+        tags = {tracking.ENTRY_POINT_TAG: entry_point, "mlflow.parentRunId": parent.info.run_id}
+        if "data" in parameters:
+            tags |= {k: v for k, v in open_dataset(parameters["data"]).summary().items() if k.startswith("digest_")}
+        child = client.create_run(parent.info.experiment_id, tags=tags)
+        for k, v in main_module.full_params(entry_point, parameters).items():  # as mlflow run logs them
+            client.log_param(child.info.run_id, k, v)
+        client.set_terminated(child.info.run_id, "FINISHED")
+        ran.append((entry_point, parameters.get("epochs")))
+        return SimpleNamespace(run_id=child.info.run_id)
+
+    monkeypatch.setattr(main_module.mlflow.projects, "run", fake_run)
+    args = ["--data", str(tiny_data), "--teacher-epochs", "1", "--student-epochs", "1"]
+    assert CliRunner().invoke(main_module.main, args).exit_code == 0
+    first = list(ran)
+    assert [e for e, _ in first] == ["train_teacher", "extract", "probe", "probe", "probe", "decompose_error", "distill_student",
+                                     "distill_student", "distill_student", "ablate", "report"]
+    ran.clear()
+    assert CliRunner().invoke(main_module.main, args).exit_code == 0
+    assert ran == [("report", None)]  # every expensive step reused
+    ran.clear()
+    assert CliRunner().invoke(main_module.main, args[:-1] + ["2"]).exit_code == 0
+    assert [e for e, _ in ran] == ["distill_student"] * 3 + ["ablate", "report"]
+    ran.clear()
+    assert CliRunner().invoke(main_module.main, args + ["--force", "true"]).exit_code == 0
+    assert len(ran) == len(first)
+
+
+def test_main_smoke(mlflow_store, tiny_data, tmp_path):
+    """The whole plan at tiny scale with the user's own teacher checkpoint; the report lands in out."""
+    torch.manual_seed(0)
+    save(BlindSpotUNet1D(PRESETS["cpu"]), tmp_path / "user.ckpt", lightning=True)
+    result = mlflow_run(f"data={tiny_data}", f"teacher={tmp_path / 'user.ckpt'}", "student_epochs=1", f"out={tmp_path / 'rep'}",
+                        entry="main")
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    (main,) = [r for r in runs if r.data.tags.get(tracking.ENTRY_POINT_TAG) == "main"]
+    steps = {k[5:]: v for k, v in main.data.tags.items() if k.startswith("step_")}
+    assert set(steps) == {"extract", "probe_raw", "probe_denoised", "probe_grid", "decompose_error", "student", "student_plus",
+                          "supervised_baseline", "ablate", "report"}
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == main.info.run_id]
+    assert {r.info.run_id for r in children} >= set(steps.values())
+    assert all(r.info.status == "FINISHED" for r in children)
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert "Stages and criteria" in page and "2.1" in page and "real PFS data" in page
+    assert "student vs" in (tmp_path / "rep" / "report.md").read_text() or "student" in page
+    ablate = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == steps["ablate"]]
+    assert {r.data.tags["kind"] for r in ablate} == {"no_error_teacher", "shuffle_error", "shuffle_labels", "noise_sweep",
+                                                     "sample_efficiency"}

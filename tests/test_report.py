@@ -1,0 +1,73 @@
+"""The report's decision rules on planted run results, and that it renders when stages were not run."""
+from distill import report
+
+
+def run(metrics=None, tags=None, run_id="r"):
+    return {"run_id": run_id, "metrics": metrics or {}, "tags": tags or {}, "params": {}}
+
+
+def rows_by_stage(runs, ablations=None):
+    return {r.stage: r for r in report.stage_rows(runs, ablations or {})}
+
+
+def student(cos, s, teacher, raw, v21="pass", v31="pass", denoised=None):
+    m = {"val_latent_cosine": cos, "student_test_r2_log_g": s, "teacher_test_r2_log_g": teacher, "raw_test_r2_log_g": raw}
+    if denoised is not None:
+        m["denoised_test_r2_log_g"] = denoised
+    return run(m, {"verdict_2_1": v21, "verdict_3_1": v31, "verdict_3_1_text": "planted"})
+
+
+def test_stage_1_and_the_noise_sweep_branch():
+    grid = run({"best_test_r2_log_g_ridge": 0.6, "best_test_r2_log_g_lightgbm": 0.3})
+    sweep = run({"teacher_ridge_test_r2_log_g_noise_2": 0.3, "raw_ridge_test_r2_log_g_noise_2": 0.1},
+                {"verdict": "latent_more_robust", "verdict_text": ""})
+    rows = rows_by_stage({"probe_grid": grid}, {"noise_sweep": sweep})
+    assert rows["1.1 / 1.4"].status == report.PASS and rows["1b"].status == report.PASS
+    assert rows["1b"].next == "run 1.2 (noise sweep)"
+    assert rows["1.2 / 3.2"].next == "latent beats raw flux at high noise -> Stage 2"
+    grid = run({"best_test_r2_log_g_ridge": 0.4, "best_test_r2_log_g_lightgbm": 0.2})
+    sweep["metrics"]["teacher_ridge_test_r2_log_g_noise_2"] = 0.05
+    sweep["tags"]["verdict"] = "not_more_robust"
+    rows = rows_by_stage({"probe_grid": grid}, {"noise_sweep": sweep})
+    assert rows["1.1 / 1.4"].status == report.FAIL and rows["1b"].status == report.FAIL
+    assert rows["1.2 / 3.2"].next == "run 4.1 / 4.2 before Stage 2"
+
+
+def test_stage_2_branches():
+    rows = rows_by_stage({"student": student(0.93, 0.50, 0.52, 0.40)})
+    assert rows["2.1"].status == report.PASS and rows["2.1"].next == "cosine >= 0.9 -> 2.2"
+    assert rows["2.2"].status == report.PASS and rows["2.2"].next == "-> Stage 3"
+    rows = rows_by_stage({"student": student(0.40, 0.30, 0.52, 0.40, v21="underfit")})
+    assert rows["2.1"].next == "underfit: go to 2.3"
+    assert rows["2.2"].status == report.FAIL and rows["2.2"].next == "below raw flux: back to 2.1"
+    rows = rows_by_stage({"student": student(0.95, 0.41, 0.60, 0.40)})
+    assert rows["2.2"].status == report.FAIL and rows["2.2"].next == "below 0.9 x teacher: analyse"
+    plus = run({"val_latent_cosine": 0.95, "student_test_r2_log_g": 0.5})
+    rows = rows_by_stage({"student": student(0.40, 0.3, 0.5, 0.2, v21="underfit"), "student_plus": plus})
+    assert rows["2.3"].next == "flux alone has an information bottleneck"
+
+
+def test_stage_3_4_and_the_answer():
+    runs = {"student": student(0.95, 0.30, 0.35, 0.40, v31="fail", denoised=0.38),
+            "supervised_baseline": run({"student_test_r2_log_g": 0.45})}
+    leak = run(tags={"verdict": "leakage_alarm", "verdict_text": "planted alarm"})
+    rows = report.stage_rows(runs, {"shuffle_labels": leak})
+    by = {r.stage: r for r in rows}
+    assert by["3.1"].status == report.FAIL and by["4.3"].status == report.FAIL
+    assert by["3 (baseline)"].next == "distillation adds nothing over plain supervision"
+    text = report.answer(rows, runs)
+    assert "LOSES to raw noisy flux, denoised flux, the supervised end-to-end network" in text
+    assert "leakage alarm" in text
+    runs["student"] = student(0.95, 0.50, 0.52, 0.40, denoised=0.42)
+    assert "beats every baseline" in report.answer(report.stage_rows(runs, {}), runs)
+
+
+def test_report_renders_with_nothing_run():
+    rows = report.stage_rows({}, {})
+    assert rows and all(r.status == report.NOT_RUN for r in rows)
+    text = report.answer(rows, {})
+    reference = report.reference_table({})
+    md = report.markdown("t", rows, text, reference, {})
+    page = report.html_page("t", rows, text, reference, {"x.png": b"\x89PNG"})
+    assert "not run" in md and "real PFS data" in md and "not answered yet" in md
+    assert page.startswith("<!doctype html>") and "data:image/png;base64," in page
