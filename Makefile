@@ -4,7 +4,6 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 PORT ?= 5000
-DEMO_DATA ?= data/demo
 EP ?= simulate
 ARGS ?=
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
