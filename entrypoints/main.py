@@ -105,7 +105,8 @@ def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, s
         student = steps("student", "distill_student", features=features, epochs=cfg["student_epochs"], **common)
         steps("student_plus", "distill_student", features=features, input="flux+error", epochs=cfg["student_epochs"], **common)
         steps("supervised_baseline", "distill_student", features=features, lambda_z=0, epochs=cfg["student_epochs"], **common)
-        steps("ablate", "ablate", data=data_dir, features=features, student=student, sizes=cfg["sizes"])
+        steps("ablate", "ablate", data=data_dir, features=features, student=student, sizes=cfg["sizes"],
+              teacher_epochs=cfg["teacher_epochs"])  # the no-error teacher trains as long as the teacher
         steps("report", "report", reuse=False, run_id=run.info.run_id, out=Path(out).resolve())
 
 

@@ -2,12 +2,14 @@
 from types import SimpleNamespace
 
 import mlflow
+import pandas as pd
 import torch
 from click.testing import CliRunner
 
 from distill import tracking
 from distill.data import open_dataset
 from distill.teacher import PRESETS, BlindSpotUNet1D, save
+from entrypoints import ablate
 from entrypoints import main as main_module
 from tests.conftest import mlflow_run
 
@@ -53,8 +55,8 @@ def test_main_smoke(mlflow_store, tiny_data, tmp_path):
     """The whole plan at tiny scale with the user's own teacher checkpoint; the report lands in out."""
     torch.manual_seed(0)
     save(BlindSpotUNet1D(PRESETS["cpu"]), tmp_path / "user.ckpt", lightning=True)
-    result = mlflow_run(f"data={tiny_data}", f"teacher={tmp_path / 'user.ckpt'}", "student_epochs=1", f"out={tmp_path / 'rep'}",
-                        entry="main")
+    args = (f"data={tiny_data}", f"teacher={tmp_path / 'user.ckpt'}", "teacher_epochs=1", "student_epochs=1", f"out={tmp_path / 'rep'}")
+    result = mlflow_run(*args, entry="main")
     assert result.returncode == 0, result.stderr[-3000:]
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
     (main,) = [r for r in runs if r.data.tags.get(tracking.ENTRY_POINT_TAG) == "main"]
@@ -65,8 +67,28 @@ def test_main_smoke(mlflow_store, tiny_data, tmp_path):
     assert {r.info.run_id for r in children} >= set(steps.values())
     assert all(r.info.status == "FINISHED" for r in children)
     page = (tmp_path / "rep" / "report.html").read_text()
-    assert "Stages and criteria" in page and "2.1" in page and "real PFS data" in page
-    assert "student vs" in (tmp_path / "rep" / "report.md").read_text() or "student" in page
-    ablate = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == steps["ablate"]]
-    assert {r.data.tags["kind"] for r in ablate} == {"no_error_teacher", "shuffle_error", "shuffle_labels", "noise_sweep",
-                                                     "sample_efficiency"}
+    assert "Stages and criteria" in page and "2.1" in page and "real PFS data" in page and "data:image/png;base64," in page
+
+    # ablate all: one child per kind with its verdict, a point per noise level and training size, the summary table
+    children = {r.data.tags["kind"]: r for r in runs if r.data.tags.get("mlflow.parentRunId") == steps["ablate"]}
+    assert set(children) == set(ablate.KINDS)
+    for child in children.values():
+        assert child.data.tags["verdict"] and child.data.tags["verdict_text"] and child.data.tags["compared"]
+    assert children["no_error_teacher"].data.tags["no_error_teacher_run_id"]
+    client = mlflow.MlflowClient()
+    table = lambda run, path: pd.read_json(client.download_artifacts(run, path), orient="split")  # noqa: E731
+    assert sorted(table(steps["ablate"], "tables/summary.json")["kind"]) == sorted(ablate.KINDS)
+    sweep = table(children["noise_sweep"].info.run_id, "tables/noise_sweep.json")
+    levels = [0.0, 0.1, 0.2, 0.5, 1.0, 2.0]
+    assert sweep.groupby("features")["noise_level"].apply(list).to_dict() == {"raw": levels, "student": levels, "teacher": levels}
+    curve = table(children["sample_efficiency"].info.run_id, "tables/sample_efficiency.json")
+    assert curve.groupby("features")["n_train"].apply(list).to_dict() == {"raw": [96], "student": [96], "teacher": [96]}
+    m = children["shuffle_labels"].data.metrics
+    assert "teacher_ridge_shuffled_mean" in m and "student_ridge_tolerance_used" in m
+
+    # a second main reuses every step: only main and a new report appear
+    again = mlflow_run(*args, entry="main")
+    assert again.returncode == 0, again.stderr[-3000:]
+    new = {r.data.tags.get(tracking.ENTRY_POINT_TAG) for r in mlflow.search_runs(search_all_experiments=True, output_format="list")
+           if r.info.run_id not in {x.info.run_id for x in runs}}
+    assert new == {"main", "report"}
