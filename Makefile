@@ -50,6 +50,7 @@ bench: venv ## calibration, speed and student benchmarks (about two hours on 2 c
 	$(PY) bench/extract_speed.py
 	$(PY) bench/probe_scale.py --n-train 32000
 	$(PY) bench/calibrate_simulator.py --n-train 32000
+	$(PY) bench/student_speed.py
 	$(PY) bench/student_benchmark.py --n-train 32000
 
 clean: ## remove runs, data and the virtual environment
