@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 PASS, FAIL, NOT_RUN, INFO = "pass", "fail", "not run", "info"
+USEFUL = 0.05  # an R^2 below this reads nothing (two such R^2 are not compared)
 
 # research-plan.md section 3 and simulator.md: measured on real PFS spectra (100k train / 1k test)
 REFERENCE = [
@@ -69,11 +70,12 @@ def stage_rows(runs: dict, ablations: dict) -> list:
     latent_beats_raw = None
     if sweep is not None:
         top = max(float(k.rsplit("_", 1)[1]) for k in sweep["metrics"] if k.startswith("raw_") and "_noise_" in k)
-        t = [v for k, v in sweep["metrics"].items() if k.startswith("teacher_") and k.endswith(f"_noise_{top:g}")]
-        r = [v for k, v in sweep["metrics"].items() if k.startswith("raw_") and k.endswith(f"_noise_{top:g}")]
-        latent_beats_raw = bool(t and r and t[0] > r[0])
+        at = {name: next((v for k, v in sweep["metrics"].items() if k.startswith(f"{name}_") and k.endswith(f"_noise_{top:g}")), None)
+              for name in ("teacher", "student", "raw")}
+        t, r = at["teacher"], at["raw"]
+        latent_beats_raw = t is not None and r is not None and t > max(r, USEFUL)  # two R^2 below 0 say nothing
         rows.append(Row("1.2 / 3.2", "latent (student) degrades more slowly than raw flux with noise",
-                        f"at noise {top:g}: teacher {_fmt(t[0] if t else None)}, raw {_fmt(r[0] if r else None)}",
+                        f"at noise {top:g}: " + ", ".join(f"{name} {_fmt(v)}" for name, v in at.items() if v is not None),
                         PASS if sweep["tags"]["verdict"] == "latent_more_robust" else FAIL, sweep["run_id"],
                         "latent beats raw flux at high noise -> Stage 2" if latent_beats_raw else "run 4.1 / 4.2 before Stage 2"))
     else:

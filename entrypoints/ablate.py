@@ -103,6 +103,7 @@ class Inputs:
                 raise DistillError(f"student run {run.info.run_id} has noise_level {run.data.params.get('noise_level')}, "
                                    f"not {self.noise_level}")
             mlflow.set_tag("student_run_id", run.info.run_id)
+            self.student_lambda_y = float(run.data.params.get("lambda_y", "0"))
             predictor = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model", map_location=self.device).eval()
             self._student = (predictor, run.data.tags.get("input", "flux"))
         return self._student
@@ -249,6 +250,9 @@ def run_sample_efficiency(ctx, label, head_list, head_params, opts) -> tuple:
     tracking.log_figure(figures.curves(table, "n_train", f"{label}: learning curves ({head_list[0]})", log_x=True),
                         "figures/sample_efficiency.png")
     code, text = ablations.sample_efficiency(curves, "student" if "student" in curves else "teacher")
+    if "student" in curves and ctx.student_lambda_y > 0:
+        text += (f" Caveat: the student saw all {len(ctx.y['train'])} training labels while distilling (lambda_y = "
+                 f"{ctx.student_lambda_y:g}); a fair curve needs a student distilled with lambda_y = 0.")
     return (code, text), {"head": head_list[0], "compared": ", ".join(curves) + f" at n_train {sizes}", "table": table}
 
 
