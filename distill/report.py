@@ -57,6 +57,9 @@ def stage_rows(runs: dict, ablations: dict) -> list:
                         PASS if ridge is not None and ridge >= 0.5 else FAIL, grid["run_id"]))
         rows.append(Row("1b", "latent LightGBM R^2 >= 0.25", _fmt(lgbm), NOT_RUN if lgbm is None else PASS if lgbm >= 0.25 else FAIL,
                         grid["run_id"], "run 1.2 (noise sweep)" if lgbm is not None and lgbm >= 0.25 else "1.2 is not yet warranted"))
+    pca = runs.get("probe_pca")
+    rows.append(Row("1.3", "PCA of the latent to 16-128 dims: is log g concentrated?", _fmt(_m(pca, "test_r2_log_g")),
+                    INFO if pca else NOT_RUN, pca["run_id"] if pca else "", "" if pca else "`probe -P pca=32` runs it"))
     # Stage A
     if decomp is None:
         rows.append(Row("A", "latent -> r vs flux -> r (> 0.1 = real extra information)", "-", NOT_RUN))
@@ -121,6 +124,11 @@ def stage_rows(runs: dict, ablations: dict) -> list:
                         INFO, baseline["run_id"], "distillation adds nothing over plain supervision"
                         if student is not None and _m(student, "student_test_r2_log_g", 0) <= _m(baseline, "student_test_r2_log_g", 0)
                         else "distillation beats plain supervision"))
+    stage_b = runs.get("student_residual")
+    rows.append(Row("B", "student distilled towards the residual r: student -> r against flux -> r",
+                    f"student {_fmt(_m(stage_b, 'student_test_r2_residual'))}, raw {_fmt(_m(stage_b, 'raw_test_r2_residual'))}"
+                    if stage_b else "-", INFO if stage_b else NOT_RUN, stage_b["run_id"] if stage_b else "",
+                    stage_b["tags"].get("verdict_B", "") if stage_b else "`distill_student -P target=residual` runs it"))
     eff = ablations.get("sample_efficiency")
     rows.append(Row("3.3", "student clearly above raw flux at 1k-5k labels", eff["tags"]["verdict_text"] if eff else "-",
                     NOT_RUN if eff is None else PASS if eff["tags"]["verdict"] == "pays_off" else FAIL, eff["run_id"] if eff else ""))

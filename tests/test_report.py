@@ -65,6 +65,7 @@ def test_stage_3_4_and_the_answer():
 def test_report_renders_with_nothing_run():
     rows = report.stage_rows({}, {})
     assert rows and all(r.status == report.NOT_RUN for r in rows)
+    assert {"1.1 / 1.4", "1.3", "A", "1.2 / 3.2", "2.1", "2.2", "2.3", "3.1", "B", "3.3", "4.1", "4.2", "4.3"} <= {r.stage for r in rows}
     text = report.answer(rows, {})
     reference = report.reference_table({})
     md = report.markdown("t", rows, text, reference, {})
