@@ -90,10 +90,9 @@ def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, s
         if data == "auto":
             steps("simulate", "simulate", reuse=Path(data_dir).exists(), out=data_dir, n_train=cfg["n_train"],
                   n_val=cfg["n_val"], n_test=cfg["n_test"])
-        ds = open_dataset(data_dir)
-        steps.tags |= {k: v for k, v in ds.summary().items() if k.startswith("digest_")}
-        ds.close()
-        tracking.log_dataset(ds.summary(), data_dir)
+        summary = open_dataset(data_dir).summary()
+        steps.tags |= {k: v for k, v in summary.items() if k.startswith("digest_")}
+        tracking.log_dataset(summary, data_dir)
         if teacher == "auto":
             teacher = steps("train_teacher", "train_teacher", data=data_dir, preset=cfg["preset"], epochs=cfg["teacher_epochs"])
         features = steps("extract", "extract", data=data_dir, teacher=teacher, denoised="true", layer="enc_pre_latent,enc_last,dec_input")
