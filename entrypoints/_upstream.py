@@ -30,3 +30,12 @@ def download_features(run, layers, denoised_if_stored=False) -> tuple:
         path = tracking.download(run.info.run_id, f"features/{name}.parquet", dst)
         assert path.parent == local, (path, local)
     return local, manifest
+
+
+def resolve_checkpoint(checkpoint: str, entry_point: str) -> Path:
+    """A local ``last.pt``, or a run id of ``entry_point`` whose ``checkpoints/last.pt`` is resumed."""
+    if tracking.is_run_id(checkpoint):
+        return tracking.download(checkpoint, "checkpoints/last.pt")
+    if not Path(checkpoint).is_file():
+        raise DistillError(f"checkpoint={checkpoint}: neither a file nor a {entry_point} run id")
+    return Path(checkpoint)

@@ -299,7 +299,7 @@ def main(data, kind, features, teacher, student, no_error_teacher, teacher_epoch
         raise DistillError("pooling=attention is learned with a head; ablations need a fixed pooling")
     opts = dict(noise_levels=parse_levels(noise_levels), sizes=sizes, tolerance=tolerance, shuffles=shuffles, seed=seed,
                 no_error_teacher=no_error_teacher, teacher_epochs=teacher_epochs)
-    parse_sizes(sizes, 1)
+    parse_sizes(sizes, 0)  # fail on bad text before any work
     head_params = dict(alpha=alpha, num_leaves=num_leaves, n_estimators=n_estimators, seed=seed)
     ds = open_dataset(data, labels=LABELS)
     with tracking.tracked_run("ablate", stage="4", mvp=",".join(MVP[k] for k in kinds), kind=kind):

@@ -27,7 +27,7 @@ from distill.student.targets import fixed_targets, pooled_latent
 from distill.student.train import DistillSettings, DistillTrainer, latent_scores
 from distill.teacher import DIRECTIONS, load
 from entrypoints._cli import one_line_errors, progress_bar
-from entrypoints._upstream import download_features, features_run
+from entrypoints._upstream import download_features, features_run, resolve_checkpoint
 from entrypoints.extract import resolve_teacher
 from entrypoints.probe import split_list
 
@@ -66,15 +66,6 @@ def residual_target(ref: str, data: str, label: str, n: dict) -> dict:
         raise DistillError(f"decompose_error run {run.info.run_id} has residuals for another dataset")
     mlflow.set_tag("residual_run_id", run.info.run_id)
     return out
-
-
-def resolve_checkpoint(checkpoint: str) -> Path:
-    """A local last.pt, or a distill_student run id whose ``checkpoints/last.pt`` is resumed."""
-    if tracking.is_run_id(checkpoint):
-        return tracking.download(checkpoint, "checkpoints/last.pt")
-    if not Path(checkpoint).is_file():
-        raise DistillError(f"checkpoint={checkpoint}: neither a file nor a distill_student run id")
-    return Path(checkpoint)
 
 
 @click.command()
@@ -181,7 +172,7 @@ def main(data, features, teacher, layer, pooling, direction, student, hidden, in
         tracking.log_metrics({"n_parameters": sum(p.numel() for p in net.parameters())})
         if checkpoint != "none":
             try:
-                trainer.restore(torch.load(resolve_checkpoint(checkpoint), map_location=device, weights_only=True))
+                trainer.restore(torch.load(resolve_checkpoint(checkpoint, "distill_student"), map_location=device, weights_only=True))
             except RuntimeError as e:
                 raise DistillError(f"checkpoint {checkpoint} was made for another student: {str(e).splitlines()[0]}") from None
             click.echo(f"resuming after epoch {trainer.epoch}", err=True)

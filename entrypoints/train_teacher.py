@@ -19,16 +19,7 @@ from distill.errors import DistillError
 from distill.teacher import PRESETS, BlindSpotUNet1D, figures, save
 from distill.teacher.train import LOSSES, TeacherTrainer, TrainSettings
 from entrypoints._cli import one_line_errors, progress_bar
-
-
-def resolve_checkpoint(checkpoint: str) -> Path:
-    """A local path, or an MLflow run id whose ``checkpoints/last.pt`` is resumed."""
-    if tracking.is_run_id(checkpoint):
-        return tracking.download(checkpoint, "checkpoints/last.pt")
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise DistillError(f"checkpoint={checkpoint}: neither a file nor a train_teacher run id")
-    return path
+from entrypoints._upstream import resolve_checkpoint
 
 
 @click.command()
@@ -70,7 +61,7 @@ def main(data, preset, num_layers, embed_dim, kernel_size, use_bn, input_sigma, 
         settings = TrainSettings(loss=loss, noise_level=noise_level, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
         trainer = TeacherTrainer(model, ds["train"], ds["val"], settings, device)
         if checkpoint != "none":
-            trainer.restore(torch.load(resolve_checkpoint(checkpoint), map_location=device, weights_only=True))
+            trainer.restore(torch.load(resolve_checkpoint(checkpoint, "train_teacher"), map_location=device, weights_only=True))
             click.echo(f"resuming after epoch {trainer.state.epoch}", err=True)
             for step, metrics in enumerate(trainer.state.history, 1):
                 tracking.log_metrics(metrics, step=step)

@@ -23,8 +23,8 @@ from distill import heads, probe, tracking, tuning
 from distill.data import LABELS, open_dataset
 from distill.device import pick_device
 from distill.errors import DistillError
+from distill.student import compare
 from distill.student.model import Student
-from distill.student.targets import throughput
 from distill.student.train import DistillSettings, DistillTrainer
 from distill.teacher import DIRECTIONS
 from entrypoints._cli import one_line_errors
@@ -107,15 +107,8 @@ class StudentObjective:
         if self.second == "params":
             return value, n_params
         if self.second == "time":
-            return value, 1000 / self.speed(trainer)
+            return value, 1000 / compare.student_speed(trainer, "val")  # never the test split
         return value
-
-    def speed(self, trainer: DistillTrainer) -> float:
-        """Spectra/s of the student encoder on (up to 1,024) validation spectra."""
-        trainer.student.eval()
-        rows = [(i, min(i + 256, len(self.flux["val"]), 1024)) for i in range(0, min(len(self.flux["val"]), 1024), 256)]
-        return throughput(trainer.student.encoder, [trainer.inputs(trainer.fixed_noisy("val", a, b), self.error["val"][a:b])
-                                                    for a, b in rows])
 
 
 class HeadObjective:

@@ -60,15 +60,15 @@ def denoise_splits(teacher, trainer: DistillTrainer, device, batch=256) -> dict:
     return out
 
 
-def _speed_rows(trainer: DistillTrainer, batch=256) -> list:
-    rows = min(len(trainer.flux["test"]), SPEED_SPECTRA)
+def _speed_rows(trainer: DistillTrainer, split="test", batch=256) -> list:
+    rows = min(len(trainer.flux[split]), SPEED_SPECTRA)
     return [(i, min(i + batch, rows)) for i in range(0, rows, batch)]
 
 
-def student_speed(trainer: DistillTrainer) -> float:
-    """Spectra/s of the student encoder (inference) on test spectra."""
+def student_speed(trainer: DistillTrainer, split="test") -> float:
+    """Spectra/s of the student encoder (inference) on (up to 1,024) spectra of ``split``."""
     trainer.student.eval()
-    batches = [trainer.inputs(trainer.fixed_noisy("test", a, b), trainer.error["test"][a:b]) for a, b in _speed_rows(trainer)]
+    batches = [trainer.inputs(trainer.fixed_noisy(split, a, b), trainer.error[split][a:b]) for a, b in _speed_rows(trainer, split)]
     return throughput(trainer.student.encoder, batches)
 
 
