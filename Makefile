@@ -45,6 +45,7 @@ dashboard: venv mlruns ## optuna-dashboard on http://127.0.0.1:8080 for the stud
 
 bench: venv ## calibration, speed and student benchmarks (about two hours on 2 cores)
 	$(PY) bench/simulate_speed.py
+	$(PY) bench/fisher_speed.py
 	$(PY) bench/read_speed.py
 	$(PY) bench/teacher_speed.py
 	$(PY) bench/extract_speed.py

@@ -8,7 +8,10 @@ import pandas as pd  # noqa: E402
 
 
 def predicted_vs_true(y_true, y_pred, label="log_g", title="", ceiling=None):
-    """Scatter of predicted against true values with the 1:1 line and the residuals beside it."""
+    """Scatter of predicted against true values with the 1:1 line and the residuals beside it.
+
+    ``ceiling``: the information ceiling R^2; its rms error sqrt((1 - R^2) Var(y)) is drawn as a band.
+    """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     lo, hi = min(y_true.min(), y_pred.min()), max(y_true.max(), y_pred.max())
@@ -19,6 +22,10 @@ def predicted_vs_true(y_true, y_pred, label="log_g", title="", ceiling=None):
     axes[0].set_title(title)
     axes[1].scatter(y_true, y_pred - y_true, s=4, alpha=0.5)
     axes[1].axhline(0, color="k", lw=1)
+    if ceiling is not None:
+        rms = float(np.sqrt((1 - ceiling) * y_true.var()))
+        axes[1].axhspan(-rms, rms, color="k", alpha=0.08, label=f"ceiling R^2 {ceiling:.2f}: rms {rms:.2f}")
+        axes[1].legend(fontsize=8, loc="upper right")
     axes[1].set_xlabel(f"true {label}")
     axes[1].set_ylabel("predicted - true")
     axes[1].set_title("residuals")
@@ -81,16 +88,48 @@ def variance_chart(parts: dict):
     return fig
 
 
-def curves(table: pd.DataFrame, axis: str, title: str, log_x=False):
-    """Test R^2 against ``axis`` (noise level, training size) for each feature set in ``table``."""
+def curves(table: pd.DataFrame, axis: str, title: str, log_x=False, ceiling=None, ylabel="test R^2"):
+    """Test R^2 against ``axis`` (noise level, training size) for each feature set in ``table``.
+
+    ``ceiling``: the information ceiling, one R^2 or a Series indexed by ``axis``, drawn dashed.
+    """
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for name, part in table.groupby("features", sort=False):
         ax.plot(part[axis], part["test_r2"], "o-", label=name)
+    if isinstance(ceiling, pd.Series):
+        ax.plot(ceiling.index, ceiling.to_numpy(), "k--", lw=1.2, label="information ceiling (prior-aware)")
+    elif ceiling is not None:
+        ax.axhline(ceiling, color="k", ls="--", lw=1.2, label=f"information ceiling (prior-aware) {ceiling:.2f}")
     if log_x:
         ax.set_xscale("log")
     ax.set_xlabel(axis.replace("_", " "))
-    ax.set_ylabel("test R^2")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def crb_map(params: pd.DataFrame, bounds: pd.DataFrame, noise_level: float, label="log_g"):
+    """The per-spectrum Cramer-Rao bound of ``label`` across the (T_eff, log g) plane, and its distribution."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    sd = np.sqrt(bounds["marginal"].to_numpy())
+    shown = np.clip(sd, None, 10.0)
+    im = axes[0].scatter(params["T_eff"], params["log_g"], c=np.log10(shown), s=10, cmap="viridis")
+    fig.colorbar(im, ax=axes[0], label=f"log10 sqrt(CRB {label}) (unbiased, marginal; clipped at 10)")
+    axes[0].invert_xaxis()
+    axes[0].invert_yaxis()
+    axes[0].set_xlabel("T_eff (K)")
+    axes[0].set_ylabel("log g")
+    axes[0].set_title(f"bound on {label} per spectrum, noise level {noise_level:g}")
+    edges = np.geomspace(1e-3, 1e2, 60)
+    for column in bounds:
+        values = np.sqrt(bounds[column].to_numpy())
+        axes[1].hist(np.clip(values, edges[0], edges[-1]), bins=edges, histtype="step",
+                     label=f"{column}: median {np.median(values):.2f}")
+    axes[1].set_xscale("log")
+    axes[1].set_xlabel(f"sqrt(bound) on {label}")
+    axes[1].set_ylabel("spectra")
+    axes[1].legend(fontsize=8)
     fig.tight_layout()
     return fig

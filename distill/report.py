@@ -48,6 +48,11 @@ def stage_rows(runs: dict, ablations: dict) -> list:
     grid, decomp = runs.get("probe_grid"), runs.get("decompose_error")
     student, plus, baseline = runs.get("student"), runs.get("student_plus"), runs.get("supervised_baseline")
 
+    fisher = runs.get("fisher")
+    rows.append(Row("ceiling", "the log g information in the noisy flux (Fisher / Cramer-Rao, prior-aware R^2_max)",
+                    f"{_fmt(_m(fisher, 'ceiling_prior_r2_log_g'))} (unbiased {_fmt(_m(fisher, 'ceiling_r2_log_g'))})" if fisher else "-",
+                    INFO if fisher else NOT_RUN, fisher["run_id"] if fisher else "",
+                    "" if fisher else "`fisher -P data=...` (simulated data only)"))
     # Stage 1
     ridge, lgbm = (_m(grid, "best_test_r2_log_g_ridge"), _m(grid, "best_test_r2_log_g_lightgbm")) if grid else (None, None)
     if grid is None:
@@ -162,6 +167,9 @@ def answer(rows: list, runs: dict) -> str:
     cos = _m(student, "val_latent_cosine")
     if cos is not None:
         parts.append(f"It imitates the teacher latent with validation cosine {cos:.3f} ({'>=' if cos >= 0.9 else '<'} 0.9).")
+    ceiling = _m(runs.get("fisher"), "ceiling_prior_r2_log_g")
+    if ceiling and s is not None:
+        parts.append(f"That is {s / ceiling:.0%} of the information ceiling (prior-aware R^2 {ceiling:.3f}).")
     leak = [r for r in rows if r.stage == "4.3"]
     if leak and leak[0].status == FAIL:
         parts.append("WARNING: the label-shuffle guard raised a leakage alarm; no number above can be trusted.")
@@ -179,17 +187,56 @@ def reference_table(runs: dict) -> pd.DataFrame:
                          for name, key, ref in REFERENCE])
 
 
-def markdown(title: str, rows: list, text: str, reference: pd.DataFrame, figures: dict) -> str:
+# (method, step, metric, sees sigma): the test R^2 of log g set against the information ceiling
+METHODS = [
+    ("raw noisy flux, best head by val", "probe_raw", "best_test_r2_log_g", False),
+    ("denoised flux + Ridge", "probe_denoised", "test_r2_log_g", False),
+    ("teacher latent, best layer x pooling x head by val", "probe_grid", "best_test_r2_log_g", True),
+    ("distilled flux-only student", "student", "student_test_r2_log_g", False),
+    ("supervised end-to-end network", "supervised_baseline", "student_test_r2_log_g", False),
+    ("student-plus (flux + error)", "student_plus", "student_test_r2_log_g", True),
+    ("clean error alone + Ridge (Stage A)", "decompose_error", "error_ridge_test_r2_log_g", True),
+]
+
+
+def ceiling_table(runs: dict) -> pd.DataFrame | None:
+    """Each method's test R^2 of log g as a fraction of the prior-aware information ceiling (None without a fisher run).
+
+    The ceiling bounds readers of the noisy flux; methods that see sigma (the teacher sees it too) are not bounded by it.
+    """
+    ceiling = _m(runs.get("fisher"), "ceiling_prior_r2_log_g")
+    if ceiling is None:
+        return None
+    rows = []
+    for name, step, key, sees_sigma in METHODS:
+        r2 = _m(runs.get(step), key)
+        if r2 is not None:
+            rows.append({"method": name, "test R^2": r2, "ceiling": ceiling,
+                         "fraction of ceiling": "sees sigma: not bounded" if sees_sigma else f"{r2 / ceiling:.2f}"})
+    return pd.DataFrame(rows)
+
+
+def _ceiling_note(runs: dict) -> str:
+    fisher = runs.get("fisher")
+    return (f"Prior-aware ceiling {_fmt(_m(fisher, 'ceiling_prior_r2_log_g'))} (yardstick); unbiased "
+            f"{_fmt(_m(fisher, 'ceiling_r2_log_g'))}; other labels known {_fmt(_m(fisher, 'ceiling_known_others_r2_log_g'))}; "
+            f"median per-spectrum bound {_fmt(_m(fisher, 'crb_marginal_log_g_q50'))} dex. It bounds readers of the noisy flux: "
+            "the error is a noiseless function of the labels, so methods that see it are not bounded.")
+
+
+def markdown(title: str, rows: list, text: str, reference: pd.DataFrame, figures: dict, ceiling=None, runs=None) -> str:
     table = pd.DataFrame([r.__dict__ for r in rows]).rename(columns={"run_id": "run"})
-    out = [f"# {title}", "", "## Answer", "", text, "", "## Stages and criteria", "", table.to_markdown(index=False), "",
-           "## Against the reference figures", "", "Simulated data here, real PFS spectra in the reference; "
-           "they are set side by side to show scale, not to be equal.", "", reference.to_markdown(index=False, floatfmt=".3f"), ""]
+    out = [f"# {title}", "", "## Answer", "", text, "", "## Stages and criteria", "", table.to_markdown(index=False), ""]
+    if ceiling is not None:
+        out += ["## Against the information ceiling", "", _ceiling_note(runs), "", ceiling.to_markdown(index=False, floatfmt=".3f"), ""]
+    out += ["## Against the reference figures", "", "Simulated data here, real PFS spectra in the reference; "
+            "they are set side by side to show scale, not to be equal.", "", reference.to_markdown(index=False, floatfmt=".3f"), ""]
     if figures:
         out += ["## Figures", ""] + [f"![{name}](figures/{name})" for name in figures]
     return "\n".join(out) + "\n"
 
 
-def html_page(title: str, rows: list, text: str, reference: pd.DataFrame, figures: dict) -> str:
+def html_page(title: str, rows: list, text: str, reference: pd.DataFrame, figures: dict, ceiling=None, runs=None) -> str:
     """A self-contained page: tables inline, figures as base64 PNG."""
     table = pd.DataFrame([r.__dict__ for r in rows]).rename(columns={"run_id": "run"})
     imgs = "".join(f"<figure><img src='data:image/png;base64,{base64.b64encode(png).decode()}'><figcaption>{html.escape(name)}"
@@ -198,6 +245,9 @@ def html_page(title: str, rows: list, text: str, reference: pd.DataFrame, figure
              "td,th{border:1px solid #ccc;padding:.3em .5em;font-size:.9em}img{max-width:100%}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head><body>"
             f"<h1>{html.escape(title)}</h1><h2>Answer</h2><p>{html.escape(text)}</p><h2>Stages and criteria</h2>"
-            f"{table.to_html(index=False, escape=True)}<h2>Against the reference figures</h2>"
+            f"{table.to_html(index=False, escape=True)}"
+            + ("" if ceiling is None else f"<h2>Against the information ceiling</h2><p>{html.escape(_ceiling_note(runs))}</p>"
+               f"{ceiling.to_html(index=False, float_format='%.3f')}")
+            + "<h2>Against the reference figures</h2>"
             f"<p>Simulated data here, real PFS spectra in the reference.</p>{reference.to_html(index=False, float_format='%.3f')}"
             f"<h2>Figures</h2>{imgs}</body></html>")

@@ -1,8 +1,13 @@
 """Finding and fetching upstream runs' artifacts, checked against the data in hand."""
+import functools
 import tempfile
 from pathlib import Path
 
-from distill import tracking
+import click
+import mlflow
+import pandas as pd
+
+from distill import fisher, tracking
 from distill.errors import DistillError
 from distill.features import store
 
@@ -39,3 +44,29 @@ def resolve_checkpoint(checkpoint: str, entry_point: str) -> Path:
     if not Path(checkpoint).is_file():
         raise DistillError(f"checkpoint={checkpoint}: neither a file nor a {entry_point} run id")
     return Path(checkpoint)
+
+
+@functools.cache
+def _fisher_table(run_id: str) -> pd.DataFrame:
+    return pd.read_parquet(tracking.download(run_id, "fisher.parquet"))
+
+
+def information_ceiling(summary: dict, noise_level: float, label: str = "log_g") -> dict | None:
+    """The information ceiling of ``label`` on this test split at ``noise_level``, from the newest
+    ``fisher`` run on the same test file: {"run_id", "marginal", "known_others", "prior"}, or None."""
+    run = tracking.find_run("fisher", params={"split": "test"}, tags={"digest_test": summary.get("digest_test", "-")})
+    if run is None:
+        return None
+    return {"run_id": run.info.run_id, **fisher.ceiling_at(_fisher_table(run.info.run_id), noise_level, label)}
+
+
+def log_ceiling(summary: dict, noise_level: float, label: str = "log_g") -> float | None:
+    """Log the prior-aware ceiling (metric ``ceiling_prior_r2_{label}``, tag ``fisher_run_id``) and return it;
+    None, with a hint, when no fisher run covers this test split (not simulated, or not run yet)."""
+    found = information_ceiling(summary, noise_level, label)
+    if found is None:
+        click.echo("information ceiling: none (for simulated data, `mlflow run . -e fisher -P data=...` computes it)", err=True)
+        return None
+    mlflow.set_tag("fisher_run_id", found["run_id"])
+    tracking.log_metrics({f"ceiling_prior_r2_{label}": found["prior"]})
+    return found["prior"]

@@ -23,7 +23,7 @@ from distill.errors import DistillError
 from distill.student.targets import fixed_targets
 from distill.teacher import DIRECTIONS, load
 from entrypoints._cli import one_line_errors
-from entrypoints._upstream import download_features, features_run
+from entrypoints._upstream import download_features, features_run, information_ceiling
 from entrypoints.distill_student import SHARED_HEADS, teacher_of
 from entrypoints.probe import split_list
 
@@ -59,7 +59,7 @@ class Inputs:
 
     def __init__(self, ds, data, features, teacher, student, layer, pooling, direction, noise_level, summary, device):
         self.ds, self.data, self.layer, self.pooling, self.direction = ds, data, layer, pooling, direction
-        self.noise_level, self.device = noise_level, device
+        self.noise_level, self.device, self.summary = noise_level, device, summary
         self.arrays = {s: ds[s].read() for s in SPLITS}
         self.y = {s: ds[s].params[list(LABELS)].reset_index(drop=True) for s in SPLITS}
         run = features_run(features, data, noise_level, summary)
@@ -86,6 +86,15 @@ class Inputs:
     def noisy(self, split, noise_level) -> np.ndarray:
         flux, error = self.arrays[split]
         return add_noise(flux, error, noise_level, noise_draw(split, range(len(flux)), flux.shape[1]))
+
+    def ceiling(self, label, levels) -> pd.Series | None:
+        """The prior-aware information ceiling of ``label`` at each noise level (logged), or None without a fisher run."""
+        found = {lv: information_ceiling(self.summary, lv, label) for lv in levels}
+        if None in found.values():
+            return None
+        mlflow.set_tag("fisher_run_id", found[levels[0]]["run_id"])
+        tracking.log_metrics({f"ceiling_prior_r2_{label}_noise_{lv:g}": c["prior"] for lv, c in found.items()})
+        return pd.Series({lv: c["prior"] for lv, c in found.items()})
 
     @functools.cached_property
     def raw(self) -> probe.FeatureSet:
@@ -231,8 +240,8 @@ def run_noise_sweep(ctx, label, head_list, head_params, opts) -> tuple:
     for row in table.itertuples():
         tracking.log_metrics({f"{row.features}_{head_list[0]}_test_r2_{label}_noise_{row.noise_level:g}": row.test_r2})
     tracking.log_table(table, "tables/noise_sweep.json")
-    tracking.log_figure(figures.curves(table, "noise_level", f"{label}: {head_list[0]} trained at noise {ctx.noise_level:g}"),
-                        "figures/noise_sweep.png")
+    tracking.log_figure(figures.curves(table, "noise_level", f"{label}: {head_list[0]} trained at noise {ctx.noise_level:g}",
+                                       ceiling=ctx.ceiling(label, levels)), "figures/noise_sweep.png")
     code, text = ablations.robustness(curves, ctx.noise_level)
     return (code, text), {"head": head_list[0], "compared": ", ".join(curves) + f" at noise {levels}", "table": table}
 
@@ -247,8 +256,9 @@ def run_sample_efficiency(ctx, label, head_list, head_params, opts) -> tuple:
     for row in table.itertuples():
         tracking.log_metrics({f"{row.features}_{head_list[0]}_test_r2_{label}_n_{row.n_train}": row.test_r2})
     tracking.log_table(table, "tables/sample_efficiency.json")
-    tracking.log_figure(figures.curves(table, "n_train", f"{label}: learning curves ({head_list[0]})", log_x=True),
-                        "figures/sample_efficiency.png")
+    ceiling = ctx.ceiling(label, [ctx.noise_level])
+    tracking.log_figure(figures.curves(table, "n_train", f"{label}: learning curves ({head_list[0]})", log_x=True,
+                                       ceiling=None if ceiling is None else ceiling.iloc[0]), "figures/sample_efficiency.png")
     code, text = ablations.sample_efficiency(curves, "student" if "student" in curves else "teacher")
     if "student" in curves and ctx.student_lambda_y > 0:
         text += (f" Caveat: the student saw all {len(ctx.y['train'])} training labels while distilling (lambda_y = "

@@ -27,7 +27,7 @@ from distill.student.targets import fixed_targets, pooled_latent
 from distill.student.train import DistillSettings, DistillTrainer, latent_scores
 from distill.teacher import DIRECTIONS, load
 from entrypoints._cli import one_line_errors, progress_bar
-from entrypoints._upstream import download_features, features_run, resolve_checkpoint
+from entrypoints._upstream import download_features, features_run, log_ceiling, resolve_checkpoint
 from entrypoints.extract import resolve_teacher
 from entrypoints.probe import split_list
 
@@ -123,6 +123,7 @@ def main(data, features, teacher, layer, pooling, direction, student, hidden, in
                               teacher_mode=teacher_mode, role=role):
         summary = ds.summary()
         tracking.log_dataset(summary, data)
+        ceiling = log_ceiling(summary, noise_level, target) if target in LABELS else None
         flux, error, y_frames = {}, {}, {}
         for s in SPLITS:
             flux[s], error[s] = ds[s].read()
@@ -232,7 +233,8 @@ def main(data, features, teacher, layer, pooling, direction, student, hidden, in
         tracking.log_table(pd.concat(tables, ignore_index=True), "tables/stage_3_1_per_bin.json")
         best = results["student"][target, judged]
         tracking.log_figure(figures.predicted_vs_true(y["test"], best.predictions["test"], target,
-                                                      f"student + {judged}: test R^2 {best.scores[f'test_r2_{target}']:.3f}"),
+                                                      f"student + {judged}: test R^2 {best.scores[f'test_r2_{target}']:.3f}",
+                                                      ceiling if input_ == "flux" else None),  # sigma is not bounded by it
                             f"figures/{target}_pred_vs_true.png")
 
         # speed: student inference against the teacher's encoder, same machine, same spectra

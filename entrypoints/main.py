@@ -20,6 +20,7 @@ from distill import tracking
 from distill.data import open_dataset
 from distill.errors import DistillError
 from entrypoints._cli import one_line_errors
+from entrypoints.fisher import check_simulated
 
 REPO = Path(__file__).resolve().parents[1]
 SCALES = {  # sizes, teacher preset and epochs per scale
@@ -90,9 +91,16 @@ def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, s
         if data == "auto":
             steps("simulate", "simulate", reuse=Path(data_dir).exists(), out=data_dir, n_train=cfg["n_train"],
                   n_val=cfg["n_val"], n_test=cfg["n_test"])
-        summary = open_dataset(data_dir).summary()
+        ds = open_dataset(data_dir)
+        summary = ds.summary()
         steps.tags |= {k: v for k, v in summary.items() if k.startswith("digest_")}
         tracking.log_dataset(summary, data_dir)
+        try:  # the information ceiling exists only for the simulator's spectra
+            check_simulated(ds["test"])
+        except DistillError as e:
+            click.echo(f"no information ceiling: {e}", err=True)
+        else:
+            steps("fisher", "fisher", data=data_dir)
         if teacher == "auto":
             teacher = steps("train_teacher", "train_teacher", data=data_dir, preset=cfg["preset"], epochs=cfg["teacher_epochs"])
         features = steps("extract", "extract", data=data_dir, teacher=teacher, denoised="true", layer="enc_pre_latent,enc_last,dec_input")

@@ -16,15 +16,17 @@ from distill.data import LABELS, open_dataset
 from distill.errors import DistillError
 from distill.teacher import DIRECTIONS
 from entrypoints._cli import one_line_errors
-from entrypoints._upstream import download_features, features_run
+from entrypoints._upstream import download_features, features_run, log_ceiling
 
 
 def split_list(text: str) -> list:
     return [s.strip() for s in str(text).split(",") if s.strip()]
 
 
-def run_one(fs: probe.FeatureSet, labels, head, pooling_name, early_stop, head_params, tags: dict):
-    """Fit every label, log metrics, per-bin table, figure and the log g model to the active run."""
+def run_one(fs: probe.FeatureSet, labels, head, pooling_name, early_stop, head_params, tags: dict, ceiling=None):
+    """Fit every label, log metrics, per-bin table, figure and the log g model to the active run.
+
+    ``ceiling``: the information ceiling R^2 of the main label, drawn on its figure."""
     mlflow.set_tags(tags)
     results = {}
     for label in labels:
@@ -34,7 +36,8 @@ def run_one(fs: probe.FeatureSet, labels, head, pooling_name, early_stop, head_p
     main = results.get("log_g") or next(iter(results.values()))
     tracking.log_table(probe.bin_tables(fs, main), f"tables/per_bin_{main.label}.json")
     tracking.log_figure(figures.predicted_vs_true(fs.y["test"][main.label], main.predictions["test"], main.label,
-                                                  f"{fs.name} + {head}: test R^2 {main.scores[f'test_r2_{main.label}']:.3f}"),
+                                                  f"{fs.name} + {head}: test R^2 {main.scores[f'test_r2_{main.label}']:.3f}",
+                                                  ceiling),
                         f"figures/{main.label}_pred_vs_true.png")
     tracking.log_metrics({"n_features": int(np.prod(fs.x["train"].shape[1:])),
                           "n_train_used": len(fs.y["train"])})
@@ -85,6 +88,7 @@ def main(data, input_, features, layer, pooling, direction, head, alpha, num_lea
     with tracking.tracked_run("probe", stage="1", mvp=mvp, input=input_, grid=str(grid).lower()):
         summary = ds.summary()
         tracking.log_dataset(summary, data)
+        ceiling = log_ceiling(summary, noise_level, "log_g" if "log_g" in label_list else label_list[0])
         local, manifest = None, None
         if input_ == "latent" or input_ == "denoised_flux":
             run = features_run(features, data, noise_level, summary)
@@ -104,10 +108,10 @@ def main(data, input_, features, layer, pooling, direction, head, alpha, num_lea
                     mlflow.set_tag("mlflow.runName", f"{lay} | {pool_name} | {h}")
                     tracking.log_params({"layer": lay, "pooling": pool_name, "head": h, "direction": direction,
                                          "input": input_, "pca": pca, "n_train": n_train, "noise_level": noise_level})
-                    results = run_one(fs, label_list, h, pool_name, early_stop, head_params, tags)
+                    results = run_one(fs, label_list, h, pool_name, early_stop, head_params, tags, ceiling)
                     child_id = mlflow.active_run().info.run_id
             else:
-                results = run_one(fs, label_list, h, pool_name, early_stop, head_params, tags)
+                results = run_one(fs, label_list, h, pool_name, early_stop, head_params, tags, ceiling)
                 child_id = mlflow.active_run().info.run_id
             main = results.get("log_g") or next(iter(results.values()))
             rows.append({"layer": lay, "pooling": pool_name, "head": h, "direction": direction,
@@ -123,7 +127,8 @@ def main(data, input_, features, layer, pooling, direction, head, alpha, num_lea
             for h in head_list:
                 sub = table[table["head"] == h]
                 if sub["layer"].nunique() > 1 or sub["pooling"].nunique() > 1:
-                    tracking.log_figure(figures.grid_heatmap(sub, "layer", "pooling", key, f"{key} with {h}"),
+                    title = f"{key} with {h}" + ("" if ceiling is None else f"; information ceiling {ceiling:.2f}")
+                    tracking.log_figure(figures.grid_heatmap(sub, "layer", "pooling", key, title),
                                         f"figures/grid_{h}.png")
             val_key = key.replace("test_", "val_", 1)
             best = table.loc[table[val_key].idxmax()]  # chosen on validation, reported on test

@@ -17,8 +17,10 @@ from distill import report, tracking
 from distill.errors import DistillError
 from entrypoints._cli import one_line_errors
 
-STEPS = ("probe_raw", "probe_denoised", "probe_grid", "decompose_error", "student", "student_plus", "supervised_baseline", "ablate")
+STEPS = ("fisher", "probe_raw", "probe_denoised", "probe_grid", "decompose_error", "student", "student_plus", "supervised_baseline",
+         "ablate")
 FIGURES = {  # step -> artifact figures worth looking at
+    "fisher": ["figures/crb_log_g.png", "figures/ceiling_vs_noise.png"],
     "probe_grid": ["figures/grid_ridge.png"],
     "decompose_error": ["figures/a3_a4_residual_r2.png"],
     "student": ["figures/training_curves.png", "figures/stage_3_1_per_bin_ridge.png", "figures/log_g_pred_vs_true.png"],
@@ -76,7 +78,7 @@ def main(run_id, out):
         runs, ablations = collect(main_run)
         rows = report.stage_rows(runs, ablations)
         text = report.answer(rows, runs)
-        reference = report.reference_table(runs)
+        reference, ceiling = report.reference_table(runs), report.ceiling_table(runs)
         work = Path(tempfile.mkdtemp(prefix="report-"))
         figures = fetch_figures(runs, ablations, work / "downloads")
         title = f"distill report: main run {main_run.info.run_id} ({main_run.data.tags.get('scale', '?')} scale)"
@@ -84,8 +86,10 @@ def main(run_id, out):
         (page / "figures").mkdir(parents=True)
         for name, png in figures.items():
             (page / "figures" / name).write_bytes(png)
-        (page / "report.md").write_text(report.markdown(title, rows, text, reference, figures))
-        (page / "report.html").write_text(report.html_page(title, rows, text, reference, figures))
+        (page / "report.md").write_text(report.markdown(title, rows, text, reference, figures, ceiling, runs))
+        (page / "report.html").write_text(report.html_page(title, rows, text, reference, figures, ceiling, runs))
+        if ceiling is not None:
+            tracking.log_table(ceiling, "tables/against_ceiling.json")
         mlflow.log_artifacts(str(page), "report")
         table = pd.DataFrame([r.__dict__ for r in rows])
         tracking.log_table(table, "tables/stages.json")
@@ -99,6 +103,8 @@ def main(run_id, out):
         staging.rename(target)
         shutil.rmtree(work, ignore_errors=True)
         click.echo(table[["stage", "measured", "status", "next"]].to_string(index=False, max_colwidth=70))
+        if ceiling is not None:
+            click.echo("\n" + ceiling.to_string(index=False, float_format="%.3f"))
         click.echo(f"\n{text}\nreport: {target / 'report.html'}")
 
 

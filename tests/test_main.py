@@ -13,7 +13,6 @@ from entrypoints import ablate
 from entrypoints import main as main_module
 from tests.conftest import mlflow_run
 
-EXPENSIVE = {"train_teacher", "extract", "probe", "decompose_error", "distill_student", "ablate"}
 
 
 def test_steps_are_reused_and_downstream_recomputed(mlflow_store, tiny_data, monkeypatch):
@@ -38,7 +37,7 @@ def test_steps_are_reused_and_downstream_recomputed(mlflow_store, tiny_data, mon
     args = ["--data", str(tiny_data), "--teacher-epochs", "1", "--student-epochs", "1"]
     assert CliRunner().invoke(main_module.main, args).exit_code == 0
     first = list(ran)
-    assert [e for e, _ in first] == ["train_teacher", "extract", "probe", "probe", "probe", "decompose_error", "distill_student",
+    assert [e for e, _ in first] == ["fisher", "train_teacher", "extract", "probe", "probe", "probe", "decompose_error", "distill_student",
                                      "distill_student", "distill_student", "ablate", "report"]
     ran.clear()
     assert CliRunner().invoke(main_module.main, args).exit_code == 0
@@ -61,13 +60,20 @@ def test_main_smoke(mlflow_store, tiny_data, tmp_path):
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
     (main,) = [r for r in runs if r.data.tags.get(tracking.ENTRY_POINT_TAG) == "main"]
     steps = {k[5:]: v for k, v in main.data.tags.items() if k.startswith("step_")}
-    assert set(steps) == {"extract", "probe_raw", "probe_denoised", "probe_grid", "decompose_error", "student", "student_plus",
+    assert set(steps) == {"fisher", "extract", "probe_raw", "probe_denoised", "probe_grid", "decompose_error", "student", "student_plus",
                           "supervised_baseline", "ablate", "report"}
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == main.info.run_id]
     assert {r.info.run_id for r in children} >= set(steps.values())
     assert all(r.info.status == "FINISHED" for r in children)
     page = (tmp_path / "rep" / "report.html").read_text()
     assert "Stages and criteria" in page and "2.1" in page and "real PFS data" in page and "data:image/png;base64," in page
+    # the information ceiling: computed once, drawn by the probes and the student, set against each method in the report
+    by_id = {r.info.run_id: r for r in runs}
+    ceiling = by_id[steps["fisher"]].data.metrics["ceiling_prior_r2_log_g"]
+    for step in ("probe_raw", "probe_grid", "student"):
+        assert by_id[steps[step]].data.metrics["ceiling_prior_r2_log_g"] == ceiling
+        assert by_id[steps[step]].data.tags["fisher_run_id"] == steps["fisher"]
+    assert "Against the information ceiling" in page and "of the information ceiling" in page
 
     # ablate all: one child per kind with its verdict, a point per noise level and training size, the summary table
     children = {r.data.tags["kind"]: r for r in runs if r.data.tags.get("mlflow.parentRunId") == steps["ablate"]}
@@ -83,6 +89,7 @@ def test_main_smoke(mlflow_store, tiny_data, tmp_path):
     assert sweep.groupby("features")["noise_level"].apply(list).to_dict() == {"raw": levels, "student": levels, "teacher": levels}
     curve = table(children["sample_efficiency"].info.run_id, "tables/sample_efficiency.json")
     assert curve.groupby("features")["n_train"].apply(list).to_dict() == {"raw": [96], "student": [96], "teacher": [96]}
+    assert children["noise_sweep"].data.metrics["ceiling_prior_r2_log_g_noise_1"] == ceiling
     m = children["shuffle_labels"].data.metrics
     assert "teacher_ridge_shuffled_mean" in m and "student_ridge_tolerance_used" in m
 

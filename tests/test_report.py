@@ -72,3 +72,18 @@ def test_report_renders_with_nothing_run():
     page = report.html_page("t", rows, text, reference, {"x.png": b"\x89PNG"})
     assert "not run" in md and "real PFS data" in md and "not answered yet" in md
     assert page.startswith("<!doctype html>") and "data:image/png;base64," in page
+
+
+def test_each_method_as_a_fraction_of_the_information_ceiling():
+    runs = {"fisher": run({"ceiling_prior_r2_log_g": 0.8, "ceiling_r2_log_g": 0.4}, run_id="f"),
+            "probe_raw": run({"best_test_r2_log_g": 0.4}), "student": student(0.5, 0.6, 0.1, 0.4),
+            "student_plus": run({"student_test_r2_log_g": 0.95})}
+    table = report.ceiling_table(runs).set_index("method")
+    assert table.loc["raw noisy flux, best head by val", "fraction of ceiling"] == "0.50"
+    assert table.loc["distilled flux-only student", "fraction of ceiling"] == "0.75"
+    assert table.loc["student-plus (flux + error)", "fraction of ceiling"] == "sees sigma: not bounded"
+    rows = report.stage_rows(runs, {})
+    assert rows[0].stage == "ceiling" and rows[0].status == report.INFO and rows[0].run_id == "f"
+    assert "75% of the information ceiling" in report.answer(rows, runs)
+    assert report.ceiling_table({"student": runs["student"]}) is None  # not simulated: no ceiling, no table
+    assert report.stage_rows({}, {})[0].status == report.NOT_RUN
