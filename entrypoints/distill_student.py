@@ -123,7 +123,6 @@ def main(data, features, teacher, layer, pooling, direction, student, hidden, in
                               teacher_mode=teacher_mode, role=role):
         summary = ds.summary()
         tracking.log_dataset(summary, data)
-        ceiling = log_ceiling(summary, noise_level, target) if target in LABELS else None
         flux, error, y_frames = {}, {}, {}
         for s in SPLITS:
             flux[s], error[s] = ds[s].read()
@@ -232,6 +231,7 @@ def main(data, features, teacher, layer, pooling, direction, student, hidden, in
                 report(code, f"{head} head: {text}", "3_1")
         tracking.log_table(pd.concat(tables, ignore_index=True), "tables/stage_3_1_per_bin.json")
         best = results["student"][target, judged]
+        ceiling = log_ceiling(summary, noise_level, target) if target in LABELS else None
         tracking.log_figure(figures.predicted_vs_true(y["test"], best.predictions["test"], target,
                                                       f"student + {judged}: test R^2 {best.scores[f'test_r2_{target}']:.3f}",
                                                       ceiling if input_ == "flux" else None),  # sigma is not bounded by it

@@ -88,13 +88,13 @@ def main(data, input_, features, layer, pooling, direction, head, alpha, num_lea
     with tracking.tracked_run("probe", stage="1", mvp=mvp, input=input_, grid=str(grid).lower()):
         summary = ds.summary()
         tracking.log_dataset(summary, data)
-        ceiling = log_ceiling(summary, noise_level, "log_g" if "log_g" in label_list else label_list[0])
         local, manifest = None, None
         if input_ == "latent" or input_ == "denoised_flux":
             run = features_run(features, data, noise_level, summary)
             mlflow.set_tag("features_run_id", run.info.run_id)
             needed = sorted({p for lay in layers for p in lay.split("+")}) if input_ == "latent" else ["denoised"]
             local, manifest = download_features(run, needed)
+        ceiling = log_ceiling(summary, noise_level, "log_g" if "log_g" in label_list else label_list[0])
         rows = []
         for lay, pool_name, h in combos:
             if input_ == "latent":

@@ -14,7 +14,6 @@ from entrypoints import main as main_module
 from tests.conftest import mlflow_run
 
 
-
 def test_steps_are_reused_and_downstream_recomputed(mlflow_store, tiny_data, monkeypatch):
     """A stand-in child run records what ran; a second main reuses every step, a changed parameter reruns its
     step and everything downstream of it."""

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..data import Dataset, add_noise, noise_draw
+from ..device import prefetch, to_device
 from ..errors import DistillError
 from ..teacher import DIRECTIONS, BlindSpotUNet1D
 from . import store
@@ -23,6 +24,13 @@ def resolve_layers(model: BlindSpotUNet1D, layers: str) -> list:
     if unknown or not names:
         raise DistillError(f"unknown layer(s) {unknown}; valid: {', '.join(model.layer_names())}")
     return names
+
+
+def _noisy_batches(sfile, split, batch_size, noise_level):
+    """(start, clean flux, noisy flux, sigma) per batch, with the fixed noise of each row."""
+    for start, flux, error in sfile.batches(batch_size):
+        z = noise_draw(split, range(start, start + len(flux)), sfile.n_pixels)
+        yield start, flux, add_noise(flux, error, noise_level, z), error * np.float32(noise_level)
 
 
 def extract_features(model: BlindSpotUNet1D, dataset: Dataset, layers: list, direction: str, noise_level: float,
@@ -48,11 +56,8 @@ def extract_features(model: BlindSpotUNet1D, dataset: Dataset, layers: list, dir
     try:
         for split, sfile in dataset.splits.items():
             labels = sfile.params[list(sfile.labels)].astype(np.float32)
-            for start, flux, error in sfile.batches(batch_size):
-                rows = range(start, start + len(flux))
-                noisy = add_noise(flux, error, noise_level, noise_draw(split, rows, n_pixels))
-                noisy_t = torch.as_tensor(noisy, device=device)
-                sigma_t = torch.as_tensor(error * np.float32(noise_level), device=device)
+            for start, flux, noisy, sigma in prefetch(_noisy_batches(sfile, split, batch_size, noise_level)):
+                noisy_t, sigma_t = to_device(noisy, device), to_device(sigma, device)
                 t = time.time()
                 with torch.inference_mode():
                     halves = model.feature_halves(noisy_t, sigma_t, layers, direction, flip_back=False)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..data import SpectrumFile, add_noise, noise_draw
+from ..device import prefetch, to_device
 from ..errors import DistillError
 from .model import BlindSpotUNet1D
 
@@ -93,27 +94,30 @@ class TeacherTrainer:
         self.ca_window = (val.wave >= CA_TRIPLET[0]) & (val.wave <= CA_TRIPLET[1])
 
     def _tensor(self, a):
-        return torch.as_tensor(a, device=self.device)
+        return to_device(a, self.device)
+
+    def _noisy_batches(self, rng):
+        """(clean, noisy, sigma) training batches, fresh noise from ``rng``."""
+        for flux, error in shuffled_batches(self.train, self.s.batch_size, self.s.block_rows, rng):
+            yield flux, add_noise(flux, error, self.s.noise_level, rng=rng), error * np.float32(self.s.noise_level)
 
     def train_epoch(self, progress=None) -> float:
         self.model.train()
         epoch = self.state.epoch
         rng = np.random.default_rng([self.s.seed, epoch])
         total, count = 0.0, 0
-        for flux, error in shuffled_batches(self.train, self.s.batch_size, self.s.block_rows, rng):
-            noisy = add_noise(flux, error, self.s.noise_level, rng=rng)
-            flux_t, noisy_t = self._tensor(flux), self._tensor(noisy)
-            sigma_t = self._tensor(error * np.float32(self.s.noise_level))
+        for flux, noisy, sigma in prefetch(self._noisy_batches(rng)):
+            flux_t, noisy_t, sigma_t = self._tensor(flux), self._tensor(noisy), self._tensor(sigma)
             mu, s = self.model(self.model.inputs(noisy_t, sigma_t)).unbind(1)
             loss = loss_fn(self.s.loss, mu, s, noisy_t, sigma_t, flux_t)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            total += loss.item() * len(flux)
+            total += loss.detach() * len(flux)  # no host sync per step
             count += len(flux)
             if progress:
                 progress(len(flux))
-        return total / count
+        return float(total) / count
 
     @torch.no_grad()
     def predict(self, noisy, error, batch_size=64):
