@@ -8,10 +8,12 @@ EP ?= simulate
 ARGS ?=
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
 OPTUNA_STORAGE ?= sqlite:///$(CURDIR)/mlruns/optuna.db
+PGDATA ?= $(CURDIR)/mlruns/postgres
+PGPORT ?= 5433
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 MLFLOW_RUN := mlflow run . --env-manager local
 
-.PHONY: help venv demo test run ui dashboard bench clean
+.PHONY: help venv demo test run ui server server-stop dashboard bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -39,6 +41,14 @@ run: venv mlruns ## one entry point: make run EP=simulate ARGS="-P n_train=500"
 
 ui: venv mlruns ## the MLflow UI on http://127.0.0.1:$(PORT)
 	mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port $(PORT)
+
+server: venv mlruns ## a team's MLflow server on http://127.0.0.1:$(PORT): PostgreSQL (port $(PGPORT), data in $(PGDATA)) + artifacts in mlruns/artifacts
+	scripts/postgres.sh start $(PGDATA) $(PGPORT)
+	mlflow server --backend-store-uri postgresql://postgres@127.0.0.1:$(PGPORT)/mlflow \
+		--artifacts-destination $(CURDIR)/mlruns/artifacts --host 127.0.0.1 --port $(PORT)
+
+server-stop: ## stop the PostgreSQL cluster that `make server` started
+	scripts/postgres.sh stop $(PGDATA)
 
 dashboard: venv mlruns ## optuna-dashboard on http://127.0.0.1:8080 for the studies of `tune` (OPTUNA_STORAGE=... for another)
 	optuna-dashboard $(OPTUNA_STORAGE) --host 127.0.0.1 --port 8080

@@ -167,7 +167,7 @@ def split_fisher(spectra, steps=None, rows=None, chunk=32, workers=1, progress=N
     first rows only; ``workers`` processes; ``progress(n)`` after each chunk. Returns (n, 5, 5).
     """
     n = len(spectra) if rows is None else min(rows, len(spectra))
-    jobs = [(spectra.params.iloc[lo:lo + chunk], spectra.read(lo, min(lo + chunk, n))[1], steps) for lo in range(0, n, chunk)]
+    jobs = [(spectra.params.iloc[lo:min(lo + chunk, n)], spectra.read(lo, min(lo + chunk, n))[1], steps) for lo in range(0, n, chunk)]
     with contextlib.ExitStack() as stack:
         run = map
         if workers > 1:

@@ -4,10 +4,12 @@ Objective: validation R^2 of log g, never test. Students report it every epoch s
 pruner can stop hopeless trials; multi-objective studies add the parameter count or
 the inference time and keep the Pareto front.
 """
+import time
 from dataclasses import dataclass
 
 import optuna
 import pandas as pd
+import sqlalchemy
 from optuna.storages import RDBStorage, RetryFailedTrialCallback
 
 from .student.model import HEADS as STUDENT_HEADS
@@ -78,9 +80,18 @@ def check_space(space: StudentSpace):
 
 def storage(url: str) -> RDBStorage:
     """An RDB storage (SQLite file or any SQLAlchemy URL, e.g. PostgreSQL) with heartbeats, so a killed
-    worker's RUNNING trials are failed and retried (up to ``RETRIES`` times)."""
-    return RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=2 * HEARTBEAT_SECONDS,
-                      failed_trial_callback=RetryFailedTrialCallback(max_retry=RETRIES))
+    worker's RUNNING trials are failed and retried (up to ``RETRIES`` times).
+
+    Workers started together on an empty database race to create its tables (PostgreSQL answers the
+    loser with a unique violation); the loser tries again and finds them made."""
+    for attempt in range(5):
+        try:
+            return RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=2 * HEARTBEAT_SECONDS,
+                              failed_trial_callback=RetryFailedTrialCallback(max_retry=RETRIES))
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def create_study(name: str, url: str, second: str, pruner: str, seed: int) -> optuna.Study:

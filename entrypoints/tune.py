@@ -236,11 +236,12 @@ def main(data, study_type, study_name, storage, n_trials, timeout, pruner, secon
                 x = probe.baseline_features(ds, input_, noise_level, splits=TUNING).x
             objective = HeadObjective(x, y[LABEL], head, seed, name)
         study = tuning.create_study(name, url, second_objective, pruner, seed)
-        before = len(study.trials)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-        study.optimize(objective, n_trials=n_trials, timeout=timeout or None, show_progress_bar=True)
-        tracking.log_metrics({"n_trials_total": len(study.trials), "n_trials_this_run": len(study.trials) - before})
+        mine = []  # this worker's trials (other workers may share the study)
+        study.optimize(objective, n_trials=n_trials, timeout=timeout or None, show_progress_bar=True,
+                       callbacks=[lambda _, trial: mine.append(trial.number)])
+        tracking.log_metrics({"n_trials_total": len(study.trials), "n_trials_this_run": len(mine)})
         log_study(study, second_objective)
         if second_objective == "none":
             click.echo(f"study {name}: {len(study.trials)} trials; best val R^2 log g {study.best_value:.3f} with {study.best_params}")

@@ -1,0 +1,69 @@
+"""A team's setup: entry points against an MLflow server on PostgreSQL, and two `tune` workers sharing one study."""
+import os
+import subprocess
+import sys
+
+import mlflow
+import optuna
+import pytest
+import sqlalchemy
+
+from distill import tracking
+from tests.conftest import REPO
+
+
+@pytest.fixture
+def server_store(mlflow_server, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    mlflow.set_tracking_uri(mlflow_server)
+    yield mlflow_server
+    mlflow.set_tracking_uri(None)
+
+
+def worker(*params) -> subprocess.Popen:
+    args = [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", "tune", "--env-manager", "local"]
+    for p in params:
+        args += ["-P", p]
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def test_an_entry_point_runs_unchanged_against_the_server(server_store, postgres, tiny_data):
+    from tests.conftest import mlflow_run
+
+    result = mlflow_run(f"data={tiny_data}", "n_spectra=8", entry="fisher")
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tracking.find_run("fisher", tags={"data_dir": str(tiny_data.resolve())})
+    assert run is not None and run.data.metrics["n_spectra_used"] == 8
+    # the artifacts travel through the server, the run lives in PostgreSQL
+    local = tracking.download(run.info.run_id, "fisher.parquet")
+    assert local.stat().st_size > 0
+    with sqlalchemy.create_engine(f"{postgres}/mlflow").connect() as db:
+        assert db.execute(sqlalchemy.text("SELECT status FROM runs WHERE run_uuid = :r"), {"r": run.info.run_id}).scalar() == "FINISHED"
+
+
+def test_two_tune_workers_share_one_study(server_store, postgres, tiny_data):
+    storage = f"{postgres}/optuna"
+    common = (f"data={tiny_data}", "study=head", "input=noisy_flux", "study_name=shared-ridge", f"storage={storage}", "n_trials=3")
+    workers = [worker(*common, f"seed={seed}") for seed in (1, 2)]
+    for w in workers:
+        out, _ = w.communicate(timeout=600)
+        assert w.returncode == 0, out[-3000:]
+
+    study = optuna.load_study(study_name="shared-ridge", storage=storage)
+    numbers = [t.number for t in study.trials]
+    assert sorted(numbers) == list(range(6))  # one study, no duplicate trial numbers
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list", filter_string="tags.study = 'shared-ridge'")
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 2
+    seen = []
+    for parent in parents:
+        children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+        assert len(children) == 3 and all(r.info.status == "FINISHED" for r in children)
+        seen += [int(r.data.tags["trial"]) for r in children]
+        assert parent.data.metrics["n_trials_this_run"] == 3
+    assert sorted(seen) == list(range(6))  # every trial under its own worker's parent, none twice
