@@ -167,6 +167,24 @@ def add_noise(flux, error, noise_level: float, z=None, rng=None):
 
 
 @dataclass
+class ArraySpectra:
+    """Spectra held in memory behind the reading interface of ``SpectrumFile`` (len, n_pixels, read)."""
+
+    flux: np.ndarray
+    error: np.ndarray
+
+    def __len__(self):
+        return len(self.flux)
+
+    @property
+    def n_pixels(self) -> int:
+        return self.flux.shape[1]
+
+    def read(self, start: int = 0, stop: int | None = None):
+        return self.flux[start:stop], self.error[start:stop]
+
+
+@dataclass
 class Dataset:
     """The three split files of a dataset directory."""
 

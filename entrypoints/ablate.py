@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from distill import ablations, figures, probe, tracking
-from distill.data import LABELS, SPLITS, add_noise, noise_draw, open_dataset
+from distill.data import LABELS, SPLITS, ArraySpectra, add_noise, noise_draw, open_dataset
 from distill.device import pick_device
 from distill.errors import DistillError
 from distill.student.targets import fixed_targets
@@ -78,9 +78,8 @@ class Inputs:
         return self._teacher
 
     def teacher_latent(self, model, split, noise_level=None, sigma_error=None) -> np.ndarray:
-        flux, error = self.arrays[split]
         nl = self.noise_level if noise_level is None else noise_level
-        return fixed_targets(model, flux, error, split, nl, self.layer, self.pooling, self.direction, self.device,
+        return fixed_targets(model, ArraySpectra(*self.arrays[split]), split, nl, self.layer, self.pooling, self.direction, self.device,
                              sigma_error=sigma_error)
 
     def noisy(self, split, noise_level) -> np.ndarray:

@@ -97,6 +97,7 @@ def main(data, features, layer, pooling, direction, label, noise_level, folds, a
                 rows.append({"input": name, "head": head, "val_r2_residual": on_r[head].scores["val_r2_residual"],
                              "test_r2_residual": on_r[head].scores["test_r2_residual"],
                              "test_r2_direct": direct[head].scores[f"test_r2_{label}"]})
+            del fs  # one full-size matrix at a time
         table = pd.DataFrame(rows)
         tracking.log_table(table, "tables/residual_r2.json")
         tracking.log_figure(figures.residual_r2_bars(table), "figures/a3_a4_residual_r2.png")

@@ -123,11 +123,8 @@ def main(data, features, teacher, layer, pooling, direction, student, hidden, in
                               teacher_mode=teacher_mode, role=role):
         summary = ds.summary()
         tracking.log_dataset(summary, data)
-        flux, error, y_frames = {}, {}, {}
-        for s in SPLITS:
-            flux[s], error[s] = ds[s].read()
-            y_frames[s] = ds[s].params[list(LABELS)].reset_index(drop=True)
-        n = {s: len(flux[s]) for s in SPLITS}
+        y_frames = {s: ds[s].params[list(LABELS)].reset_index(drop=True) for s in SPLITS}
+        n = {s: len(ds[s]) for s in SPLITS}
         if target == "residual":
             for s, r in residual_target(residual, data, "log_g", n).items():
                 y_frames[s]["residual"] = r
@@ -148,7 +145,7 @@ def main(data, features, teacher, layer, pooling, direction, student, hidden, in
             mlflow.set_tags(ref)
         z = None
         if teacher_mode == "online" and distilling:
-            z = {s: fixed_targets(model, flux[s], error[s], s, noise_level, layer, pooling, direction, device) for s in SPLITS}
+            z = {s: fixed_targets(model, ds[s], s, noise_level, layer, pooling, direction, device) for s in SPLITS}
         elif extract is not None:
             fs = probe.latent_features(local, extract[1], layer, pooling, direction)
             if any(len(fs.x[s]) != n[s] for s in SPLITS):
@@ -161,13 +158,13 @@ def main(data, features, teacher, layer, pooling, direction, student, hidden, in
         in_channels = 2 if input_ == "flux+error" else 1
         latent_dim = z["train"].shape[1] if z is not None else NO_TEACHER_LATENT_DIM
         try:
-            net = Student(student, in_channels, flux["train"].shape[1], latent_dim, hidden=widths)
+            net = Student(student, in_channels, ds["train"].n_pixels, latent_dim, hidden=widths)
         except ValueError as e:
             raise DistillError(f"hidden={hidden}: {e}") from None
         settings = DistillSettings(lambda_z=lambda_z, lambda_y=lambda_y, epochs=epochs, batch_size=batch_size, lr=lr,
                                    noise_level=noise_level, input=input_, patience=patience, seed=seed)
         y = {s: y_frames[s][target].to_numpy(np.float64) for s in SPLITS}
-        trainer = DistillTrainer(net, flux, error, z if distilling else None, y, settings, device, online)
+        trainer = DistillTrainer(net, ds.splits, z if distilling else None, y, settings, device, online)
         tracking.log_params({"latent_dim": latent_dim, "hidden_resolved": ",".join(map(str, widths or DEFAULT_HIDDEN[student]))})
         tracking.log_metrics({"n_parameters": sum(p.numel() for p in net.parameters())})
         if checkpoint != "none":
@@ -189,18 +186,19 @@ def main(data, features, teacher, layer, pooling, direction, student, hidden, in
             report(*verdicts.latent_fit(fit["train"], fit["val"]), "2_1")
 
         # Stage 2.2 / B: the same heads on z_s, z*, raw and denoised flux
-        sets = {"student": {s: predicted[s][0] for s in SPLITS}, "raw": compare.fixed_noisy_splits(trainer)}
+        # built one at a time when their heads are fitted: at most one full-size matrix in memory
+        sets = {"student": lambda: {s: predicted[s][0] for s in SPLITS}, "raw": lambda: compare.fixed_noisy_splits(trainer)}
         if z is not None:
-            sets["teacher"] = z
+            sets["teacher"] = lambda: z
         if extract is not None and extract[1].get("denoised"):
-            sets["denoised"] = probe.baseline_features(ds, "denoised_flux", noise_level, local).x
+            sets["denoised"] = lambda: probe.baseline_features(ds, "denoised_flux", noise_level, local).x
         elif model is not None:
-            sets["denoised"] = compare.denoise_splits(model, trainer, device)
+            sets["denoised"] = lambda: compare.denoise_splits(model, trainer, device)
         head_params = dict(alpha=alpha, num_leaves=num_leaves, n_estimators=n_estimators, seed=seed)
         read = list(dict.fromkeys(label_list + [target]))
         results, lines, best_heads = {}, {}, {}
         for name in list(sets):
-            results[name] = compare.fit_heads(probe.FeatureSet(sets.pop(name), y_frames, name), read, head_list, head_params)
+            results[name] = compare.fit_heads(probe.FeatureSet(sets.pop(name)(), y_frames, name), read, head_list, head_params)
             for (label, head), r in results[name].items():
                 tracking.log_metrics({f"{name}_{head}_{k}": v for k, v in r.scores.items()})
             if name == "student":
@@ -256,7 +254,7 @@ def main(data, features, teacher, layer, pooling, direction, student, hidden, in
 
 def train(trainer: DistillTrainer, name: str, work: Path):
     """Fit with a progress bar; log each epoch's metrics and checkpoint; then timings and the curves."""
-    t0, start_epoch, n = time.time(), trainer.epoch, len(trainer.flux["train"])
+    t0, start_epoch, n = time.time(), trainer.epoch, len(trainer.spectra["train"])
 
     def on_epoch(m):
         tracking.log_metrics(m, step=trainer.epoch)
@@ -284,7 +282,8 @@ def log_student(trainer: DistillTrainer, work: Path):
     """The student as an MLflow PyTorch model (raw noisy flux [and error] in; target and z_s out) and its weights."""
     predictor = StudentPredictor(trainer.student, trainer.x_mean, trainer.x_std, trainer.e_mean, trainer.e_std,
                                  trainer.y_mean, trainer.y_std).cpu().eval()
-    channels = [trainer.fixed_noisy("test", 0, 2)] + ([trainer.error["test"][:2]] if trainer.s.input == "flux+error" else [])
+    noisy, error = trainer.fixed_batch("test", 0, 2)
+    channels = [noisy] + ([error] if trainer.s.input == "flux+error" else [])
     mlflow.pytorch.log_model(predictor, name="model", input_example=np.stack(channels, axis=1).astype(np.float32),
                              serialization_format="pickle")
     torch.save(trainer.student.state_dict(), work / "student.pt")

@@ -55,8 +55,8 @@ def pair(text: str, name: str, cast=float) -> tuple:
 class StudentObjective:
     """Train one suggested student on train, score log g R^2 on val each epoch (reported for pruning)."""
 
-    def __init__(self, flux, error, z, targets, space, settings, device, second, study_name):
-        self.flux, self.error, self.z, self.targets = flux, error, z, targets
+    def __init__(self, spectra, z, targets, space, settings, device, second, study_name):
+        self.spectra, self.z, self.targets = spectra, z, targets
         self.space, self.settings, self.device, self.second, self.study_name = space, settings, device, second, study_name
 
     def log_g_r2(self, target: str, target_r2: float) -> float:
@@ -71,10 +71,10 @@ class StudentObjective:
         torch.manual_seed(self.settings.seed * 100_003 + number)
         distil = self.z is not None and cfg["lambda_z"] > 0
         latent_dim = self.z["train"].shape[1] if self.z is not None else 128
-        net = Student(cfg["student"], 1, self.flux["train"].shape[1], latent_dim, hidden=cfg["hidden"], dropout=cfg["dropout"],
+        net = Student(cfg["student"], 1, self.spectra["train"].n_pixels, latent_dim, hidden=cfg["hidden"], dropout=cfg["dropout"],
                       head=cfg["head"])
         settings = replace(self.settings, lr=cfg["lr"], lambda_z=cfg["lambda_z"] if distil else 0.0, lambda_y=cfg["lambda_y"])
-        return DistillTrainer(net, dict(self.flux), dict(self.error), self.z if distil else None, self.targets[cfg["target"]],
+        return DistillTrainer(net, dict(self.spectra), self.z if distil else None, self.targets[cfg["target"]],
                               settings, self.device)
 
     def __call__(self, trial: optuna.Trial):
@@ -214,9 +214,6 @@ def main(data, study_type, study_name, storage, n_trials, timeout, pruner, secon
             mlflow.set_tag("features_run_id", run.info.run_id)
             local, manifest = download_features(run, sorted(set(layer.split("+"))))
         if study_type == "student":
-            flux, error = {}, {}
-            for s in TUNING:
-                flux[s], error[s] = ds[s].read()
             z = None
             if manifest is not None:
                 latent = probe.latent_features(local, manifest, layer, pooling, direction)
@@ -225,7 +222,7 @@ def main(data, study_type, study_name, storage, n_trials, timeout, pruner, secon
                 r = residual_target(residual, data, LABEL, {s: len(ds[s]) for s in ("train", "val", "test")})
                 y["residual"] = {s: r[s] for s in TUNING}
             settings = DistillSettings(epochs=epochs, batch_size=batch_size, noise_level=noise_level, patience=patience, seed=seed)
-            objective = StudentObjective(flux, error, z, y, space, settings, pick_device(), second_objective, name)
+            objective = StudentObjective({s: ds[s] for s in TUNING}, z, y, space, settings, pick_device(), second_objective, name)
         else:
             if input_ == "latent":
                 if manifest is None:
@@ -250,7 +247,7 @@ def main(data, study_type, study_name, storage, n_trials, timeout, pruner, secon
                 if "residual" in space.targets and study_type == "student":
                     test_y["residual"] = residual_target(residual, data, LABEL, {s: len(ds[s]) for s in ("train", "val", "test")})["test"]
                 if study_type == "student":
-                    test_x = ds["test"].read
+                    test_x = lambda: ds["test"]  # noqa: E731
                 elif input_ == "latent":
                     test_x = lambda: probe.latent_features(local, manifest, layer, pooling, direction).x["test"]  # noqa: E731
                 else:
@@ -273,7 +270,7 @@ def retrain(study: optuna.Study, objective, test_x, test_y: dict):
             cfg = tuning.suggest_student(optuna.trial.FixedTrial(study.best_params), objective.space)
             trainer = objective.build(cfg, study.best_trial.number)
             trainer.fit()
-            trainer.flux["test"], trainer.error["test"] = test_x()
+            trainer.spectra["test"] = test_x()
             y_hat, target = trainer.predict("test")[1], cfg["target"]
         # log g - (error-only prediction + r_hat) = r - r_hat: the residual's errors are log g's
         sse = float(((test_y[target] - y_hat) ** 2).sum())

@@ -6,7 +6,7 @@ import torch
 from click.testing import CliRunner
 
 from distill import ablations, probe
-from distill.data import add_noise, noise_draw, open_dataset
+from distill.data import ArraySpectra, add_noise, noise_draw, open_dataset
 from distill.student.targets import fixed_targets
 from distill.teacher import PRESETS, BlindSpotUNet1D
 from entrypoints import ablate
@@ -55,8 +55,8 @@ def test_shuffled_sigma_reaches_only_the_sigma_channel(tiny_data):
     teacher.seen = []
     shuffled = ablations.permuted_sigma(error, seed=3)
     assert sorted(map(tuple, shuffled[:, :4])) == sorted(map(tuple, error[:, :4])) and not np.array_equal(shuffled, error)
-    z = fixed_targets(teacher, flux, error, "val", 1.0, "enc_pre_latent", "global_mean", "fwd", torch.device("cpu"))
-    z_shuffled = fixed_targets(teacher, flux, error, "val", 1.0, "enc_pre_latent", "global_mean", "fwd", torch.device("cpu"),
+    z = fixed_targets(teacher, ArraySpectra(flux, error), "val", 1.0, "enc_pre_latent", "global_mean", "fwd", torch.device("cpu"))
+    z_shuffled = fixed_targets(teacher, ArraySpectra(flux, error), "val", 1.0, "enc_pre_latent", "global_mean", "fwd", torch.device("cpu"),
                                sigma_error=shuffled)
     (noisy, sigma), (noisy_s, sigma_s) = teacher.seen
     expected = add_noise(flux, error, 1.0, noise_draw("val", range(len(flux)), flux.shape[1]))

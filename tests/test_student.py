@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from distill.data import SPLITS, add_noise, noise_draw, open_dataset
+from distill.data import SPLITS, ArraySpectra, add_noise, noise_draw, open_dataset
 from distill.features.extract import extract_features
 from distill.probe import latent_features
 from distill.student.model import Student, student_inputs
@@ -21,6 +21,10 @@ def arrays(tiny_data):
         flux[s], error[s] = ds[s].read()
         y[s] = ds[s].params["log_g"].to_numpy()
     return flux, error, y
+
+
+def in_memory(flux, error) -> dict:
+    return {s: ArraySpectra(flux[s], error[s]) for s in SPLITS}
 
 
 def teacher_latent(flux, error, noise_level=0.1):
@@ -54,7 +58,7 @@ def test_distillation_lowers_latent_error_and_raises_cosine(arrays):
         torch.manual_seed(0)
         settings = DistillSettings(lambda_z=lambda_z, lambda_y=1.0 - lambda_z, epochs=8, batch_size=16, lr=1e-3, patience=8,
                                    noise_level=0.1)
-        trainer = DistillTrainer(Student("mlp", 1, 4096, z["train"].shape[1], hidden=(64,)), flux, error, z, y, settings,
+        trainer = DistillTrainer(Student("mlp", 1, 4096, z["train"].shape[1], hidden=(64,)), in_memory(flux, error), z, y, settings,
                                  torch.device("cpu"))
         before = trainer.evaluate("val")
         trainer.fit()
@@ -68,7 +72,7 @@ def test_distillation_lowers_latent_error_and_raises_cosine(arrays):
 def test_supervised_baseline_needs_no_teacher(arrays):
     flux, error, y = arrays
     settings = DistillSettings(lambda_z=0.0, epochs=2, batch_size=16, lr=1e-3)
-    trainer = DistillTrainer(Student("cnn", 1, 4096, 16), flux, error, None, y, settings, torch.device("cpu"))
+    trainer = DistillTrainer(Student("cnn", 1, 4096, 16), in_memory(flux, error), None, y, settings, torch.device("cpu"))
     trainer.fit()
     metrics = trainer.evaluate("test")
     assert "test_head_r2" in metrics and not any("latent" in k for k in metrics)
@@ -92,7 +96,7 @@ def test_resume_is_exact(arrays):
     def trainer():
         torch.manual_seed(0)
         settings = DistillSettings(epochs=2, batch_size=32, lr=1e-3)
-        return DistillTrainer(Student("mlp", 1, 4096, z["train"].shape[1], hidden=(32,)), flux, error, z, y, settings,
+        return DistillTrainer(Student("mlp", 1, 4096, z["train"].shape[1], hidden=(32,)), in_memory(flux, error), z, y, settings,
                               torch.device("cpu"))
 
     straight = trainer()
@@ -111,6 +115,22 @@ def test_resume_is_exact(arrays):
         assert torch.equal(a, b)
 
 
+def test_training_from_the_files_equals_training_in_memory(tiny_data, arrays):
+    """Blocks read from HDF5 give the same epochs as the same blocks of arrays held in memory."""
+    flux, error, y = arrays
+    runs = []
+    for spectra in (open_dataset(tiny_data).splits, in_memory(flux, error)):
+        torch.manual_seed(0)
+        settings = DistillSettings(lambda_z=0.0, epochs=2, batch_size=16, lr=1e-3, block_rows=40)
+        trainer = DistillTrainer(Student("mlp", 1, 4096, 8, hidden=(16,)), spectra, None, y, settings, torch.device("cpu"))
+        trainer.fit()
+        runs.append(trainer)
+    assert runs[0].history == runs[1].history
+    # the streamed statistics are those of the whole arrays
+    np.testing.assert_allclose(runs[0].e_mean, error["train"].mean(0), rtol=1e-5)
+    np.testing.assert_allclose(runs[0].x_std, np.sqrt(flux["train"].var(0) + (error["train"] ** 2).mean(0)), rtol=1e-4)
+
+
 def test_supervised_run_never_calls_the_teacher(arrays):
     flux, error, y = arrays
 
@@ -118,7 +138,7 @@ def test_supervised_run_never_calls_the_teacher(arrays):
         raise AssertionError("the teacher was called")
 
     settings = DistillSettings(lambda_z=0.0, epochs=1, batch_size=32)
-    DistillTrainer(Student("mlp", 1, 4096, 8, hidden=(16,)), flux, error, None, y, settings, torch.device("cpu"), teacher).fit()
+    DistillTrainer(Student("mlp", 1, 4096, 8, hidden=(16,)), in_memory(flux, error), None, y, settings, torch.device("cpu"), teacher).fit()
 
 
 @pytest.mark.parametrize("direction,pooling_name", [("fwd", "seg_mean_K8"), ("both", "mean_max"), ("bwd", "global_mean")])
@@ -130,7 +150,6 @@ def test_online_targets_equal_extracted_latents(tiny_data, tmp_path, direction, 
     manifest = extract_features(teacher, ds, ["enc_pre_latent", "enc_last"], "both", 1.0, tmp_path / "features")
     stored = latent_features(tmp_path / "features", manifest, "enc_pre_latent+enc_last", pooling_name, direction)
     for s in SPLITS:
-        flux, error = ds[s].read()
-        online = fixed_targets(teacher, flux, error, s, 1.0, "enc_pre_latent+enc_last", pooling_name, direction,
+        online = fixed_targets(teacher, ds[s], s, 1.0, "enc_pre_latent+enc_last", pooling_name, direction,
                                torch.device("cpu"), batch_size=13)
         np.testing.assert_allclose(online, stored.x[s], rtol=1e-5, atol=1e-5)

@@ -70,13 +70,10 @@ def test_pruned_trial_is_marked(mlflow_store, tiny_data, tmp_path):
     study = optuna.create_study(storage=tuning.storage(f"sqlite:///{tmp_path}/p.db"), direction="maximize",
                                 pruner=optuna.pruners.ThresholdPruner(lower=2.0))  # R^2 is never >= 2
     ds = tune.open_dataset(tiny_data)
-    flux, error = {}, {}
-    for s in tune.TUNING:
-        flux[s], error[s] = ds[s].read()
     y = {"log_g": {s: ds[s].params["log_g"].to_numpy() for s in tune.TUNING}}
     space = tuning.StudentSpace(students=("mlp",), width=(16, 32), layers=(1, 1))
     settings = tune.DistillSettings(epochs=3, batch_size=32)
-    objective = tune.StudentObjective(flux, error, None, y, space, settings, tune.pick_device("cpu"), "none", "p")
+    objective = tune.StudentObjective({s: ds[s] for s in tune.TUNING}, None, y, space, settings, tune.pick_device("cpu"), "none", "p")
     with tracking.tracked_run("tune"):
         parent = mlflow.active_run().info.run_id
         study.optimize(objective, n_trials=1)

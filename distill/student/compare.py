@@ -6,6 +6,7 @@ import torch
 
 from .. import metrics, probe
 from ..data import SPLITS
+from ..device import to_device
 from .targets import throughput
 from .train import DistillTrainer
 
@@ -40,35 +41,39 @@ def bins_table(results: dict, names, head: str, label: str, y_test, frame_test: 
 
 
 def fixed_noisy_splits(trainer: DistillTrainer, chunk=4096) -> dict:
-    """Each split's noisy flux at its fixed draw: the raw-flux baseline's features."""
-    return {s: np.concatenate([trainer.fixed_noisy(s, i, min(i + chunk, len(trainer.flux[s])))
-                               for i in range(0, len(trainer.flux[s]), chunk)]) for s in SPLITS}
+    """Each split's noisy flux at its fixed draw: the raw-flux baseline's features (the one full copy)."""
+    out = {}
+    for s in SPLITS:
+        n = len(trainer.spectra[s])
+        out[s] = np.empty((n, trainer.spectra[s].n_pixels), dtype=np.float32)
+        for i in range(0, n, chunk):
+            out[s][i:i + chunk] = trainer.fixed_batch(s, i, min(i + chunk, n))[0]
+    return out
 
 
 def denoise_splits(teacher, trainer: DistillTrainer, device, batch=256) -> dict:
     """The teacher's denoised flux of each split at its fixed draw."""
     out = {}
     for s in SPLITS:
-        parts = []
-        for i in range(0, len(trainer.flux[s]), batch):
-            stop = min(i + batch, len(trainer.flux[s]))
-            noisy = torch.as_tensor(trainer.fixed_noisy(s, i, stop), device=device)
-            sigma = torch.as_tensor(trainer.error[s][i:stop] * np.float32(trainer.s.noise_level), device=device)
+        n = len(trainer.spectra[s])
+        out[s] = np.empty((n, trainer.spectra[s].n_pixels), dtype=np.float32)
+        for i in range(0, n, batch):
+            noisy, error = trainer.fixed_batch(s, i, min(i + batch, n))
+            sigma = error * np.float32(trainer.s.noise_level)
             with torch.inference_mode():
-                parts.append(teacher.denoise(noisy, sigma).float().cpu().numpy())
-        out[s] = np.concatenate(parts)
+                out[s][i:i + batch] = teacher.denoise(to_device(noisy, device), to_device(sigma, device)).float().cpu().numpy()
     return out
 
 
 def _speed_rows(trainer: DistillTrainer, split="test", batch=256) -> list:
-    rows = min(len(trainer.flux[split]), SPEED_SPECTRA)
+    rows = min(len(trainer.spectra[split]), SPEED_SPECTRA)
     return [(i, min(i + batch, rows)) for i in range(0, rows, batch)]
 
 
 def student_speed(trainer: DistillTrainer, split="test") -> float:
     """Spectra/s of the student encoder (inference) on (up to 1,024) spectra of ``split``."""
     trainer.student.eval()
-    batches = [trainer.inputs(trainer.fixed_noisy(split, a, b), trainer.error[split][a:b]) for a, b in _speed_rows(trainer, split)]
+    batches = [trainer.inputs(*trainer.fixed_batch(split, a, b)) for a, b in _speed_rows(trainer, split)]
     return throughput(trainer.student.encoder, batches)
 
 
@@ -76,6 +81,8 @@ def teacher_encoder_speed(teacher, trainer: DistillTrainer, layer: str, directio
     """Spectra/s of the teacher's encoder up to ``layer`` (what extraction runs) on the same spectra."""
     device = next(teacher.parameters()).device
     nl = np.float32(trainer.s.noise_level)
-    batches = [torch.stack([torch.as_tensor(trainer.fixed_noisy("test", a, b)),
-                            torch.as_tensor(trainer.error["test"][a:b] * nl)], 1).to(device) for a, b in _speed_rows(trainer)]
+    batches = []
+    for a, b in _speed_rows(trainer):
+        noisy, error = trainer.fixed_batch("test", a, b)
+        batches.append(torch.stack([torch.as_tensor(noisy), torch.as_tensor(error * nl)], 1).to(device))
     return throughput(lambda x: teacher.feature_halves(x[:, 0], x[:, 1], layer.split("+"), direction), batches)

@@ -30,20 +30,20 @@ def pooled_latent(teacher, noisy: torch.Tensor, sigma: torch.Tensor, layer: str,
     return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
 
 
-def fixed_targets(teacher, flux: np.ndarray, error: np.ndarray, split: str, noise_level: float, layer, pooling_name,
-                  direction, device, batch_size=256, sigma_error: np.ndarray | None = None) -> np.ndarray:
-    """z* of a whole split at its fixed noise draw (seed 42, split, row): what ``extract`` stores.
+def fixed_targets(teacher, spectra, split: str, noise_level: float, layer, pooling_name, direction, device, batch_size=256,
+                  sigma_error: np.ndarray | None = None) -> np.ndarray:
+    """z* of a whole split (``SpectrumFile`` or ``ArraySpectra``) at its fixed noise draw (seed 42, split, row):
+    what ``extract`` stores.
 
     ``sigma_error``: another error array for the teacher's sigma channel only (ablation 4.2
-    feeds sigma permuted across spectra); the noise is always drawn with ``error``.
+    feeds sigma permuted across spectra); the noise is always drawn with the spectra's own error.
     """
-    sigma_error = error if sigma_error is None else sigma_error
     out = []
-    for i in range(0, len(flux), batch_size):
-        rows = range(i, min(i + batch_size, len(flux)))
-        noisy = add_noise(flux[rows.start:rows.stop], error[rows.start:rows.stop], noise_level,
-                          noise_draw(split, rows, flux.shape[1]))
-        sigma = sigma_error[rows.start:rows.stop] * np.float32(noise_level)
+    for i in range(0, len(spectra), batch_size):
+        rows = range(i, min(i + batch_size, len(spectra)))
+        flux, error = spectra.read(rows.start, rows.stop)
+        noisy = add_noise(flux, error, noise_level, noise_draw(split, rows, flux.shape[1]))
+        sigma = (error if sigma_error is None else sigma_error[rows.start:rows.stop]) * np.float32(noise_level)
         out.append(pooled_latent(teacher, torch.as_tensor(noisy, device=device), torch.as_tensor(sigma, device=device),
                                  layer, pooling_name, direction))
     return np.concatenate(out)

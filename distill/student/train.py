@@ -6,8 +6,9 @@ fully supervised end-to-end network on flux (no teacher needed). The student see
 fresh noise draw every epoch and each split's fixed draw (seed 42, split, row) when
 evaluated. Targets z*: ``offline``, the fixed-draw latents (what ``extract`` stores);
 ``online``, recomputed by the frozen teacher on the same fresh draw the student sees
-(``online(noisy, sigma) -> z*``). Arrays are held in memory (float32): 100k x 4096
-flux and error take 3.3 GB.
+(``online(noisy, sigma) -> z*``). Spectra are read from their files in blocks of
+``block_rows`` (blocks in random order, rows shuffled within a block), so memory does not
+grow with the training set; ``ArraySpectra`` serves arrays already in memory.
 """
 import copy
 import time
@@ -32,6 +33,7 @@ class DistillSettings:
     input: str = "flux"
     patience: int = 5
     seed: int = 42
+    block_rows: int = 4096  # training spectra read from disk at a time
 
 
 def latent_scores(z_s: np.ndarray, z_t: np.ndarray) -> dict:
@@ -42,20 +44,34 @@ def latent_scores(z_s: np.ndarray, z_t: np.ndarray) -> dict:
     return {"latent_mse": float(mse.mean()), "latent_nmse": float((mse / var).mean()), "latent_cosine": float(cos.mean())}
 
 
+def input_statistics(spectra, noise_level: float, block_rows: int) -> tuple:
+    """Per-pixel (mean, std) of the noisy flux and (mean, std) of the error over ``spectra``, in one streamed pass.
+
+    The noisy flux's variance is Var(flux) + noise_level^2 mean(error^2), the expectation over noise draws.
+    """
+    n, p = len(spectra), spectra.n_pixels
+    sums = np.zeros((4, p))  # flux, flux^2, error, error^2
+    for start in range(0, n, block_rows):
+        flux, error = (np.asarray(a, dtype=np.float64) for a in spectra.read(start, min(start + block_rows, n)))
+        sums += np.stack([flux.sum(0), (flux**2).sum(0), error.sum(0), (error**2).sum(0)])
+    x_mean, x2, e_mean, e2 = sums / n
+    x_std = np.sqrt(np.clip(x2 - x_mean**2, 0, None) + noise_level**2 * e2) + 1e-12
+    e_std = np.sqrt(np.clip(e2 - e_mean**2, 0, None)) + 1e-12
+    return tuple(a.astype(np.float32) for a in (x_mean, x_std, e_mean, e_std))
+
+
 class DistillTrainer:
-    """Fit ``student`` on split dicts of flux and error (N, P), fixed-draw targets z* (N, D) or None, and y (N,).
+    """Fit ``student`` on a split dict of spectra (``SpectrumFile`` or ``ArraySpectra``), fixed-draw targets
+    z* (N, D) or None, and y (N,).
 
     ``online``: a callable (noisy, sigma) tensors -> z* (B, D) for the training batches.
     """
 
-    def __init__(self, student: Student, flux: dict, error: dict, z: dict | None, y: dict, settings: DistillSettings,
-                 device, online=None):
+    def __init__(self, student: Student, spectra: dict, z: dict | None, y: dict, settings: DistillSettings, device, online=None):
         self.student, self.s, self.device, self.online = student.to(device), settings, device, online
-        self.flux, self.error, self.y = flux, error, y
-        nl = np.float32(settings.noise_level)
-        self.x_mean = flux["train"].mean(0)
-        self.x_std = np.sqrt(flux["train"].var(0) + nl**2 * (error["train"] ** 2).mean(0)) + 1e-12
-        self.e_mean, self.e_std = error["train"].mean(0), error["train"].std(0) + 1e-12
+        self.spectra, self.y = spectra, y
+        self.x_mean, self.x_std, self.e_mean, self.e_std = input_statistics(spectra["train"], settings.noise_level,
+                                                                            settings.block_rows)
         self.z_mean = z["train"].mean(0) if z else None
         self.z_std = z["train"].std(0) + 1e-12 if z else None
         self.z = {s: self.standardise_z(v) for s, v in z.items()} if z else None
@@ -91,39 +107,44 @@ class DistillTrainer:
         self.student.train()
         rng = np.random.default_rng([self.s.seed, self.epoch])
         torch.manual_seed(int(rng.integers(2**31)))  # dropout too depends only on (seed, epoch): resuming is exact
-        flux, error = self.flux["train"], self.error["train"]
-        total = 0.0
-        for rows in np.array_split(rng.permutation(len(flux)), max(1, len(flux) // self.s.batch_size)):
-            rows = np.sort(rows)
-            noisy = add_noise(flux[rows], error[rows], self.s.noise_level,
-                              rng.standard_normal((len(rows), flux.shape[1]), dtype=np.float32))
-            z_t = None
-            if self.s.lambda_z > 0:
-                z_t = self._online_targets(noisy, error[rows]) if self.online else self.z["train"][rows]
-            z_s, y_hat = self.student(self.inputs(noisy, error[rows]))
-            loss = self._loss(z_s, y_hat, self.y["train"][rows], z_t)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            total += loss.item() * len(rows)
-            if progress:
-                progress(len(rows))
-        return total / len(flux)
+        data = self.spectra["train"]
+        n, total, seen = len(data), 0.0, 0
+        for start in rng.permutation(np.arange(0, n, self.s.block_rows)):
+            flux, error = data.read(int(start), int(min(start + self.s.block_rows, n)))
+            order = rng.permutation(len(flux))
+            for i in range(0, len(order), self.s.batch_size):
+                idx = np.sort(order[i:i + self.s.batch_size])
+                if len(idx) < 2 < len(order):  # a batch of one says nothing to batch statistics
+                    continue
+                rows = start + idx
+                noisy = add_noise(flux[idx], error[idx], self.s.noise_level,
+                                  rng.standard_normal((len(idx), flux.shape[1]), dtype=np.float32))
+                z_t = None
+                if self.s.lambda_z > 0:
+                    z_t = self._online_targets(noisy, error[idx]) if self.online else self.z["train"][rows]
+                z_s, y_hat = self.student(self.inputs(noisy, error[idx]))
+                loss = self._loss(z_s, y_hat, self.y["train"][rows], z_t)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                total += loss.detach() * len(idx)  # no host sync per step
+                seen += len(idx)
+                if progress:
+                    progress(len(idx))
+        return float(total) / max(seen, 1)
 
-    def fixed_noisy(self, split, start, stop) -> np.ndarray:
-        """The split's fixed noisy flux for rows start:stop (the draw ``extract`` and the probes use)."""
-        flux = self.flux[split][start:stop]
-        return add_noise(flux, self.error[split][start:stop], self.s.noise_level,
-                         noise_draw(split, range(start, stop), flux.shape[1]))
+    def fixed_batch(self, split, start, stop) -> tuple:
+        """(noisy flux, error) of the split's rows start:stop at its fixed draw (the one ``extract`` and the probes use)."""
+        flux, error = self.spectra[split].read(start, stop)
+        return add_noise(flux, error, self.s.noise_level, noise_draw(split, range(start, stop), flux.shape[1])), error
 
     @torch.no_grad()
     def predict(self, split, batch_size=512) -> tuple:
         """(z_s standardised (N, D), y_hat in label units (N,)) at the split's fixed noise."""
         self.student.eval()
         zs, ys = [], []
-        for i in range(0, len(self.flux[split]), batch_size):
-            stop = min(i + batch_size, len(self.flux[split]))
-            z_s, y_hat = self.student(self.inputs(self.fixed_noisy(split, i, stop), self.error[split][i:stop]))
+        for i in range(0, len(self.spectra[split]), batch_size):
+            z_s, y_hat = self.student(self.inputs(*self.fixed_batch(split, i, min(i + batch_size, len(self.spectra[split])))))
             zs.append(z_s.cpu().numpy())
             ys.append(y_hat[:, 0].cpu().numpy() * self.y_std + self.y_mean)
         return np.concatenate(zs), np.concatenate(ys)
