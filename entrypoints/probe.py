@@ -96,12 +96,13 @@ def main(data, input_, features, layer, pooling, direction, head, alpha, num_lea
             local, manifest = download_features(run, needed)
         ceiling = log_ceiling(summary, noise_level, "log_g" if "log_g" in label_list else label_list[0])
         rows = []
+        baseline = None if input_ == "latent" else probe.subset_train(probe.baseline_features(ds, input_, noise_level, local),
+                                                                      n_train, seed)  # built once: one full-size copy
         for lay, pool_name, h in combos:
             if input_ == "latent":
-                fs = probe.latent_features(local, manifest, lay, pool_name, direction)
+                fs = probe.subset_train(probe.latent_features(local, manifest, lay, pool_name, direction), n_train, seed)
             else:
-                fs = probe.baseline_features(ds, input_, noise_level, local)
-            fs = probe.subset_train(fs, n_train, seed)
+                fs = baseline
             tags = {"layer": lay, "pooling": pool_name, "head": h, "direction": direction}
             if grid:
                 with tracking.tracked_run("probe", stage="1", mvp="1.1", nested=True, input=input_):
