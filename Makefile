@@ -63,7 +63,7 @@ bench: venv ## calibration, speed and student benchmarks (about two hours on 2 c
 	$(PY) bench/calibrate_simulator.py --n-train 32000
 	$(PY) bench/student_speed.py
 	$(PY) bench/student_benchmark.py --n-train 32000
-	$(PY) bench/scale.py --sizes 8000,32000
+	$(PY) bench/scale.py --sizes 24000,48000
 
 clean: ## remove runs, data and the virtual environment
 	rm -rf mlruns data reports $(VENV)
