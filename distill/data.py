@@ -166,6 +166,19 @@ def add_noise(flux, error, noise_level: float, z=None, rng=None):
     return flux + np.float32(noise_level) * error * z
 
 
+def shuffled_batches(spectra, batch_size: int, block_rows: int, rng):
+    """Yield (row indices, flux, error) training minibatches of ``spectra`` (anything with ``len`` and
+    ``read``): blocks of ``block_rows`` in random order, rows shuffled within a block, so memory stays at
+    one block. A lone leftover row is skipped (batch statistics need two)."""
+    for start in rng.permutation(np.arange(0, len(spectra), block_rows)):
+        flux, error = spectra.read(int(start), int(min(start + block_rows, len(spectra))))
+        order = rng.permutation(len(flux))
+        for i in range(0, len(order), batch_size):
+            idx = order[i:i + batch_size]
+            if len(idx) > 1 or len(order) == 1:
+                yield start + idx, flux[idx], error[idx]
+
+
 @dataclass
 class ArraySpectra:
     """Spectra held in memory behind the reading interface of ``SpectrumFile`` (len, n_pixels, read)."""

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from sklearn.metrics import r2_score
 
-from ..data import add_noise, noise_draw
+from ..data import add_noise, noise_draw, shuffled_batches
 from .model import Student, student_inputs
 
 
@@ -107,30 +107,21 @@ class DistillTrainer:
         self.student.train()
         rng = np.random.default_rng([self.s.seed, self.epoch])
         torch.manual_seed(int(rng.integers(2**31)))  # dropout too depends only on (seed, epoch): resuming is exact
-        data = self.spectra["train"]
-        n, total, seen = len(data), 0.0, 0
-        for start in rng.permutation(np.arange(0, n, self.s.block_rows)):
-            flux, error = data.read(int(start), int(min(start + self.s.block_rows, n)))
-            order = rng.permutation(len(flux))
-            for i in range(0, len(order), self.s.batch_size):
-                idx = np.sort(order[i:i + self.s.batch_size])
-                if len(idx) < 2 < len(order):  # a batch of one says nothing to batch statistics
-                    continue
-                rows = start + idx
-                noisy = add_noise(flux[idx], error[idx], self.s.noise_level,
-                                  rng.standard_normal((len(idx), flux.shape[1]), dtype=np.float32))
-                z_t = None
-                if self.s.lambda_z > 0:
-                    z_t = self._online_targets(noisy, error[idx]) if self.online else self.z["train"][rows]
-                z_s, y_hat = self.student(self.inputs(noisy, error[idx]))
-                loss = self._loss(z_s, y_hat, self.y["train"][rows], z_t)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                total += loss.detach() * len(idx)  # no host sync per step
-                seen += len(idx)
-                if progress:
-                    progress(len(idx))
+        total, seen = 0.0, 0
+        for rows, flux, error in shuffled_batches(self.spectra["train"], self.s.batch_size, self.s.block_rows, rng):
+            noisy = add_noise(flux, error, self.s.noise_level, rng.standard_normal(flux.shape, dtype=np.float32))
+            z_t = None
+            if self.s.lambda_z > 0:
+                z_t = self._online_targets(noisy, error) if self.online else self.z["train"][rows]
+            z_s, y_hat = self.student(self.inputs(noisy, error))
+            loss = self._loss(z_s, y_hat, self.y["train"][rows], z_t)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            total += loss.detach() * len(rows)  # no host sync per step
+            seen += len(rows)
+            if progress:
+                progress(len(rows))
         return float(total) / max(seen, 1)
 
     def fixed_batch(self, split, start, stop) -> tuple:

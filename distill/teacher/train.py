@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from ..data import SpectrumFile, add_noise, noise_draw
+from ..data import SpectrumFile, add_noise, noise_draw, shuffled_batches
 from ..device import prefetch, to_device
 from ..errors import DistillError
 from .model import BlindSpotUNet1D
@@ -55,18 +55,6 @@ def loss_fn(kind, mu, s, noisy, sigma, clean=None):
     return (torch.log(2 * b) + (clean - denoised).abs() / b).mean()
 
 
-def shuffled_batches(split: SpectrumFile, batch_size, block_rows, rng):
-    """Yield (flux, error) minibatches: blocks in random order, rows shuffled within a block."""
-    starts = np.arange(0, len(split), block_rows)
-    for start in rng.permutation(starts):
-        flux, error = split.read(int(start), int(min(start + block_rows, len(split))))
-        order = rng.permutation(len(flux))
-        for i in range(0, len(order), batch_size):
-            idx = order[i:i + batch_size]
-            if len(idx) > 1 or len(order) == 1:  # batch norm needs two samples
-                yield flux[idx], error[idx]
-
-
 def snr(estimate, clean, window=None):
     """Median over spectra of median(clean) / rms(estimate - clean), optionally in a pixel window."""
     if window is not None:
@@ -98,7 +86,7 @@ class TeacherTrainer:
 
     def _noisy_batches(self, rng):
         """(clean, noisy, sigma) training batches, fresh noise from ``rng``."""
-        for flux, error in shuffled_batches(self.train, self.s.batch_size, self.s.block_rows, rng):
+        for _, flux, error in shuffled_batches(self.train, self.s.batch_size, self.s.block_rows, rng):
             yield flux, add_noise(flux, error, self.s.noise_level, rng=rng), error * np.float32(self.s.noise_level)
 
     def train_epoch(self, progress=None) -> float:
