@@ -47,26 +47,24 @@ def resolve_checkpoint(checkpoint: str, entry_point: str) -> Path:
 
 
 @functools.cache
-def _fisher_table(run_id: str) -> pd.DataFrame:
+def _download_fisher(run_id: str) -> pd.DataFrame:
     return pd.read_parquet(tracking.download(run_id, "fisher.parquet"))
 
 
-def information_ceiling(summary: dict, noise_level: float, label: str = "log_g") -> dict | None:
-    """The information ceiling of ``label`` on this test split at ``noise_level``, from the newest
-    ``fisher`` run on the same test file: {"run_id", "marginal", "known_others", "prior"}, or None."""
+def fisher_table(summary: dict) -> tuple | None:
+    """(run id, per-spectrum Fisher table) of the newest ``fisher`` run on this test file, or None."""
     run = tracking.find_run("fisher", params={"split": "test"}, tags={"digest_test": summary.get("digest_test", "-")})
-    if run is None:
-        return None
-    return {"run_id": run.info.run_id, **fisher.ceiling_at(_fisher_table(run.info.run_id), noise_level, label)}
+    return None if run is None else (run.info.run_id, _download_fisher(run.info.run_id))
 
 
 def log_ceiling(summary: dict, noise_level: float, label: str = "log_g") -> float | None:
     """Log the prior-aware ceiling (metric ``ceiling_prior_r2_{label}``, tag ``fisher_run_id``) and return it;
     None, with a hint, when no fisher run covers this test split (not simulated, or not run yet)."""
-    found = information_ceiling(summary, noise_level, label)
+    found = fisher_table(summary)
     if found is None:
         click.echo("information ceiling: none (for simulated data, `mlflow run . -e fisher -P data=...` computes it)", err=True)
         return None
-    mlflow.set_tag("fisher_run_id", found["run_id"])
-    tracking.log_metrics({f"ceiling_prior_r2_{label}": found["prior"]})
-    return found["prior"]
+    ceiling = fisher.ceiling_at(found[1], noise_level, label)["prior"]
+    mlflow.set_tag("fisher_run_id", found[0])
+    tracking.log_metrics({f"ceiling_prior_r2_{label}": ceiling})
+    return ceiling

@@ -16,14 +16,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from distill import ablations, figures, probe, tracking
+from distill import ablations, figures, fisher, probe, tracking
 from distill.data import LABELS, SPLITS, ArraySpectra, add_noise, noise_draw, open_dataset
 from distill.device import pick_device
 from distill.errors import DistillError
 from distill.student.targets import fixed_targets
 from distill.teacher import DIRECTIONS, load
 from entrypoints._cli import one_line_errors
-from entrypoints._upstream import download_features, features_run, information_ceiling
+from entrypoints._upstream import download_features, features_run, fisher_table
 from entrypoints.distill_student import SHARED_HEADS, teacher_of
 from entrypoints.probe import split_list
 
@@ -88,12 +88,13 @@ class Inputs:
 
     def ceiling(self, label, levels) -> pd.Series | None:
         """The prior-aware information ceiling of ``label`` at each noise level (logged), or None without a fisher run."""
-        found = {lv: information_ceiling(self.summary, lv, label) for lv in levels}
-        if None in found.values():
+        found = fisher_table(self.summary)
+        if found is None:
             return None
-        mlflow.set_tag("fisher_run_id", found[levels[0]]["run_id"])
-        tracking.log_metrics({f"ceiling_prior_r2_{label}_noise_{lv:g}": c["prior"] for lv, c in found.items()})
-        return pd.Series({lv: c["prior"] for lv, c in found.items()})
+        ceiling = pd.Series({lv: fisher.ceiling_at(found[1], lv, label)["prior"] for lv in levels})
+        mlflow.set_tag("fisher_run_id", found[0])
+        tracking.log_metrics({f"ceiling_prior_r2_{label}_noise_{lv:g}": c for lv, c in ceiling.items()})
+        return ceiling
 
     @functools.cached_property
     def raw(self) -> probe.FeatureSet:
