@@ -13,7 +13,7 @@ PGPORT ?= 5433
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 MLFLOW_RUN := mlflow run . --env-manager local
 
-.PHONY: help venv demo test run ui server server-stop dashboard bench clean
+.PHONY: help venv demo test test-fast run ui server server-stop dashboard bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -33,8 +33,11 @@ mlruns:
 demo: venv mlruns ## the whole plan on the built-in simulator, then the report (reports/latest/report.html)
 	$(MLFLOW_RUN) -e main
 
-test: venv ## the fast test suite
+test: venv ## every test: fast unit tests and the slow end-to-end runs (what CI runs)
 	$(PY) -m pytest
+
+test-fast: venv ## the fast unit tests only (no real runs, servers or browser)
+	$(PY) -m pytest -m "not slow"
 
 run: venv mlruns ## one entry point: make run EP=simulate ARGS="-P n_train=500"
 	$(MLFLOW_RUN) -e $(EP) $(ARGS)
@@ -42,10 +45,9 @@ run: venv mlruns ## one entry point: make run EP=simulate ARGS="-P n_train=500"
 ui: venv mlruns ## the MLflow UI on http://127.0.0.1:$(PORT)
 	mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port $(PORT)
 
-server: venv mlruns ## a team's MLflow server on http://127.0.0.1:$(PORT): PostgreSQL (port $(PGPORT), data in $(PGDATA)) + artifacts in mlruns/artifacts
+server: venv mlruns ## a team's MLflow server with basic auth on http://127.0.0.1:$(PORT): PostgreSQL (port $(PGPORT), data in $(PGDATA)) + artifacts in mlruns/artifacts
 	scripts/postgres.sh start $(PGDATA) $(PGPORT)
-	mlflow server --backend-store-uri postgresql://postgres@127.0.0.1:$(PGPORT)/mlflow \
-		--artifacts-destination $(CURDIR)/mlruns/artifacts --host 127.0.0.1 --port $(PORT)
+	scripts/mlflow_server.sh $(PGDATA) $(PGPORT) $(CURDIR)/mlruns/artifacts $(PORT)
 
 server-stop: ## stop the PostgreSQL cluster that `make server` started
 	scripts/postgres.sh stop $(PGDATA)

@@ -41,11 +41,13 @@ def fit_both(x_train, y_train, x_test, y_test):
     ridge = Ridge(alpha=1e-3).fit(xs_train, y_train)
     r2_ridge = [r2_score(y_test[:, j], ridge.predict(xs_test)[:, j]) for j in range(y_train.shape[1])]
     # LightGBM with 15 leaves and 50 trees (LGBMRegressor's other defaults); features binned once for all labels
-    binned = lgb.Dataset(x_train, label=np.ascontiguousarray(y_train[:, 0]), params={"verbose": -1}, free_raw_data=False).construct()
+    binned = lgb.Dataset(x_train, label=np.ascontiguousarray(y_train[:, 0]), params={"verbose": -1},
+                         free_raw_data=False).construct()
     r2_lgbm = []
     for j in range(y_train.shape[1]):
         binned.set_label(np.ascontiguousarray(y_train[:, j]))
-        booster = lgb.train({"objective": "regression", "num_leaves": 15, "learning_rate": 0.1, "verbose": -1}, binned, 50)
+        booster = lgb.train({"objective": "regression", "num_leaves": 15, "learning_rate": 0.1,
+                             "verbose": -1}, binned, 50)
         r2_lgbm.append(r2_score(y_test[:, j], booster.predict(x_test)))
     return np.array(r2_ridge), np.array(r2_lgbm)
 

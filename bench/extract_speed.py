@@ -38,7 +38,8 @@ def main(n, preset, layers, batch_size):
                 for start, flux, error in f.batches(batch_size):
                     noisy = add_noise(flux, error, 1.0, noise_draw(split, range(start, start + len(flux)), f.n_pixels))
                     with torch.inference_mode():
-                        x = model._doubled(model.inputs(torch.as_tensor(noisy, device=device), torch.as_tensor(error, device=device)))
+                        x = model._doubled(model.inputs(torch.as_tensor(noisy, device=device),
+                                                        torch.as_tensor(error, device=device)))
                         model._encode(x, need_skips=False)
             if device.type == "cuda":
                 torch.cuda.synchronize()
@@ -51,7 +52,8 @@ def main(n, preset, layers, batch_size):
         total = n + 20
         print(f"{preset} preset on {device}, {total} spectra, layers {','.join(names)}, batch {batch_size}")
         print(f"bare forward (read + noise + encoder): {bare:6.1f} s  {total / bare:8.0f} spectra/s")
-        print(f"extract (+ summaries + Parquet):       {manifest['seconds']:6.1f} s  {total / manifest['seconds']:8.0f} spectra/s")
+        print(f"extract (+ summaries + Parquet):       {manifest['seconds']:6.1f} s  "
+              f"{total / manifest['seconds']:8.0f} spectra/s")
         print(f"ratio extract / bare forward: {manifest['seconds'] / bare:.3f} (target <= 1.10)")
 
 

@@ -26,7 +26,8 @@ def main(n_test, workers):
             t = time.time()
             info = fisher.split_fisher(spectra, workers=w)
             times[w] = time.time() - t
-            print(f"workers {w}: {times[w]:6.1f} s for {n_test} spectra ({n_test / times[w]:5.1f} spectra/s; target < 60 s)")
+            print(f"workers {w}: {times[w]:6.1f} s for {n_test} spectra ({n_test / times[w]:5.1f} spectra/s; target < "
+                  f"60 s)")
         print(f"speed-up {max(times)} workers / 1: {times[min(times)] / times[max(times)]:.2f}x")
         var = float(spectra.params["log_g"].var())
         for level in (0.5, 1.0, 2.0):

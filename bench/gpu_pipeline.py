@@ -37,7 +37,8 @@ def peak_rss_gb() -> float:
 
 def report(step, seconds, n, device):
     gpu = f", GPU peak {torch.cuda.max_memory_allocated() / 1024**3:5.2f} GB" if device.type == "cuda" else ""
-    print(f"{step:<28} {seconds:8.1f} s  {n / seconds:9.0f} spectra/s  host peak RSS {peak_rss_gb():5.2f} GB{gpu}", flush=True)
+    print(f"{step:<28} {seconds:8.1f} s  {n / seconds:9.0f} spectra/s  host peak RSS {peak_rss_gb():5.2f} GB{gpu}",
+          flush=True)
 
 
 @click.command()
@@ -86,7 +87,8 @@ def main(n_train, steps, batch, extract_batch, workers):
 
         if device.type == "cuda":  # bf16 autocast against fp32 on one batch of pooled latents
             flux, error = ds["test"].read(0, 256)
-            noisy = torch.as_tensor(flux + error * np.random.default_rng(0).standard_normal(flux.shape, dtype=np.float32),
+            noisy = torch.as_tensor(flux + error * np.random.default_rng(0).standard_normal(flux.shape,
+                                                                                            dtype=np.float32),
                                     device=device)
             sigma = torch.as_tensor(error, device=device)
             model = trainer.model.eval()
@@ -109,7 +111,8 @@ def main(n_train, steps, batch, extract_batch, workers):
                 torch.cuda.synchronize()
                 timings[amp] = 10 * 256 / (time.perf_counter() - t)
             print(f"bf16 autocast vs fp32, enc_pre_latent seg means: relative error {rel:.2e}, min cosine {cos:.5f}; "
-                  f"encoder {timings[False]:.0f} -> {timings[True]:.0f} spectra/s ({timings[True] / timings[False]:.2f}x)")
+                  f"encoder {timings[False]:.0f} -> {timings[True]:.0f} spectra/s "
+                  f"({timings[True] / timings[False]:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ def main(data_dir, n_train):
         ds = open_dataset(data_dir)
         n = len(ds["train"])
         copy_mb = n * ds["train"].n_pixels * 4 / 2**20
-        print(f"N_train = {n}; one float32 copy of the training matrix = {copy_mb:.0f} MB; peak RSS at start {peak_mb():.0f} MB")
+        print(f"N_train = {n}; one float32 copy of the training matrix = {copy_mb:.0f} MB; peak RSS at start "
+              f"{peak_mb():.0f} MB")
         rows = []
         t = time.time()
         fs = probe.baseline_features(ds, "noisy_flux", 1.0)
@@ -44,7 +45,8 @@ def main(data_dir, n_train):
         for head in ("ridge", "lightgbm"):
             t = time.time()
             result = probe.fit_label(fs, "log_g", head)
-            rows.append((f"{head} fit + predict (log g: test R^2 {result.scores['test_r2_log_g']:.3f})", time.time() - t, peak_mb()))
+            rows.append((f"{head} fit + predict (log g: test R^2 {result.scores['test_r2_log_g']:.3f})",
+                         time.time() - t, peak_mb()))
         print(f"{'step':<52} {'seconds':>8} {'peak RSS MB':>12} {'peak / copy':>12}")
         for name, seconds, peak in rows:
             print(f"{name:<52} {seconds:8.1f} {peak:12.0f} {peak / copy_mb:12.2f}")

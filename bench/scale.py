@@ -37,7 +37,8 @@ def steps(data: str, teacher: str) -> dict:
     return {
         "simulate": ["simulate", "--out", data],
         "extract": ["extract", "--data", data, "--teacher", teacher, "--layer", "enc_pre_latent,enc_last,dec_input"],
-        "probe raw (ridge, lgbm)": ["probe", "--data", data, "--input", "noisy_flux", "--head", "ridge,lightgbm", "--labels", "log_g"],
+        "probe raw (ridge, lgbm)": ["probe", "--data", data, "--input", "noisy_flux", "--head", "ridge,lightgbm",
+                                    "--labels", "log_g"],
         "probe latent (ridge, lgbm)": ["probe", "--data", data, "--head", "ridge,lightgbm", "--labels", "log_g"],
         "decompose_error": ["decompose_error", "--data", data],
         "distill_student (1 epoch)": ["distill_student", "--data", data, "--epochs", "1", "--labels", "log_g"],

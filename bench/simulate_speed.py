@@ -29,10 +29,12 @@ def main(sizes):
     rows = []
     for n in [int(s) for s in sizes.split(",")]:
         with tempfile.TemporaryDirectory(dir=".") as tmp:
-            out = subprocess.run([sys.executable, "-c", CHILD, f"{tmp}/d", str(n)], capture_output=True, text=True, check=True)
+            out = subprocess.run([sys.executable, "-c", CHILD, f"{tmp}/d", str(n)], capture_output=True,
+                                 text=True, check=True)
             r = json.loads(out.stdout.strip().splitlines()[-1])
             rows.append((n + 20, r["seconds"], r["peak_mb"]))
-            print(f"N = {n + 20:7d}: {r['seconds']:7.1f} s  {(n + 20) / r['seconds']:7.0f} spectra/s  peak RSS {r['peak_mb']:6.0f} MB")
+            print(f"N = {n + 20:7d}: {r['seconds']:7.1f} s  {(n + 20) / r['seconds']:7.0f} spectra/s  peak RSS "
+                  f"{r['peak_mb']:6.0f} MB")
     (n1, t1, _), (n2, t2, _) = rows[0], rows[-1]
     per = (t2 - t1) / (n2 - n1)
     print(f"marginal cost {per * 1e3:.2f} ms/spectrum; fixed {t1 - per * n1:.1f} s; "

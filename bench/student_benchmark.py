@@ -32,7 +32,8 @@ def mlflow_run(entry: str, **params) -> str:
     if done.returncode:
         sys.exit(f"{entry} failed:\n{done.stderr[-3000:]}")
     run_id = done.stderr.split("=== Run (ID '")[-1].split("'")[0]
-    print(f"  {entry} {' '.join(f'{k}={v}' for k, v in params.items() if k != 'data')}: {time.time() - t:.0f} s", flush=True)
+    shown = " ".join(f"{k}={v}" for k, v in params.items() if k != "data")
+    print(f"  {entry} {shown}: {time.time() - t:.0f} s", flush=True)
     return run_id
 
 
@@ -63,7 +64,8 @@ def main(work, n_train, n_val, n_test, teacher_train, teacher_epochs, epochs, on
     raw = mlflow_run("probe", input="noisy_flux", head="ridge,lightgbm", **common)
     latent = mlflow_run("probe", features=extract, head="ridge,lightgbm,mlp", **common)
     students = {
-        "supervised end-to-end MLP (lambda_z=0)": mlflow_run("distill_student", lambda_z=0, features=extract, epochs=epochs, **common),
+        "supervised end-to-end MLP (lambda_z=0)": mlflow_run("distill_student", lambda_z=0, features=extract,
+                                                             epochs=epochs, **common),
         "distilled MLP student (offline)": mlflow_run("distill_student", features=extract, epochs=epochs, **common),
         "distilled CNN student (offline)": mlflow_run("distill_student", student="cnn", lr=0.001, features=extract,
                                                       epochs=epochs, **common),
@@ -77,18 +79,21 @@ def main(work, n_train, n_val, n_test, teacher_train, teacher_epochs, epochs, on
     rows = []
     for child in mlflow.search_runs(search_all_experiments=True, output_format="list",
                                     filter_string=f"tags.`mlflow.parentRunId` = '{raw}'"):
-        rows.append((f"raw noisy flux + {child.data.tags['head']}", child.data.metrics["test_r2_log_g"], "", child.info.run_id))
+        rows.append((f"raw noisy flux + {child.data.tags['head']}", child.data.metrics["test_r2_log_g"], "",
+                     child.info.run_id))
     best = max(mlflow.search_runs(search_all_experiments=True, output_format="list",
                                   filter_string=f"tags.`mlflow.parentRunId` = '{latent}'"),
                key=lambda r: r.data.metrics["val_r2_log_g"])
-    rows.append((f"teacher latent + best head ({best.data.tags['head']}, by val)", best.data.metrics["test_r2_log_g"], "",
+    rows.append((f"teacher latent + best head ({best.data.tags['head']}, by val)",
+                 best.data.metrics["test_r2_log_g"], "",
                  best.info.run_id))
     for name, run_id in students.items():
         r = client.get_run(run_id)
         m, t = r.data.metrics, r.data.tags
         extra = (f"cosine {m['test_latent_cosine']:.3f}; " if "test_latent_cosine" in m else "") + (
             f"{m['n_parameters'] / 1e6:.2f} M params; {m['student_spectra_per_second']:,.0f} spec/s"
-            + (f" = {m['speedup_vs_teacher_encoder']:.1f}x teacher encoder ({m['teacher_encoder_spectra_per_second']:,.0f})"
+            + (f" = {m['speedup_vs_teacher_encoder']:.1f}x teacher encoder "
+               f"({m['teacher_encoder_spectra_per_second']:,.0f})"
                if "speedup_vs_teacher_encoder" in m else "")
             + f"; {m['train_seconds'] / m['epochs_run']:.0f} s/epoch")
         rows.append((f"{name} + best head ({t['student_best_head_log_g']})", m["student_test_r2_log_g"], extra, run_id))

@@ -41,7 +41,8 @@ def timed(fn, device, repeats):
 @click.option("--amp", is_flag=True, help="bf16 autocast on CUDA")
 def main(presets, batch, repeats, amp):
     device = pick_device()
-    print(f"device: {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{torch.get_num_threads()} threads'})"
+    print(f"device: {device} "
+          f"({torch.cuda.get_device_name() if device.type == 'cuda' else f'{torch.get_num_threads()} threads'})"
           f", batch {batch}, 4096 pixels{', bf16 autocast' if amp else ''}")
     print(f"{'preset':>6} {'params':>9} {'denoise/s':>10} {'extract/s':>11} {'bare enc/s':>11} {'extr/bare':>9} "
           f"{'den/feat':>8} {'train/s':>8} {'peak MB':>8}")

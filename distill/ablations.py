@@ -6,22 +6,15 @@ import numpy as np
 import pandas as pd
 
 from . import metrics, probe
+from .thresholds import CLEARLY_HIGHER, ERROR_DOMINATES, ERROR_HELPS, SHUFFLE_TOLERANCE, SIGMA_USED, SLOWER, USEFUL
 
-SHUFFLE_TOLERANCE = 0.05
-"""4.3: the mean test R^2 over ``SHUFFLES`` heads trained on permuted labels must stay below
-max(0.05, 3 standard errors of that mean). A head that cannot see the true labels scores ~0 or
-below (it fits noise), but on a small test set chance alone moves one shuffle's R^2 by
-~2 sqrt(Var(y_hat) / Var(y) / n_test) (about 0.03 at n_test = 1000, 0.2 at 32): the mean over
-shuffles and its own spread set the bar, and 0.05 keeps it below every real signal the plan
-reads (Stage 1 asks for 0.25). A pipeline that ignores the permutation scores the same high R^2
-on every shuffle (no spread) and trips the 0.05 floor."""
+# 4.3: the mean test R^2 over ``SHUFFLES`` heads trained on permuted labels must stay below
+# max(SHUFFLE_TOLERANCE, 3 standard errors of that mean). A head that cannot see the true labels scores ~0 or
+# below (it fits noise), but on a small test set chance alone moves one shuffle's R^2 by
+# ~2 sqrt(Var(y_hat) / Var(y) / n_test) (about 0.03 at n_test = 1000, 0.2 at 32): the mean over
+# shuffles and its own spread set the bar. A pipeline that ignores the permutation scores the same high R^2
+# on every shuffle (no spread) and trips the floor.
 SHUFFLES = 5
-ERROR_HELPS = 0.05  # 4.1: up to this R^2 lost without sigma: error helps but does not dominate
-ERROR_DOMINATES = 0.1  # 4.1 / Stage 4: more than this: the error carries much of the log g information
-SIGMA_USED = 0.05  # 4.2: an R^2 drop above this when sigma is shuffled: the teacher really uses sigma
-CLEARLY_HIGHER = 0.05  # 3.3: student R^2 above raw flux by this at small sizes counts as clearly higher
-SLOWER = 0.02  # 1.2 / 3.2: a latent degrades more slowly when it loses this much less R^2 than raw flux ...
-USEFUL = 0.05  # ... from a training-level R^2 above this (a latent that reads nothing cannot be robust)
 NOISE_LEVELS = (0.0, 0.1, 0.2, 0.5, 1.0, 2.0)
 TRAIN_SIZES = (1000, 5000, 10000, 0)  # 0: the whole training set
 
@@ -48,9 +41,11 @@ def shuffle_check(fs: probe.FeatureSet, label: str, head: str, head_params: dict
 
 def leakage(shuffled_mean: float, tolerance_used: float) -> tuple:
     if shuffled_mean > tolerance_used:
-        return "leakage_alarm", (f"With shuffled training labels the heads still reach mean test R^2 {shuffled_mean:.3f} "
+        return "leakage_alarm", (f"With shuffled training labels the heads still reach mean test R^2 "
+                                 f"{shuffled_mean:.3f} "
                                  f"> {tolerance_used:.3f}: labels leak into the features or rows are misaligned.")
-    return "pass", f"Shuffled training labels give mean test R^2 {shuffled_mean:.3f} (<= {tolerance_used:.3f}): no leakage."
+    return "pass", (f"Shuffled training labels give mean test R^2 {shuffled_mean:.3f} (<= {tolerance_used:.3f}): no "
+                    f"leakage.")
 
 
 def error_dependence(r2_with: float, r2_without: float) -> tuple:
@@ -61,7 +56,8 @@ def error_dependence(r2_with: float, r2_without: float) -> tuple:
         return "error_dominates", (f"The error carries much of the log g information ({numbers} > {ERROR_DOMINATES}): "
                                    "a ceiling for distillation.")
     if delta > ERROR_HELPS:
-        return "error_matters", f"Removing the error costs more than {ERROR_HELPS} but at most {ERROR_DOMINATES} ({numbers})."
+        return "error_matters", (f"Removing the error costs more than {ERROR_HELPS} but at most {ERROR_DOMINATES} "
+                                 f"({numbers}).")
     return "error_helps_little", f"The error helps at most a little ({numbers} <= {ERROR_HELPS})."
 
 
@@ -92,7 +88,8 @@ def noise_curves(sets: dict, test_at: dict, levels, label: str, head: str, head_
 
 def size_curves(sets: dict, sizes, label: str, head: str, head_params: dict, seed: int = 42) -> dict:
     """3.3: {name: {size: test R^2}} with the head trained on a random labelled subset (0: all)."""
-    return {name: {size: probe.fit_label(probe.subset_train(fs, size, seed), label, head, **head_params).scores[f"test_r2_{label}"]
+    return {name: {size: probe.fit_label(probe.subset_train(fs, size, seed), label, head,
+                                         **head_params).scores[f"test_r2_{label}"]
                    for size in sizes} for name, fs in sets.items()}
 
 
@@ -104,8 +101,10 @@ def robustness(curves: dict, train_level: float) -> tuple:
     slower = [name for name, d in drops.items()
               if name != "raw" and d < drops["raw"] - SLOWER and curves[name][train_level] > USEFUL]
     if slower:
-        return "latent_more_robust", f"From noise {train_level} to {top}: {numbers}; {', '.join(slower)} degrade(s) more slowly."
-    return "not_more_robust", (f"From noise {train_level} to {top}: {numbers}; no latent that reads log g at the training "
+        return "latent_more_robust", (f"From noise {train_level} to {top}: {numbers}; {', '.join(slower)} degrade(s) "
+                                      f"more slowly.")
+    return "not_more_robust", (f"From noise {train_level} to {top}: {numbers}; no latent that reads log g at the "
+                               f"training "
                                f"level (R^2 > {USEFUL}) degrades more slowly than raw flux.")
 
 
@@ -118,10 +117,13 @@ def sample_efficiency(curves: dict, name: str = "student", small=5000) -> tuple:
     gaps = {s: curves[name][s] - curves["raw"][s] for s in sizes}
     numbers = ", ".join(f"{s}: {gaps[s]:+.3f}" for s in sizes)
     if min(gaps.values()) >= CLEARLY_HIGHER:
-        return "pays_off", f"The {name} is clearly above raw flux with few labels (R^2 gap {numbers}): representation learning pays off."
-    return "does_not_pay_off", f"The {name} is not clearly above raw flux with few labels (R^2 gap {numbers}; needs >= {CLEARLY_HIGHER})."
+        return "pays_off", (f"The {name} is clearly above raw flux with few labels (R^2 gap {numbers}): "
+                            f"representation learning pays off.")
+    return "does_not_pay_off", (f"The {name} is not clearly above raw flux with few labels (R^2 gap {numbers}; needs "
+                                f">= {CLEARLY_HIGHER}).")
 
 
 def curve_table(curves: dict, axis: str) -> pd.DataFrame:
-    return pd.DataFrame([{"features": name, axis: level, "test_r2": r2} for name, c in curves.items() for level, r2 in c.items()])
+    return pd.DataFrame([{"features": name, axis: level,
+                          "test_r2": r2} for name, c in curves.items() for level, r2 in c.items()])
 

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DistillError
+from .params_table import read_params
 
 SPLITS = ("train", "val", "test")
 LABELS = ("T_eff", "log_g", "M_H", "a_M", "C_M")
@@ -41,12 +42,14 @@ class SpectrumFile:
     def __init__(self, path, labels=LABELS):
         self.path = Path(path)
         if not self.path.is_file():
-            raise DistillError(f"{self.path}: file not found (a dataset directory holds train/, val/, test/ each with dataset.h5)")
+            raise DistillError(f"{self.path}: file not found (a dataset directory holds train/, val/, test/ each with "
+                               f"dataset.h5)")
         try:
             with h5py.File(self.path, "r") as f:
                 for key in (WAVE_KEY, FLUX_KEY, ERROR_KEY, PARAMS_KEY):
                     if key not in f:
-                        raise DistillError(f"{self.path}: missing '{key}'; expected the pfsspec layout (see README, 'Your own data')")
+                        raise DistillError(f"{self.path}: missing '{key}'; expected the pfsspec layout (see README, "
+                                           f"'Your own data')")
                 self.wave = np.asarray(f[WAVE_KEY][()], dtype=np.float64)
                 flux_shape, error_shape = f[FLUX_KEY].shape, f[ERROR_KEY].shape
         except OSError as e:
@@ -54,13 +57,14 @@ class SpectrumFile:
         if self.wave.ndim != 1 or not np.all(np.diff(self.wave) > 0):
             raise DistillError(f"{self.path}: '{WAVE_KEY}' must be 1-D and strictly increasing")
         if flux_shape != error_shape or len(flux_shape) != 2 or flux_shape[1] != self.wave.size:
-            raise DistillError(f"{self.path}: shapes disagree: flux {flux_shape}, error {error_shape}, wave {self.wave.shape}")
-        try:
-            self.params = pd.read_hdf(self.path, PARAMS_KEY)
-        except (ValueError, KeyError, TypeError) as e:
-            raise DistillError(f"{self.path}: '{PARAMS_KEY}' is not a pandas table ({e})") from None
+            raise DistillError(f"{self.path}: shapes disagree: flux {flux_shape}, error {error_shape}, wave "
+                               f"{self.wave.shape}")
+        if flux_shape[0] == 0:
+            raise DistillError(f"{self.path}: '{FLUX_KEY}' holds no spectra; every split needs at least one")
+        self.params = read_params(self.path, PARAMS_KEY)  # never unpickles
         if len(self.params) != flux_shape[0]:
-            raise DistillError(f"{self.path}: '{PARAMS_KEY}' has {len(self.params)} rows but the flux has {flux_shape[0]}")
+            raise DistillError(f"{self.path}: '{PARAMS_KEY}' has {len(self.params)} rows but the flux has "
+                               f"{flux_shape[0]}")
         missing = [c for c in labels if c not in self.params.columns]
         if missing:
             raise DistillError(f"{self.path}: '{PARAMS_KEY}' lacks label column(s) {', '.join(missing)}")
@@ -114,7 +118,8 @@ def clean(flux, error, path="<array>", first_row=None):
     bad_flux = ~np.isfinite(flux)
     if bad_flux.any():
         i, j = np.argwhere(bad_flux)[0]
-        raise DistillError(f"{path}: non-finite flux at {where(i)}, pixel {j} ('{FLUX_KEY}'); remove or repair that spectrum")
+        raise DistillError(f"{path}: non-finite flux at {where(i)}, pixel {j} ('{FLUX_KEY}'); remove or repair that "
+                           f"spectrum")
     flux = np.clip(flux, 0.0, None)
     bad = ~np.isfinite(error)
     if bad.any():
@@ -126,7 +131,8 @@ def clean(flux, error, path="<array>", first_row=None):
                                "only edge NaNs are filled")
     if (error <= 0).any():
         i, j = np.argwhere(error <= 0)[0]
-        raise DistillError(f"{path}: non-positive error {error[i, j]} at {where(i)}, pixel {j} ('{ERROR_KEY}'); errors must be > 0")
+        raise DistillError(f"{path}: non-positive error {error[i, j]} at {where(i)}, pixel {j} ('{ERROR_KEY}'); "
+                           f"errors must be > 0")
     return flux, error
 
 

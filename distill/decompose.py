@@ -13,14 +13,13 @@ the flux itself explains ~none of r, the error-only baseline left no learnable
 signal and the four readings cannot be told apart: that is reported as such.
 """
 import numpy as np
+import pandas as pd
 from sklearn.base import clone
 from sklearn.model_selection import KFold
 
-from . import heads
-
-NEAR_ZERO = 0.02  # R^2 below this counts as ~0
-NEAR_EQUAL = 0.02  # |latent - flux| within this counts as "close"
-EXTRA_INFORMATION = 0.1  # research-plan threshold for "real extra information"
+from . import heads, probe
+from .data import SPLITS
+from .thresholds import EXTRA_INFORMATION, NEAR_EQUAL, NEAR_ZERO
 
 
 def out_of_fold(pipeline, x, y, folds=5, seed=42) -> np.ndarray:
@@ -30,6 +29,32 @@ def out_of_fold(pipeline, x, y, folds=5, seed=42) -> np.ndarray:
         model = heads.fit(clone(pipeline), x[fit_rows], y[fit_rows])
         out[held_out] = model.predict(x[held_out])
     return out
+
+
+def error_only_residual(error: probe.FeatureSet, label: str, head_list, head_params: dict, folds=5, seed=42) -> tuple:
+    """A1 and A2: error-only heads on ``label``, the head best on validation, and the residual
+    ``r = y - y_hat_error_only`` per split (out-of-fold on train, from the full-train model on val and test).
+
+    Returns ``(fit_heads results, chosen head, {split: r})``."""
+    results = probe.fit_heads(error, [label], head_list, head_params)
+    head, best = probe.best_on_val(results, label)
+    y = {s: error.y[s][label].to_numpy(np.float64) for s in SPLITS}
+    pipeline = heads.make_pipeline(head, **head_params)
+    r = {"train": y["train"] - out_of_fold(pipeline, error.x["train"], y["train"], folds, seed)}
+    r |= {s: y[s] - best.predictions[s] for s in ("val", "test")}
+    return results, head, r
+
+
+def on_target(fs: probe.FeatureSet, target: dict, name: str) -> probe.FeatureSet:
+    """The same features with one label column ``name`` holding ``target`` per split (e.g. the residual)."""
+    return probe.FeatureSet(fs.x, {s: pd.DataFrame({name: target[s]}) for s in SPLITS}, fs.name)
+
+
+def log_g_r2(target_r2: float, target, log_g) -> float:
+    """R^2 of log g from the R^2 of a target read in its place. For the residual r = log g - error-only
+    prediction, log g - (prediction + r_hat) = r - r_hat, so R^2(log g) = 1 - (1 - R^2(r)) Var(r) / Var(log g);
+    for log g itself this is its own R^2. The error-only prediction reads the clean sigma."""
+    return 1 - (1 - target_r2) * float(np.var(target)) / float(np.var(log_g))
 
 
 def variance_decomposition(y, y_hat) -> dict:
@@ -45,14 +70,19 @@ def verdict(latent_r2: float, flux_r2: float) -> tuple:
     """(code, sentence) for latent->r against flux->r (test R^2 of the residual)."""
     extra = latent_r2 > EXTRA_INFORMATION
     tail = f" latent->r R^2 {latent_r2:.3f}, flux->r {flux_r2:.3f}; " + (
-        f"above {EXTRA_INFORMATION}: real extra information." if extra else f"not above {EXTRA_INFORMATION}: no real extra information.")
+        f"above {EXTRA_INFORMATION}: real extra information." if extra else f"not above {EXTRA_INFORMATION}: no real "
+                                                                            f"extra information.")
     if flux_r2 < NEAR_ZERO:
-        return "no_residual_signal", ("Even the flux explains ~none of the residual: the error-only baseline leaves no learnable "
+        return "no_residual_signal", ("Even the flux explains ~none of the residual: the error-only baseline leaves "
+                                      "no learnable "
                                       "signal, so shortcut and flux information cannot be told apart." + tail)
     if latent_r2 < NEAR_ZERO:
         return "shortcut", "The latent explains ~none of the residual: it rides the error shortcut." + tail
     if abs(latent_r2 - flux_r2) <= NEAR_EQUAL:
-        return "keeps_flux_information", "The latent explains the residual as well as the flux: it keeps the flux information." + tail
+        return "keeps_flux_information", ("The latent explains the residual as well as the flux: it keeps the flux "
+                                          "information.") + tail
     if latent_r2 > flux_r2:
-        return "adds_value", "The latent explains more of the residual than the flux: the representation adds value." + tail
-    return "loses_flux_information", "The latent explains less of the residual than the flux: it loses flux information." + tail
+        return "adds_value", ("The latent explains more of the residual than the flux: the representation adds value."
+                              + tail)
+    return "loses_flux_information", ("The latent explains less of the residual than the flux: it loses flux "
+                                      "information.") + tail

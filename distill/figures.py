@@ -6,6 +6,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .thresholds import EXTRA_INFORMATION  # noqa: E402
+
 
 def predicted_vs_true(y_true, y_pred, label="log_g", title="", ceiling=None):
     """Scatter of predicted against true values with the 1:1 line and the residuals beside it.
@@ -66,7 +68,7 @@ def residual_r2_bars(table: pd.DataFrame):
     x = np.arange(len(table))
     ax.bar(x - 0.2, table["test_r2_residual"], 0.4, label="input -> r")
     ax.bar(x + 0.2, table["test_r2_direct"], 0.4, label="input -> y (direct)")
-    ax.axhline(0.1, color="k", ls="--", lw=1, label="0.1: real extra information")
+    ax.axhline(EXTRA_INFORMATION, color="k", ls="--", lw=1, label=f"{EXTRA_INFORMATION}: real extra information")
     ax.set_xticks(x, table["input"] + " / " + table["head"], rotation=20, ha="right")
     ax.set_ylabel("test R^2")
     ax.legend(fontsize=8)

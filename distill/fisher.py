@@ -71,7 +71,8 @@ def jacobian(flux_fn, params: pd.DataFrame, labels=LABELS, steps=None, ranges=No
         offsets = np.array([_SCHEMES[k][0] for k in kinds[label]], dtype=float)  # (n, 2)
         for j in range(2):
             points.append(base.assign(**{label: base[label] + offsets[:, j] * steps[label]}))
-    flux = np.asarray(flux_fn(pd.concat(points, ignore_index=True)), dtype=np.float64).reshape(1 + 2 * len(labels), n, -1)
+    flux = np.asarray(flux_fn(pd.concat(points, ignore_index=True)),
+                      dtype=np.float64).reshape(1 + 2 * len(labels), n, -1)
     out = np.empty((n, len(labels), flux.shape[-1]))
     for k, label in enumerate(labels):
         w = np.array([_SCHEMES[s][1] for s in kinds[label]]) / steps[label]  # (n, 3)
@@ -167,7 +168,8 @@ def split_fisher(spectra, steps=None, rows=None, chunk=32, workers=1, progress=N
     first rows only; ``workers`` processes; ``progress(n)`` after each chunk. Returns (n, 5, 5).
     """
     n = len(spectra) if rows is None else min(rows, len(spectra))
-    jobs = [(spectra.params.iloc[lo:min(lo + chunk, n)], spectra.read(lo, min(lo + chunk, n))[1], steps) for lo in range(0, n, chunk)]
+    jobs = [(spectra.params.iloc[lo:min(lo + chunk, n)], spectra.read(lo, min(lo + chunk, n))[1],
+             steps) for lo in range(0, n, chunk)]
     with contextlib.ExitStack() as stack:
         run = map
         if workers > 1:

@@ -19,6 +19,7 @@ from torch import nn
 from .errors import DistillError
 
 HEADS = ("ols", "ridge", "lightgbm", "mlp")
+SHARED_HEADS = ("ridge", "lightgbm")  # the heads every comparison fits on each feature set
 BIN_SAMPLE = 20_000
 """Rows LightGBM samples to place its bins; its default (200,000) keeps the sample as float64,
 about two float32 copies of a 4096-pixel matrix, while 20,000 is enough for 255 bins."""
@@ -38,7 +39,8 @@ def make_pipeline(head: str, pca: int = 0, alpha=1e-3, num_leaves=15, n_estimato
         "ols": lambda: LinearRegression(),
         "ridge": lambda: Ridge(alpha=alpha),
         "lightgbm": lambda: LGBMRegressor(num_leaves=num_leaves, n_estimators=n_estimators, learning_rate=learning_rate,
-                                          min_child_samples=min_child_samples, subsample_for_bin=BIN_SAMPLE, random_state=seed, verbose=-1),
+                                          min_child_samples=min_child_samples, subsample_for_bin=BIN_SAMPLE,
+                                          random_state=seed, verbose=-1),
         "mlp": lambda: MLPRegressor(hidden=hidden, epochs=epochs, patience=patience, lr=lr, seed=seed),
     }[head]()
     steps = [] if lean else [("scale", StandardScaler())] + ([("pca", PCA(pca, random_state=seed))] if pca else [])
@@ -52,7 +54,8 @@ def fit(pipeline: Pipeline, x_train, y_train, x_val=None, y_val=None, early_stop
         prefix = Pipeline(pipeline.steps[:-1]).fit(x_train)
         xt, xv = prefix.transform(x_train), prefix.transform(x_val)
         if isinstance(head, LGBMRegressor):
-            head.fit(xt, y_train, eval_set=[(xv, y_val)], callbacks=[early_stopping(10, verbose=False), log_evaluation(0)])
+            head.fit(xt, y_train, eval_set=[(xv, y_val)],
+                     callbacks=[early_stopping(10, verbose=False), log_evaluation(0)])
         else:
             head.fit(xt, y_train, xv, y_val)
         return pipeline
@@ -91,22 +94,25 @@ class GramRidge(RegressorMixin, BaseEstimator):
 
     def predict(self, x):
         w = self.coef_ / self.scale_
-        return np.concatenate([np.asarray(x[i:i + self.batch_size], dtype=np.float64) @ w for i in range(0, len(x), self.batch_size)]
-                              or [np.empty(0)]) - self.mean_ @ w + self.intercept_
+        parts = [np.asarray(x[i:i + self.batch_size], dtype=np.float64) @ w for i in range(0, len(x), self.batch_size)]
+        return np.concatenate(parts or [np.empty(0)]) - self.mean_ @ w + self.intercept_
 
 
 class MLPRegressor(RegressorMixin, BaseEstimator):
     """Features -> hidden -> 1 with GELU and dropout 0.1, AdamW, early stopping on validation R^2."""
 
     def __init__(self, hidden=256, epochs=200, patience=20, lr=1e-3, batch_size=256, seed=42):
-        self.hidden, self.epochs, self.patience, self.lr, self.batch_size, self.seed = hidden, epochs, patience, lr, batch_size, seed
+        self.hidden, self.epochs, self.patience = hidden, epochs, patience
+        self.lr, self.batch_size, self.seed = lr, batch_size, seed
 
     def fit(self, x, y, x_val, y_val):
         torch.manual_seed(self.seed)
         x, y = torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
         self.mean_, self.std_ = float(y.mean()), float(y.std()) or 1.0
-        self.net_ = nn.Sequential(nn.Linear(x.shape[1], self.hidden), nn.GELU(), nn.Dropout(0.1), nn.Linear(self.hidden, 1))
-        self.best_epoch_ = train_early_stopped(self.net_, x, (y - self.mean_) / self.std_, torch.as_tensor(x_val, dtype=torch.float32),
+        self.net_ = nn.Sequential(nn.Linear(x.shape[1], self.hidden), nn.GELU(), nn.Dropout(0.1),
+                                  nn.Linear(self.hidden, 1))
+        self.best_epoch_ = train_early_stopped(self.net_, x, (y - self.mean_) / self.std_,
+                                               torch.as_tensor(x_val, dtype=torch.float32),
                                                np.asarray(y_val), lambda out: out[:, 0] * self.std_ + self.mean_,
                                                self.epochs, self.patience, self.lr, self.batch_size, self.seed)
         return self
@@ -172,7 +178,8 @@ class AttentionRegressor:
         self.mean_, self.std_ = float(np.mean(y)), float(np.std(y)) or 1.0
         self.net_ = AttentionPooling(maps.shape[1], maps.shape[2])
         yt = torch.as_tensor((np.asarray(y) - self.mean_) / self.std_, dtype=torch.float32)
-        self.best_epoch_ = train_early_stopped(self.net_, x, yt, xv, np.asarray(y_val), lambda out: out[:, 0] * self.std_ + self.mean_,
+        self.best_epoch_ = train_early_stopped(self.net_, x, yt, xv, np.asarray(y_val),
+                                               lambda out: out[:, 0] * self.std_ + self.mean_,
                                                self.epochs, self.patience, self.lr, self.batch_size, self.seed)
         return self
 

@@ -29,5 +29,6 @@ def per_bin(y_true, y_pred, by: np.ndarray, width: float, name: str) -> pd.DataF
             continue
         r2 = float(r2_score(y_true[sel], y_pred[sel])) if sel.sum() > 1 and np.ptp(y_true[sel]) > 0 else np.nan
         rows.append({"bin_by": name, "lo": lo, "hi": hi, "n": int(sel.sum()), "r2": r2,
-                     "mae": float(np.abs(y_true[sel] - y_pred[sel]).mean()), "bias": float((y_pred[sel] - y_true[sel]).mean())})
+                     "mae": float(np.abs(y_true[sel] - y_pred[sel]).mean()),
+                     "bias": float((y_pred[sel] - y_true[sel]).mean())})
     return pd.DataFrame(rows)

@@ -37,7 +37,8 @@ def latent_features(features_dir, manifest, layer: str, pooling_name: str, direc
         pooling.check_pooling(pooling_name, length, name)
         if pooling_name == "attention":
             if seg.shape[-1] != length or "+" in layer:
-                raise DistillError(f"pooling=attention needs one layer stored whole (length <= {pooling.STORE_SEGMENTS}); "
+                raise DistillError(f"pooling=attention needs one layer stored whole (length <= "
+                                   f"{pooling.STORE_SEGMENTS}); "
                                    f"{name} has length {length}")
             parts.append(seg)
         else:
@@ -107,18 +108,32 @@ class LabelResult:
     scores: dict  # metric key -> value
 
 
-def fit_label(fs: FeatureSet, label: str, head: str, pooling_name: str = "", early_stop=False, **head_params) -> LabelResult:
+def fit_label(fs: FeatureSet, label: str, head: str, pooling_name: str = "", early_stop=False,
+              **head_params) -> LabelResult:
     """Fit one head for one label on train (val steers early stopping only) and score every split."""
     y = {s: fs.y[s][label].to_numpy(np.float64) for s in SPLITS}
     if pooling_name == "attention":
-        model = heads.AttentionRegressor(seed=head_params.get("seed", 42)).fit(fs.x["train"], y["train"], fs.x["val"], y["val"])
+        model = heads.AttentionRegressor(seed=head_params.get("seed", 42)).fit(fs.x["train"], y["train"],
+                                                                               fs.x["val"], y["val"])
     else:
-        model = heads.fit(heads.make_pipeline(head, **head_params), fs.x["train"], y["train"], fs.x["val"], y["val"], early_stop)
+        model = heads.fit(heads.make_pipeline(head, **head_params), fs.x["train"], y["train"], fs.x["val"],
+                          y["val"], early_stop)
     predictions = {s: np.asarray(model.predict(fs.x[s]), dtype=np.float64) for s in SPLITS}
     scores = {}
     for s in SPLITS:
         scores |= metrics.keyed(s, label, metrics.scores(y[s], predictions[s]))
     return LabelResult(label, model, predictions, scores)
+
+
+def fit_heads(fs: FeatureSet, labels, head_list, head_params: dict) -> dict:
+    """{(label, head): LabelResult} for every label and head on one feature set (fitted on train only)."""
+    return {(label, head): fit_label(fs, label, head, **head_params) for label in labels for head in head_list}
+
+
+def best_on_val(results: dict, label: str) -> tuple:
+    """(head, LabelResult) of ``label`` with the highest validation R^2 among ``fit_heads`` results."""
+    return max(((h, r) for (lb, h), r in results.items() if lb == label),
+               key=lambda hr: hr[1].scores[f"val_r2_{label}"])
 
 
 def bin_tables(fs: FeatureSet, result: LabelResult, split="test") -> pd.DataFrame:

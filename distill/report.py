@@ -10,9 +10,20 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from .student.verdicts import PASSING_2_2
+from .thresholds import (
+    COSINE_PASS,
+    ERROR_DOMINATES,
+    EXTRA_INFORMATION,
+    FAIL_DELTA,
+    STAGE_1_RIDGE,
+    STAGE_1B_LIGHTGBM,
+    TEACHER_FRACTION,
+    TIE,
+    USEFUL,
+)
+
 PASS, FAIL, NOT_RUN, INFO = "pass", "fail", "not run", "info"
-USEFUL = 0.05  # an R^2 below this reads nothing (two such R^2 are not compared)
-TIE = 0.01  # two test R^2 closer than this are not ranked
 
 # research-plan.md section 3 and simulator.md: measured on real PFS spectra (100k train / 1k test)
 REFERENCE = [
@@ -48,8 +59,10 @@ def _distillation_gain(student, supervised) -> str:
     if student is None or supervised is None:
         return ""
     if abs(student - supervised) < TIE:
-        return f"a tie (gap {student - supervised:+.3f} < {TIE}): distillation adds nothing measurable over plain supervision"
-    return "distillation beats plain supervision" if student > supervised else "distillation adds nothing over plain supervision"
+        return (f"a tie (gap {student - supervised:+.3f} < {TIE}): distillation adds nothing measurable over plain "
+                f"supervision")
+    return "distillation beats plain supervision" if student > supervised else ("distillation adds nothing over plain "
+                                                                                "supervision")
 
 
 def stage_rows(runs: dict, ablations: dict) -> list:
@@ -60,27 +73,34 @@ def stage_rows(runs: dict, ablations: dict) -> list:
 
     fisher = runs.get("fisher")
     rows.append(Row("ceiling", "the log g information in the noisy flux (Fisher / Cramer-Rao, prior-aware R^2_max)",
-                    f"{_fmt(_m(fisher, 'ceiling_prior_r2_log_g'))} (unbiased {_fmt(_m(fisher, 'ceiling_r2_log_g'))})" if fisher else "-",
+                    f"{_fmt(_m(fisher, 'ceiling_prior_r2_log_g'))} (unbiased {_fmt(_m(fisher, 'ceiling_r2_log_g'))})"
+                    if fisher else "-",
                     INFO if fisher else NOT_RUN, fisher["run_id"] if fisher else "",
                     "" if fisher else "`fisher -P data=...` (simulated data only)"))
     # Stage 1
-    ridge, lgbm = (_m(grid, "best_test_r2_log_g_ridge"), _m(grid, "best_test_r2_log_g_lightgbm")) if grid else (None, None)
+    ridge, lgbm = (_m(grid, "best_test_r2_log_g_ridge"),
+                   _m(grid, "best_test_r2_log_g_lightgbm")) if grid else (None, None)
+    stage_1 = f"latent Ridge R^2 >= {STAGE_1_RIDGE} (Stage 1)"
     if grid is None:
-        rows.append(Row("1.1 / 1.4", "latent Ridge R^2 >= 0.5 (Stage 1)", "-", NOT_RUN))
+        rows.append(Row("1.1 / 1.4", stage_1, "-", NOT_RUN))
     else:
-        rows.append(Row("1.1 / 1.4", "latent Ridge R^2 >= 0.5 (Stage 1), best layer x pooling", _fmt(ridge),
-                        PASS if ridge is not None and ridge >= 0.5 else FAIL, grid["run_id"]))
-        rows.append(Row("1b", "latent LightGBM R^2 >= 0.25", _fmt(lgbm), NOT_RUN if lgbm is None else PASS if lgbm >= 0.25 else FAIL,
-                        grid["run_id"], "run 1.2 (noise sweep)" if lgbm is not None and lgbm >= 0.25 else "1.2 is not yet warranted"))
+        rows.append(Row("1.1 / 1.4", f"{stage_1}, best layer x pooling", _fmt(ridge),
+                        PASS if ridge is not None and ridge >= STAGE_1_RIDGE else FAIL, grid["run_id"]))
+        warranted = lgbm is not None and lgbm >= STAGE_1B_LIGHTGBM
+        rows.append(Row("1b", f"latent LightGBM R^2 >= {STAGE_1B_LIGHTGBM}", _fmt(lgbm),
+                        NOT_RUN if lgbm is None else PASS if warranted else FAIL, grid["run_id"],
+                        "run 1.2 (noise sweep)" if warranted else "1.2 is not yet warranted"))
     pca = runs.get("probe_pca")
     rows.append(Row("1.3", "PCA of the latent to 16-128 dims: is log g concentrated?", _fmt(_m(pca, "test_r2_log_g")),
                     INFO if pca else NOT_RUN, pca["run_id"] if pca else "", "" if pca else "`probe -P pca=32` runs it"))
     # Stage A
+    stage_a = f"latent -> r vs flux -> r (> {EXTRA_INFORMATION} = real extra information)"
     if decomp is None:
-        rows.append(Row("A", "latent -> r vs flux -> r (> 0.1 = real extra information)", "-", NOT_RUN))
+        rows.append(Row("A", stage_a, "-", NOT_RUN))
     else:
-        rows.append(Row("A", "latent -> r vs flux -> r (> 0.1 = real extra information)",
-                        f"latent {_fmt(_m(decomp, 'verdict_latent_r2_residual'))}, flux {_fmt(_m(decomp, 'verdict_flux_r2_residual'))}; "
+        rows.append(Row("A", stage_a,
+                        f"latent {_fmt(_m(decomp, 'verdict_latent_r2_residual'))}, flux "
+                        f"{_fmt(_m(decomp, 'verdict_flux_r2_residual'))}; "
                         f"error-only {_fmt(_m(decomp, 'error_ridge_test_r2_log_g'))}", INFO, decomp["run_id"],
                         decomp["tags"].get("verdict", "")))
     # 1.2 / 3.2, 3.3, 4.x
@@ -88,66 +108,82 @@ def stage_rows(runs: dict, ablations: dict) -> list:
     latent_beats_raw = None
     if sweep is not None:
         top = max(float(k.rsplit("_", 1)[1]) for k in sweep["metrics"] if k.startswith("raw_") and "_noise_" in k)
-        at = {name: next((v for k, v in sweep["metrics"].items() if k.startswith(f"{name}_") and k.endswith(f"_noise_{top:g}")), None)
+        at = {name: next((v for k, v in sweep["metrics"].items()
+                          if k.startswith(f"{name}_") and k.endswith(f"_noise_{top:g}")), None)
               for name in ("teacher", "student", "raw")}
         t, r = at["teacher"], at["raw"]
         latent_beats_raw = t is not None and r is not None and t > max(r, USEFUL)  # two R^2 below 0 say nothing
         rows.append(Row("1.2 / 3.2", "latent (student) degrades more slowly than raw flux with noise",
-                        f"at noise {top:g}: " + ", ".join(f"{name} {_fmt(v)}" for name, v in at.items() if v is not None),
+                        f"at noise {top:g}: "
+                        + ", ".join(f"{name} {_fmt(v)}" for name, v in at.items() if v is not None),
                         PASS if sweep["tags"]["verdict"] == "latent_more_robust" else FAIL, sweep["run_id"],
-                        "latent beats raw flux at high noise -> Stage 2" if latent_beats_raw else "run 4.1 / 4.2 before Stage 2"))
+                        "latent beats raw flux at high noise -> Stage 2" if latent_beats_raw
+                        else "run 4.1 / 4.2 before Stage 2"))
     else:
         rows.append(Row("1.2 / 3.2", "latent degrades more slowly than raw flux with noise", "-", NOT_RUN))
     # Stage 2
     cos = _m(student, "val_latent_cosine")
-    rows.append(Row("2.1", "student val cosine(z_s, z*) >= 0.9", _fmt(cos), NOT_RUN if cos is None else PASS if cos >= 0.9 else FAIL,
-                    student["run_id"] if student else "",
-                    "" if cos is None else ("cosine >= 0.9 -> 2.2" if cos >= 0.9 else f"{student['tags'].get('verdict_2_1')}: "
-                                            + ("go to 2.3" if student["tags"].get("verdict_2_1") == "underfit" else "revisit 2.1"))))
-    if student is None:
-        rows.append(Row("2.2", "student R^2 >= 0.9 x teacher and >= raw flux", "-", NOT_RUN))
+    v21 = student["tags"].get("verdict_2_1") if student else None  # the verdicts distill_student logged
+    rows.append(Row("2.1", f"student val cosine(z_s, z*) >= {COSINE_PASS}", _fmt(cos),
+                    NOT_RUN if v21 is None else PASS if v21 == "pass" else FAIL, student["run_id"] if student else "",
+                    "" if v21 is None else (f"cosine >= {COSINE_PASS} -> 2.2" if v21 == "pass" else
+                                            f"{v21}: " + ("go to 2.3" if v21 == "underfit" else "revisit 2.1"))))
+    stage_2_2 = f"student R^2 >= {TEACHER_FRACTION} x teacher and >= raw flux"
+    v22 = student["tags"].get("verdict_2_2") if student else None
+    if v22 is None:
+        rows.append(Row("2.2", stage_2_2, "-", NOT_RUN))
     else:
-        s, te, ra = _m(student, "student_test_r2_log_g"), _m(student, "teacher_test_r2_log_g"), _m(student, "raw_test_r2_log_g")
-        ok = s is not None and ra is not None and s >= ra and (te is None or s >= 0.9 * te)
-        rows.append(Row("2.2", "student R^2 >= 0.9 x teacher and >= raw flux",
-                        f"student {_fmt(s)}, teacher {_fmt(te)}, raw {_fmt(ra)}", PASS if ok else FAIL, student["run_id"],
-                        "-> Stage 3" if ok else ("below raw flux: back to 2.1" if s is not None and ra is not None and s < ra
-                                                 else "below 0.9 x teacher: analyse")))
+        s, te, ra = (_m(student, f"{name}_test_r2_log_g") for name in ("student", "teacher", "raw"))
+        ok = v22 in PASSING_2_2
+        rows.append(Row("2.2", stage_2_2, f"student {_fmt(s)}, teacher {_fmt(te)}, raw {_fmt(ra)}",
+                        PASS if ok else FAIL,
+                        student["run_id"], "-> Stage 3" if ok else "below raw flux: back to 2.1" if v22 == "below_raw"
+                        else f"below {TEACHER_FRACTION} x teacher: analyse"))
     if plus is None:
         rows.append(Row("2.3", "student-plus (flux + error) fits where flux-only does not", "-", NOT_RUN))
     else:
         pc, fc = _m(plus, "val_latent_cosine"), cos
-        reading = ("flux alone has an information bottleneck" if pc is not None and pc >= 0.9 and (fc or 0) < 0.9 else
-                   "neither fits: suspect a bug or an unlearnable latent" if (pc or 0) < 0.9 and (fc or 0) < 0.9 else
+        plus_fits, flux_fits = plus["tags"].get("verdict_2_1") == "pass", v21 == "pass"
+        reading = ("flux alone has an information bottleneck" if plus_fits and not flux_fits else
+                   "neither fits: suspect a bug or an unlearnable latent" if not plus_fits and not flux_fits else
                    "both fit")
         rows.append(Row("2.3", "student-plus (flux + error) fits where flux-only does not",
-                        f"val cosine: flux-only {_fmt(fc)}, flux+error {_fmt(pc)}; R^2 {_fmt(_m(plus, 'student_test_r2_log_g'))}",
+                        f"val cosine: flux-only {_fmt(fc)}, flux+error {_fmt(pc)}; R^2 "
+                        f"{_fmt(_m(plus, 'student_test_r2_log_g'))}",
                         INFO, plus["run_id"], reading))
     # Stage 3
+    stage_3_1 = f"student + head >= raw / denoised flux + same head (fail at -{FAIL_DELTA})"
     if student is None:
-        rows.append(Row("3.1", "student + head >= raw / denoised flux + same head (fail at -0.05)", "-", NOT_RUN))
+        rows.append(Row("3.1", stage_3_1, "-", NOT_RUN))
     else:
         v = student["tags"].get("verdict_3_1", "")
-        rows.append(Row("3.1", "student + head >= raw / denoised flux + same head (fail at -0.05)",
-                        f"student {_fmt(_m(student, 'student_test_r2_log_g'))} vs raw {_fmt(_m(student, 'raw_test_r2_log_g'))}, "
+        rows.append(Row("3.1", stage_3_1,
+                        f"student {_fmt(_m(student, 'student_test_r2_log_g'))} vs raw "
+                        f"{_fmt(_m(student, 'raw_test_r2_log_g'))}, "
                         f"denoised {_fmt(_m(student, 'denoised_test_r2_log_g'))}",
                         {"pass": PASS, "acceptable": INFO, "fail": FAIL}.get(v, NOT_RUN), student["run_id"],
                         student["tags"].get("verdict_3_1_text", "")))
     if baseline is not None:
         rows.append(Row("3 (baseline)", "distilled student vs the supervised end-to-end network (lambda_z = 0)",
-                        f"student {_fmt(_m(student, 'student_test_r2_log_g'))}, end-to-end {_fmt(_m(baseline, 'student_test_r2_log_g'))}",
+                        f"student {_fmt(_m(student, 'student_test_r2_log_g'))}, end-to-end "
+                        f"{_fmt(_m(baseline, 'student_test_r2_log_g'))}",
                         INFO, baseline["run_id"], _distillation_gain(_m(student, "student_test_r2_log_g"),
                                                                      _m(baseline, "student_test_r2_log_g"))))
     stage_b = runs.get("student_residual")
     rows.append(Row("B", "student distilled towards the residual r: student -> r against flux -> r",
-                    f"student {_fmt(_m(stage_b, 'student_test_r2_residual'))}, raw {_fmt(_m(stage_b, 'raw_test_r2_residual'))}"
+                    f"student {_fmt(_m(stage_b, 'student_test_r2_residual'))}, raw "
+                    f"{_fmt(_m(stage_b, 'raw_test_r2_residual'))}"
                     if stage_b else "-", INFO if stage_b else NOT_RUN, stage_b["run_id"] if stage_b else "",
-                    stage_b["tags"].get("verdict_B", "") if stage_b else "`distill_student -P target=residual` runs it"))
+                    stage_b["tags"].get("verdict_B",
+                                        "") if stage_b else "`distill_student -P target=residual` runs it"))
     eff = ablations.get("sample_efficiency")
-    rows.append(Row("3.3", "student clearly above raw flux at 1k-5k labels", eff["tags"]["verdict_text"] if eff else "-",
-                    NOT_RUN if eff is None else PASS if eff["tags"]["verdict"] == "pays_off" else FAIL, eff["run_id"] if eff else ""))
+    rows.append(Row("3.3", "student clearly above raw flux at 1k-5k labels",
+                    eff["tags"]["verdict_text"] if eff else "-",
+                    NOT_RUN if eff is None else PASS if eff["tags"]["verdict"] == "pays_off" else FAIL,
+                    eff["run_id"] if eff else ""))
     # Stage 4
-    for kind, stage, criterion in (("no_error_teacher", "4.1", "removing the error costs delta R^2 < 0.1"),
+    for kind, stage, criterion in (("no_error_teacher", "4.1",
+                                    f"removing the error costs delta R^2 < {ERROR_DOMINATES}"),
                                    ("shuffle_error", "4.2", "shuffled sigma: a drop means the teacher uses sigma"),
                                    ("shuffle_labels", "4.3", "shuffled labels give R^2 ~ 0 (no leakage)")):
         run = ablations.get(kind)
@@ -155,7 +191,7 @@ def stage_rows(runs: dict, ablations: dict) -> list:
             rows.append(Row(stage, criterion, "-", NOT_RUN))
             continue
         verdict = run["tags"]["verdict"]
-        status = INFO if kind == "shuffle_error" else (FAIL if verdict in ("error_dominates", "leakage_alarm") else PASS)
+        status = INFO if kind == "shuffle_error" else FAIL if verdict in ("error_dominates", "leakage_alarm") else PASS
         rows.append(Row(stage, criterion, run["tags"]["verdict_text"], status, run["run_id"], verdict))
     return rows
 
@@ -167,15 +203,19 @@ def answer(rows: list, runs: dict) -> str:
         return "No student was trained: the research question is not answered yet."
     s, ra = _m(student, "student_test_r2_log_g"), _m(student, "raw_test_r2_log_g")
     de, base = _m(student, "denoised_test_r2_log_g"), _m(runs.get("supervised_baseline"), "student_test_r2_log_g")
-    parts = [f"The distilled flux-only student reads log g with test R^2 {_fmt(s)}; raw noisy flux with the same heads {_fmt(ra)}"
+    parts = [f"The distilled flux-only student reads log g with test R^2 {_fmt(s)}; raw noisy flux with the same "
+             f"heads {_fmt(ra)}"
              + (f", denoised flux {_fmt(de)}" if de is not None else "")
              + (f", the supervised end-to-end network {_fmt(base)}" if base is not None else "") + "."]
-    losers = [name for name, v in (("raw noisy flux", ra), ("denoised flux", de), ("the supervised end-to-end network", base))
+    losers = [name for name, v in (("raw noisy flux", ra), ("denoised flux", de),
+                                   ("the supervised end-to-end network", base))
               if v is not None and s is not None and s < v]
-    parts.append(f"The student LOSES to {', '.join(losers)}." if losers else "The student beats every baseline it was compared with.")
+    parts.append(f"The student LOSES to {', '.join(losers)}." if losers else "The student beats every baseline it was "
+                                                                             "compared with.")
     cos = _m(student, "val_latent_cosine")
     if cos is not None:
-        parts.append(f"It imitates the teacher latent with validation cosine {cos:.3f} ({'>=' if cos >= 0.9 else '<'} 0.9).")
+        parts.append(f"It imitates the teacher latent with validation cosine {cos:.3f} "
+                     f"({'>=' if cos >= COSINE_PASS else '<'} {COSINE_PASS}).")
     ceiling = _m(runs.get("fisher"), "ceiling_prior_r2_log_g")
     if ceiling and s is not None:
         parts.append(f"That is {s / ceiling:.0%} of the information ceiling (prior-aware R^2 {ceiling:.3f}).")
@@ -211,7 +251,8 @@ METHODS = [
 def ceiling_table(runs: dict) -> pd.DataFrame | None:
     """Each method's test R^2 of log g as a fraction of the prior-aware information ceiling (None without a fisher run).
 
-    The ceiling bounds readers of the noisy flux; methods that see sigma (the teacher sees it too) are not bounded by it.
+    The ceiling bounds readers of the noisy flux; methods that see sigma (the teacher sees it too) are not bounded
+    by it.
     """
     ceiling = _m(runs.get("fisher"), "ceiling_prior_r2_log_g")
     if ceiling is None:
@@ -228,35 +269,45 @@ def ceiling_table(runs: dict) -> pd.DataFrame | None:
 def _ceiling_note(runs: dict) -> str:
     fisher = runs.get("fisher")
     return (f"Prior-aware ceiling {_fmt(_m(fisher, 'ceiling_prior_r2_log_g'))} (yardstick); unbiased "
-            f"{_fmt(_m(fisher, 'ceiling_r2_log_g'))}; other labels known {_fmt(_m(fisher, 'ceiling_known_others_r2_log_g'))}; "
-            f"median per-spectrum bound {_fmt(_m(fisher, 'crb_marginal_log_g_q50'))} dex. It bounds readers of the noisy flux: "
+            f"{_fmt(_m(fisher, 'ceiling_r2_log_g'))}; other labels known "
+            f"{_fmt(_m(fisher, 'ceiling_known_others_r2_log_g'))}; "
+            f"median per-spectrum bound {_fmt(_m(fisher, 'crb_marginal_log_g_q50'))} dex. It bounds readers of the "
+            f"noisy flux: "
             "the error is a noiseless function of the labels, so methods that see it are not bounded.")
 
 
 def markdown(title: str, rows: list, text: str, reference: pd.DataFrame, figures: dict, ceiling=None, runs=None) -> str:
     table = pd.DataFrame([r.__dict__ for r in rows]).rename(columns={"run_id": "run"})
-    out = [f"# {title}", "", "## Answer", "", text, "", "## Stages and criteria", "", table.to_markdown(index=False), ""]
+    out = [f"# {title}", "", "## Answer", "", text, "", "## Stages and criteria", "",
+           table.to_markdown(index=False), ""]
     if ceiling is not None:
-        out += ["## Against the information ceiling", "", _ceiling_note(runs), "", ceiling.to_markdown(index=False, floatfmt=".3f"), ""]
+        out += ["## Against the information ceiling", "", _ceiling_note(runs), "",
+                ceiling.to_markdown(index=False, floatfmt=".3f"), ""]
     out += ["## Against the reference figures", "", "Simulated data here, real PFS spectra in the reference; "
-            "they are set side by side to show scale, not to be equal.", "", reference.to_markdown(index=False, floatfmt=".3f"), ""]
+            "they are set side by side to show scale, not to be equal.", "",
+            reference.to_markdown(index=False, floatfmt=".3f"), ""]
     if figures:
         out += ["## Figures", ""] + [f"![{name}](figures/{name})" for name in figures]
     return "\n".join(out) + "\n"
 
 
-def html_page(title: str, rows: list, text: str, reference: pd.DataFrame, figures: dict, ceiling=None, runs=None) -> str:
+def html_page(title: str, rows: list, text: str, reference: pd.DataFrame, figures: dict, ceiling=None,
+              runs=None) -> str:
     """A self-contained page: tables inline, figures as base64 PNG."""
     table = pd.DataFrame([r.__dict__ for r in rows]).rename(columns={"run_id": "run"})
-    imgs = "".join(f"<figure><img src='data:image/png;base64,{base64.b64encode(png).decode()}'><figcaption>{html.escape(name)}"
+    imgs = "".join(f"<figure><img "
+                   f"src='data:image/png;base64,{base64.b64encode(png).decode()}'><figcaption>{html.escape(name)}"
                    f"</figcaption></figure>" for name, png in figures.items())
     style = ("body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:.3em .5em;font-size:.9em}img{max-width:100%}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head><body>"
+    return (f"<!doctype html><html><head><meta "
+            f"charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head><body>"
             f"<h1>{html.escape(title)}</h1><h2>Answer</h2><p>{html.escape(text)}</p><h2>Stages and criteria</h2>"
             f"{table.to_html(index=False, escape=True)}"
-            + ("" if ceiling is None else f"<h2>Against the information ceiling</h2><p>{html.escape(_ceiling_note(runs))}</p>"
+            + ("" if ceiling is None else f"<h2>Against the information "
+                                          f"ceiling</h2><p>{html.escape(_ceiling_note(runs))}</p>"
                f"{ceiling.to_html(index=False, float_format='%.3f')}")
             + "<h2>Against the reference figures</h2>"
-            f"<p>Simulated data here, real PFS spectra in the reference.</p>{reference.to_html(index=False, float_format='%.3f')}"
+            f"<p>Simulated data here, real PFS spectra in the "
+            f"reference.</p>{reference.to_html(index=False, float_format='%.3f')}"
             f"<h2>Figures</h2>{imgs}</body></html>")

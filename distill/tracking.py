@@ -3,7 +3,7 @@
 - ``tracked_run``: attach to the run that ``mlflow run`` created (MLFLOW_RUN_ID), or
   start one; tag it with its entry point, stage and MVP; on failure end it FAILED
   with the reason in the ``error`` tag.
-- Metric keys ``{prefix_}{split}_{metric}_{label}``, e.g. ``test_r2_log_g``.
+- Metric keys ``{prefix_}{split}_{metric}_{label}``, e.g. ``test_r2_log_g``; heads add their name after the prefix.
 - ``find_run``: the newest FINISHED run of an entry point with given parameters
   (compared as strings); never a FAILED or RUNNING one.
 - Tables, figures, dataset summaries and artifact download.
@@ -52,9 +52,9 @@ def log_params(params: dict):
         mlflow.log_params(new)
 
 
-def metric_key(split: str, metric: str, label: str, prefix: str = "") -> str:
-    """``{prefix_}{split}_{metric}_{label}``: split train/val/test, metric r2/mae/rmse, label a column name."""
-    return f"{prefix + '_' if prefix else ''}{split}_{metric}_{label}"
+def log_head_scores(prefix: str, results: dict):
+    """Log every score of ``probe.fit_heads`` results as ``{prefix}_{head}_{split}_{metric}_{label}``."""
+    log_metrics({f"{prefix}_{head}_{k}": v for (_, head), r in results.items() for k, v in r.scores.items()})
 
 
 def log_metrics(metrics: dict, step: int | None = None):
@@ -85,7 +85,8 @@ def log_figure(fig, artifact_file: str):
 def log_dataset(summary: dict, root):
     """Record a dataset's location, split sizes (params) and content digests (tags)."""
     log_params({k: v for k, v in summary.items() if k.startswith("n_")})
-    mlflow.set_tags({"data_dir": str(Path(root).resolve()), **{k: v for k, v in summary.items() if k.startswith("digest_")}})
+    mlflow.set_tags({"data_dir": str(Path(root).resolve()),
+                     **{k: v for k, v in summary.items() if k.startswith("digest_")}})
 
 
 def find_run(entry_point: str, params: dict | None = None, tags: dict | None = None, accept=None):
@@ -93,11 +94,18 @@ def find_run(entry_point: str, params: dict | None = None, tags: dict | None = N
     ``accept(run)`` holds (among the newest 200), or None."""
     client = MlflowClient()
     experiment_ids = [e.experiment_id for e in client.search_experiments()]
+    params, tags = {k: str(v) for k, v in (params or {}).items()}, {k: str(v) for k, v in (tags or {}).items()}
+    # MLflow's filter strings cannot escape a quote: values holding one are matched below instead
     clauses = [f"tags.`{ENTRY_POINT_TAG}` = '{entry_point}'", "attributes.status = 'FINISHED'"]
-    clauses += [f"params.`{k}` = '{v}'" for k, v in (params or {}).items()]
-    clauses += [f"tags.`{k}` = '{v}'" for k, v in (tags or {}).items()]
-    runs = client.search_runs(experiment_ids, " and ".join(clauses), order_by=["attributes.start_time DESC"], max_results=200)
-    return next((run for run in runs if accept is None or accept(run)), None)
+    clauses += [f"params.`{k}` = '{v}'" for k, v in params.items() if "'" not in v]
+    clauses += [f"tags.`{k}` = '{v}'" for k, v in tags.items() if "'" not in v]
+    runs = client.search_runs(experiment_ids, " and ".join(clauses), order_by=["attributes.start_time DESC"],
+                              max_results=200)
+    for run in runs:
+        if all(run.data.params.get(k) == v for k, v in params.items()) and \
+                all(run.data.tags.get(k) == v for k, v in tags.items()) and (accept is None or accept(run)):
+            return run
+    return None
 
 
 def get_run(run_id: str):
@@ -130,7 +138,8 @@ def resolve_run(ref: str, entry_point: str, tags: dict | None = None, accept=Non
     if run is not None:
         return run
     where = ", ".join(f"{k}={v}" for k, v in (tags or {}).items())
-    raise DistillError(f"no FINISHED {entry_point} run matches ({where}); run `mlflow run . -e {entry_point}` first or pass its run id")
+    raise DistillError(f"no FINISHED {entry_point} run matches ({where}); run `mlflow run . -e {entry_point}` first "
+                       f"or pass its run id")
 
 
 def download(run_id: str, path: str = "", dst: str | None = None) -> Path:

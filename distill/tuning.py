@@ -4,6 +4,7 @@ Objective: validation R^2 of log g, never test. Students report it every epoch s
 pruner can stop hopeless trials; multi-objective studies add the parameter count or
 the inference time and keep the Pareto front.
 """
+import os
 import time
 from dataclasses import dataclass
 
@@ -20,6 +21,13 @@ SECOND_OBJECTIVES = ("none", "params", "time")
 PRUNERS = ("median", "none")
 HEARTBEAT_SECONDS = 60  # a RUNNING trial without a heartbeat for 2 minutes is failed and retried
 RETRIES = 2
+
+
+def default_storage(tracking_uri: str) -> str:
+    """Beside the MLflow store: ``optuna.db`` next to a SQLite ``mlflow.db``, else in the working directory."""
+    if tracking_uri.startswith("sqlite:///"):
+        return f"sqlite:///{os.path.join(os.path.dirname(tracking_uri[len('sqlite:///'):]), 'optuna.db')}"
+    return f"sqlite:///{os.path.abspath('optuna.db')}"
 
 
 @dataclass
@@ -71,7 +79,8 @@ def suggest_head(trial: optuna.Trial, head: str) -> dict:
 def check_space(space: StudentSpace):
     bad = [s for s in space.students if s not in STUDENTS] + [h for h in space.heads if h not in STUDENT_HEADS]
     if bad:
-        raise ValueError(f"unknown student(s) or head(s) {bad}; students: {', '.join(STUDENTS)}; heads: {', '.join(STUDENT_HEADS)}")
+        raise ValueError(f"unknown student(s) or head(s) {bad}; students: {', '.join(STUDENTS)}; heads: "
+                         f"{', '.join(STUDENT_HEADS)}")
     for name in ("layers", "width", "width_multiplier", "dropout", "lr", "lambda_z", "lambda_y"):
         lo, hi = getattr(space, name)
         if not 0 <= lo <= hi:
@@ -99,11 +108,27 @@ def create_study(name: str, url: str, second: str, pruner: str, seed: int) -> op
     directions = ["maximize"] + ([] if second == "none" else ["minimize"])
     return optuna.create_study(study_name=name, storage=storage(url), load_if_exists=True, directions=directions,
                                sampler=optuna.samplers.TPESampler(seed=seed),
-                               pruner=optuna.pruners.MedianPruner(n_warmup_steps=1) if pruner == "median" else optuna.pruners.NopPruner())
+                               pruner=optuna.pruners.MedianPruner(n_warmup_steps=1) if pruner == "median"
+                               else optuna.pruners.NopPruner())
 
 
 def pareto_table(study: optuna.Study) -> pd.DataFrame:
     """The best trials of a multi-objective study (the Pareto front) as a DataFrame."""
-    rows = [{"trial": t.number, "val_r2_log_g": t.values[0], "second_objective": t.values[1], **t.params} for t in study.best_trials]
+    rows = [{"trial": t.number, "val_r2_log_g": t.values[0], "second_objective": t.values[1],
+             **t.params} for t in study.best_trials]
     return pd.DataFrame(rows).sort_values("second_objective")
 
+
+
+def study_figures(study: optuna.Study, second: str = "none") -> dict:
+    """Optuna's matplotlib figures of a study: history, parallel coordinates and (more than one complete trial)
+    importances; with a second objective, the Pareto front."""
+    from optuna.visualization import matplotlib as plots
+
+    if second != "none":
+        return {"pareto_front": plots.plot_pareto_front(study, target_names=["val R^2 log g", second]).figure}
+    out = {"optimization_history": plots.plot_optimization_history(study).figure,
+           "parallel_coordinate": plots.plot_parallel_coordinate(study).figure}
+    if sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) > 1:
+        out["param_importances"] = plots.plot_param_importances(study).figure
+    return out

@@ -1,27 +1,102 @@
-"""Shared command-line behaviour: one-line errors with exit code 2, progress bars."""
+"""Shared command-line behaviour: the entry-point guard (one-line errors, clean stops, a scratch directory),
+progress bars, comma lists."""
+import ctypes
 import functools
+import math
+import os
+import shutil
+import signal
 import sys
+import tempfile
+from pathlib import Path
 
 import click
 from tqdm import tqdm
 
 from distill.errors import DistillError
 
+REPO = Path(__file__).resolve().parents[1]  # the MLflow project
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM (or SIGHUP) arrived: unwind like Ctrl-C, so the run ends KILLED and temporary files go."""
+
+
+def _stop(signum, frame):
+    raise Stopped(f"stopped by {signal.Signals(signum).name}")
+
+
+def _die_with_parent():
+    """Linux: SIGTERM this process when the process that started it (``mlflow run``, ``main``) dies."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
 
 def one_line_errors(fn):
-    """Turn a DistillError into ``error: <message>`` on stderr and exit status 2."""
+    """The entry-point guard.
+
+    - A DistillError prints ``error: <message>`` on stderr and exits with status 2.
+    - SIGTERM, SIGHUP and SIGINT unwind the entry point (its run ends KILLED with an ``error`` tag, see
+      ``tracking.tracked_run``), print ``stopped: <signal>`` and exit with 128 + the signal number; the process
+      also stops when the process that started it dies.
+    - Temporary files live in one scratch directory per call, removed however the call ends.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        handlers = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+        _die_with_parent()
+        scratch, saved = tempfile.mkdtemp(prefix="distill-"), (tempfile.tempdir, os.environ.get("TMPDIR"))
+        tempfile.tempdir = os.environ["TMPDIR"] = scratch
         try:
             return fn(*args, **kwargs)
         except DistillError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(2)
+        except KeyboardInterrupt as e:
+            name = str(e).rsplit(" ", 1)[-1] if isinstance(e, Stopped) else "SIGINT"
+            click.echo(f"stopped: {name}", err=True)
+            sys.exit(128 + getattr(signal, name))
+        finally:
+            for s, h in handlers.items():
+                signal.signal(s, h)
+            tempfile.tempdir = saved[0]
+            if saved[1] is None:
+                os.environ.pop("TMPDIR", None)
+            else:
+                os.environ["TMPDIR"] = saved[1]
+            shutil.rmtree(scratch, ignore_errors=True)
 
     return wrapper
 
 
 def progress_bar(total: int, desc: str):
     """A tqdm bar on stderr (one line every 30 s when stderr is a log, not a terminal); ``bar.update(n)``."""
-    return tqdm(total=total, desc=desc, unit="spec", dynamic_ncols=True, mininterval=1.0 if sys.stderr.isatty() else 30.0)
+    return tqdm(total=total, desc=desc, unit="spec", dynamic_ncols=True,
+                mininterval=1.0 if sys.stderr.isatty() else 30.0)
+
+
+def split_list(text: str) -> list:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``."""
+    return [s.strip() for s in str(text).split(",") if s.strip()]
+
+
+def number_list(text: str, name: str, cast=float) -> list:
+    """Sorted distinct numbers >= 0 of a comma list, or one line saying what is wrong."""
+    try:
+        values = sorted({cast(v) for v in split_list(text)})
+    except ValueError:
+        raise DistillError(f"{name}={text!r}: give a comma list of numbers") from None
+    if not values or values[0] < 0 or not all(map(math.isfinite, values)):
+        raise DistillError(f"{name}={text!r}: give a comma list of finite numbers >= 0")
+    return values
+
+
+def check_choices(name: str, values: list, valid):
+    """One line naming the unknown (or missing) values of a comma-list option and the valid ones."""
+    bad = [v for v in values if v not in valid]
+    if bad or not values:
+        what = f"unknown {name} {bad[0]!r}" if len(bad) == 1 else f"unknown {name} {bad}" if bad else f"no {name} given"
+        raise DistillError(f"{what}; valid: {', '.join(valid)}")

@@ -1,15 +1,24 @@
-"""Finding and fetching upstream runs' artifacts, checked against the data in hand."""
+"""Finding and fetching upstream runs (features, teachers, students, residuals, the ceiling), checked against the
+data in hand; and running an upstream entry point when none exists."""
 import functools
+import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import click
 import mlflow
+import numpy as np
 import pandas as pd
 
 from distill import fisher, tracking
+from distill.data import SPLITS
 from distill.errors import DistillError
 from distill.features import store
+from distill.student.model import load_predictor
+from distill.teacher import load
+from entrypoints._cli import REPO
 
 
 def features_run(ref: str, data: str, noise_level: float, digests: dict):
@@ -17,33 +26,29 @@ def features_run(ref: str, data: str, noise_level: float, digests: dict):
     data_dir = str(Path(data).resolve())
     same_noise = lambda r: float(r.data.params.get("noise_level", "nan")) == noise_level  # noqa: E731
     run = tracking.resolve_run(ref, "extract", {"data_dir": data_dir}, accept=same_noise)
-    if run.data.tags.get("data_dir") != data_dir or any(run.data.tags.get(k) != v for k, v in digests.items() if k.startswith("digest_")):
-        raise DistillError(f"extract run {run.info.run_id} was made from another dataset ({run.data.tags.get('data_dir')})")
+    other_digest = any(run.data.tags.get(k) != v for k, v in digests.items() if k.startswith("digest_"))
+    if run.data.tags.get("data_dir") != data_dir or other_digest:
+        raise DistillError(f"extract run {run.info.run_id} was made from another dataset "
+                           f"({run.data.tags.get('data_dir')})")
     if not same_noise(run):
-        raise DistillError(f"extract run {run.info.run_id} has noise_level {run.data.params.get('noise_level')}, not {noise_level}")
+        raise DistillError(f"extract run {run.info.run_id} has noise_level {run.data.params.get('noise_level')}, not "
+                           f"{noise_level}")
     return run
 
 
 def download_features(run, layers, denoised_if_stored=False) -> tuple:
-    """Download the manifest and the needed layer files of an extract run (and its denoised flux, if asked and stored)."""
+    """Download the manifest and the needed layer files of an extract run (and its denoised flux, if asked and
+    stored)."""
     dst = tempfile.mkdtemp(prefix="features-")
     local = tracking.download(run.info.run_id, "features/manifest.json", dst).parent
     manifest = store.read_manifest(local)
     for name in list(layers) + (["denoised"] if denoised_if_stored and manifest.get("denoised") else []):
         if name not in manifest["layers"] and name != "denoised":
-            raise DistillError(f"layer {name!r} was not extracted in run {run.info.run_id}; it has {', '.join(manifest['layers'])}")
+            raise DistillError(f"layer {name!r} was not extracted in run {run.info.run_id}; it has "
+                               f"{', '.join(manifest['layers'])}")
         path = tracking.download(run.info.run_id, f"features/{name}.parquet", dst)
         assert path.parent == local, (path, local)
     return local, manifest
-
-
-def resolve_checkpoint(checkpoint: str, entry_point: str) -> Path:
-    """A local ``last.pt``, or a run id of ``entry_point`` whose ``checkpoints/last.pt`` is resumed."""
-    if tracking.is_run_id(checkpoint):
-        return tracking.download(checkpoint, "checkpoints/last.pt")
-    if not Path(checkpoint).is_file():
-        raise DistillError(f"checkpoint={checkpoint}: neither a file nor a {entry_point} run id")
-    return Path(checkpoint)
 
 
 @functools.cache
@@ -57,14 +62,141 @@ def fisher_table(summary: dict) -> tuple | None:
     return None if run is None else (run.info.run_id, _download_fisher(run.info.run_id))
 
 
+def ceilings(summary: dict, label: str, levels) -> pd.Series | None:
+    """The prior-aware information ceiling of ``label`` at each noise level (logged as
+    ``ceiling_prior_r2_{label}_noise_{level}``, tag ``fisher_run_id``); None without a fisher run."""
+    found = fisher_table(summary)
+    if found is None:
+        return None
+    ceiling = pd.Series({lv: fisher.ceiling_at(found[1], lv, label)["prior"] for lv in levels})
+    mlflow.set_tag("fisher_run_id", found[0])
+    tracking.log_metrics({f"ceiling_prior_r2_{label}_noise_{lv:g}": c for lv, c in ceiling.items()})
+    return ceiling
+
+
+def teacher_epochs(manifest: dict) -> int:
+    """Epochs of the train_teacher run behind an extract run (8, train_teacher's default, when unknown)."""
+    run_id = manifest.get("teacher_run_id")
+    return int(float(tracking.get_run(run_id).data.params.get("epochs", 8))) if run_id else 8
+
+
 def log_ceiling(summary: dict, noise_level: float, label: str = "log_g") -> float | None:
     """Log the prior-aware ceiling (metric ``ceiling_prior_r2_{label}``, tag ``fisher_run_id``) and return it;
     None, with a hint, when no fisher run covers this test split (not simulated, or not run yet)."""
     found = fisher_table(summary)
     if found is None:
-        click.echo("information ceiling: none (for simulated data, `mlflow run . -e fisher -P data=...` computes it)", err=True)
+        click.echo("information ceiling: none (for simulated data, `mlflow run . -e fisher -P data=...` computes it)",
+                   err=True)
         return None
     ceiling = fisher.ceiling_at(found[1], noise_level, label)["prior"]
     mlflow.set_tag("fisher_run_id", found[0])
     tracking.log_metrics({f"ceiling_prior_r2_{label}": ceiling})
     return ceiling
+
+
+def resolve_teacher(teacher: str, data_dir: str):
+    """(model, reference): a checkpoint path, a train_teacher run id, or 'latest' for this dataset."""
+    path = Path(teacher)
+    if path.is_file():
+        return load(path), {"teacher_path": str(path.resolve())}
+    if not tracking.is_run_id(teacher) and teacher != "latest":
+        raise DistillError(f"teacher={teacher}: not a checkpoint file, a train_teacher run id, or 'latest'")
+    run = tracking.resolve_run(teacher, "train_teacher", {"data_dir": str(Path(data_dir).resolve())})
+    return load(tracking.download(run.info.run_id, "teacher.pt")), {"teacher_run_id": run.info.run_id}
+
+
+def teacher_of(teacher: str, features, data: str):
+    """(model, reference) for teacher=features (the one that made the extract run ``features`` = (run, manifest)),
+    a path, a run id or latest."""
+    if teacher != "features":
+        model, ref = resolve_teacher(teacher, data)
+        if features is not None and model.config.as_dict() != features[1]["teacher_config"]:
+            raise DistillError(f"teacher {teacher} is not the teacher of extract run {features[0].info.run_id} "
+                               "(other architecture)")
+        return model, ref
+    if features is None:
+        raise DistillError("teacher=features needs an extract run; pass features=<run id> or teacher=<path|run "
+                           "id|latest>")
+    run, manifest = features
+    if manifest.get("teacher_run_id"):
+        return (load(tracking.download(manifest["teacher_run_id"], "teacher.pt")),
+                {"teacher_run_id": manifest["teacher_run_id"]})
+    if manifest.get("teacher_path") and Path(manifest["teacher_path"]).is_file():
+        return load(manifest["teacher_path"]), {"teacher_path": manifest["teacher_path"]}
+    raise DistillError(f"extract run {run.info.run_id} does not say where its teacher is; pass teacher=<path|run id>")
+
+
+def residual_target(ref: str, data: str, label: str, n: dict) -> dict:
+    """Stage B target: the error-only residual r per split from a decompose_error run (tagged on the active run)."""
+    run = tracking.resolve_run(ref, "decompose_error", {"data_dir": str(Path(data).resolve())},
+                               accept=lambda r: r.data.params.get("label", "log_g") == label)
+    try:
+        table = pd.read_parquet(tracking.download(run.info.run_id, "residual.parquet"))
+    except mlflow.exceptions.MlflowException:
+        raise DistillError(f"decompose_error run {run.info.run_id} stored no residual.parquet; "
+                           "run decompose_error again") from None
+    out = {s: table[table["split"] == s].sort_values("id")["residual"].to_numpy(np.float64) for s in SPLITS}
+    if any(len(out[s]) != n[s] for s in SPLITS):
+        raise DistillError(f"decompose_error run {run.info.run_id} has residuals for another dataset")
+    mlflow.set_tag("residual_run_id", run.info.run_id)
+    return out
+
+
+def student(ref: str, data: str, noise_level: float, device) -> tuple:
+    """(predictor, input kind, lambda_y) of a distill_student run id or latest, trained on this data and noise
+    level; the predictor is rebuilt from plain tensors (``student_predictor.pt``), never unpickled."""
+    data_dir = str(Path(data).resolve())
+    run = tracking.resolve_run(ref, "distill_student", {"data_dir": data_dir})
+    if run.data.tags.get("data_dir") != data_dir:
+        raise DistillError(f"student run {run.info.run_id} was trained on another dataset "
+                           f"({run.data.tags.get('data_dir')})")
+    if float(run.data.params.get("noise_level", "nan")) != noise_level:
+        raise DistillError(f"student run {run.info.run_id} has noise_level {run.data.params.get('noise_level')}, "
+                           f"not {noise_level}")
+    try:
+        path = tracking.download(run.info.run_id, "student_predictor.pt")
+    except mlflow.exceptions.MlflowException:
+        raise DistillError(f"student run {run.info.run_id} stored no student_predictor.pt; "
+                           "run distill_student again") from None
+    try:
+        predictor = load_predictor(path, map_location=device)
+    except (ValueError, RuntimeError) as e:
+        raise DistillError(f"student run {run.info.run_id}: {e}") from None
+    mlflow.set_tag("student_run_id", run.info.run_id)
+    return predictor, run.data.tags.get("input", "flux"), float(run.data.params.get("lambda_y", "0"))
+
+
+def run_entry_point(entry: str, params: dict) -> None:
+    """``mlflow run`` an entry point of this project as a run of its own (not a child of the active run)."""
+    command = [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", entry, "--env-manager", "local"]
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
+    done = subprocess.run(command + [a for k, v in params.items() for a in ("-P", f"{k}={v}")], env=env,
+                          capture_output=True, text=True)
+    if done.returncode:
+        lines = done.stderr.strip().splitlines() or ["(no output)"]
+        raise DistillError(f"{entry} failed: {lines[-1]}")
+
+
+def no_error_teacher(ref: str, teacher, data: str, noise_level: float, epochs: int):
+    """The teacher without the sigma input: a checkpoint path, a train_teacher run id, or auto (the newest run
+    with ``teacher``'s architecture for this data; else trained for ``epochs``). Returns (model, run id or None)."""
+    if Path(ref).is_file():
+        model, run_id = load(ref), None
+    else:
+        config = teacher.config.as_dict()
+        same = lambda r: all(r.data.params.get(f"arch_{k}") == str(v)  # noqa: E731
+                             for k, v in config.items() if k != "input_sigma")
+        tags = {"data_dir": str(Path(data).resolve()), "input_sigma": "false"}
+        run = (tracking.find_run("train_teacher", tags=tags, accept=same) if ref == "auto"
+               else tracking.resolve_run(ref, "train_teacher"))
+        if run is None:
+            click.echo(f"training a teacher without sigma ({epochs} epochs)", err=True)
+            run_entry_point("train_teacher", dict(
+                data=data, num_layers=config["num_layers"], embed_dim=config["embed_dim"],
+                kernel_size=config["kernel_size"], use_bn=str(config["use_bn"]).lower(), input_sigma="false",
+                epochs=epochs, noise_level=noise_level))
+            run = tracking.find_run("train_teacher", tags=tags, accept=same)
+        model, run_id = load(tracking.download(run.info.run_id, "teacher.pt")), run.info.run_id
+    if model.config.input_sigma:
+        raise DistillError(f"no_error_teacher={ref}: that teacher reads sigma; give one trained with input_sigma=false")
+    return model, run_id

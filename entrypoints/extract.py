@@ -12,27 +12,17 @@ import mlflow
 from distill import tracking
 from distill.data import open_dataset
 from distill.device import pick_device
-from distill.errors import DistillError
 from distill.features.extract import DEFAULT_LAYERS, extract_features, resolve_layers
-from distill.teacher import DIRECTIONS, load
+from distill.teacher import DIRECTIONS
+from entrypoints import _options as opt
 from entrypoints._cli import one_line_errors, progress_bar
-
-
-def resolve_teacher(teacher: str, data_dir: str):
-    """(model, reference): a checkpoint path, a train_teacher run id, or 'latest' for this dataset."""
-    path = Path(teacher)
-    if path.is_file():
-        return load(path), {"teacher_path": str(path.resolve())}
-    if not tracking.is_run_id(teacher) and teacher != "latest":
-        raise DistillError(f"teacher={teacher}: not a checkpoint file, a train_teacher run id, or 'latest'")
-    run = tracking.resolve_run(teacher, "train_teacher", {"data_dir": str(Path(data_dir).resolve())})
-    return load(tracking.download(run.info.run_id, "teacher.pt")), {"teacher_run_id": run.info.run_id}
+from entrypoints._upstream import resolve_teacher
 
 
 @click.command()
-@click.option("--data", default="data/sim", show_default=True)
+@opt.data
 @click.option("--teacher", default="latest", show_default=True, help="checkpoint path, train_teacher run id, or latest")
-@click.option("--noise-level", default=1.0, type=click.FloatRange(0), show_default=True)
+@opt.noise_level
 @click.option("--layer", default=DEFAULT_LAYERS, show_default=True, help="comma list, or default (every named layer)")
 @click.option("--direction", default="both", type=click.Choice(DIRECTIONS), show_default=True)
 @click.option("--denoised", default=False, type=bool, show_default=True, help="also store the denoised flux")

@@ -17,14 +17,14 @@ import yaml
 from mlflow.exceptions import ExecutionException
 
 from distill import tracking
+from distill.ceiling import check_simulated
 from distill.data import open_dataset
 from distill.errors import DistillError
-from entrypoints._cli import one_line_errors
-from entrypoints.fisher import check_simulated
+from entrypoints._cli import REPO, one_line_errors
 
-REPO = Path(__file__).resolve().parents[1]
 SCALES = {  # sizes, teacher preset and epochs per scale
-    "demo": dict(n_train=2000, n_val=500, n_test=1000, preset="cpu", teacher_epochs=4, student_epochs=8, sizes="500,1000,0"),
+    "demo": dict(n_train=2000, n_val=500, n_test=1000, preset="cpu", teacher_epochs=4, student_epochs=8,
+                 sizes="500,1000,0"),
     "paper": dict(n_train=100_000, n_val=1000, n_test=1000, preset="paper", teacher_epochs=20, student_epochs=20,
                   sizes="1000,5000,10000,0"),
 }
@@ -47,7 +47,8 @@ class Steps:
     def __call__(self, name: str, entry: str, reuse=True, **params) -> str:
         params = {k: str(v) for k, v in params.items()}
         t = time.time()
-        run = None if self.force or not reuse else tracking.find_run(entry, params=full_params(entry, params), tags=self.tags)
+        run = None if self.force or not reuse else tracking.find_run(entry,
+                                                                     params=full_params(entry, params), tags=self.tags)
         if run is not None:
             run_id, how = run.info.run_id, "reused"
         else:
@@ -65,7 +66,8 @@ class Steps:
 
 @click.command()
 @click.option("--scale", default="demo", type=click.Choice(sorted(SCALES)), show_default=True)
-@click.option("--data", default="auto", show_default=True, help="auto: simulate data/{scale}; or a pfsspec dataset directory")
+@click.option("--data", default="auto", show_default=True,
+              help="auto: simulate data/{scale}; or a pfsspec dataset directory")
 @click.option("--teacher", default="auto", show_default=True, help="auto: train one; or a checkpoint path")
 @click.option("--n-train", default=0, type=click.IntRange(0), show_default=True, help="0: the scale's")
 @click.option("--n-val", default=0, type=click.IntRange(0), show_default=True, help="0: the scale's")
@@ -102,16 +104,20 @@ def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, s
         else:
             steps("fisher", "fisher", data=data_dir)
         if teacher == "auto":
-            teacher = steps("train_teacher", "train_teacher", data=data_dir, preset=cfg["preset"], epochs=cfg["teacher_epochs"])
-        features = steps("extract", "extract", data=data_dir, teacher=teacher, denoised="true", layer="enc_pre_latent,enc_last,dec_input")
+            teacher = steps("train_teacher", "train_teacher", data=data_dir, preset=cfg["preset"],
+                            epochs=cfg["teacher_epochs"])
+        features = steps("extract", "extract", data=data_dir, teacher=teacher, denoised="true",
+                         layer="enc_pre_latent,enc_last,dec_input")
         common = dict(data=data_dir, labels="log_g")
         steps("probe_raw", "probe", input="noisy_flux", head="ridge,lightgbm", **common)
         steps("probe_denoised", "probe", input="denoised_flux", features=features, head="ridge", **common)
         steps("probe_grid", "probe", features=features, head="ridge,lightgbm", **GRID, **common)
         steps("decompose_error", "decompose_error", data=data_dir, features=features)
         student = steps("student", "distill_student", features=features, epochs=cfg["student_epochs"], **common)
-        steps("student_plus", "distill_student", features=features, input="flux+error", epochs=cfg["student_epochs"], **common)
-        steps("supervised_baseline", "distill_student", features=features, lambda_z=0, epochs=cfg["student_epochs"], **common)
+        steps("student_plus", "distill_student", features=features, input="flux+error",
+              epochs=cfg["student_epochs"], **common)
+        steps("supervised_baseline", "distill_student", features=features, lambda_z=0,
+              epochs=cfg["student_epochs"], **common)
         steps("ablate", "ablate", data=data_dir, features=features, student=student, sizes=cfg["sizes"],
               teacher_epochs=cfg["teacher_epochs"])  # the no-error teacher trains as long as the teacher
         steps("report", "report", reuse=False, run_id=run.info.run_id, out=Path(out).resolve())

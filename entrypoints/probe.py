@@ -13,14 +13,9 @@ import pandas as pd
 
 from distill import figures, heads, probe, tracking
 from distill.data import LABELS, open_dataset
-from distill.errors import DistillError
-from distill.teacher import DIRECTIONS
-from entrypoints._cli import one_line_errors
+from entrypoints import _options as opt
+from entrypoints._cli import check_choices, one_line_errors, split_list
 from entrypoints._upstream import download_features, features_run, log_ceiling
-
-
-def split_list(text: str) -> list:
-    return [s.strip() for s in str(text).split(",") if s.strip()]
 
 
 def run_one(fs: probe.FeatureSet, labels, head, pooling_name, early_stop, head_params, tags: dict, ceiling=None):
@@ -36,7 +31,8 @@ def run_one(fs: probe.FeatureSet, labels, head, pooling_name, early_stop, head_p
     main = results.get("log_g") or next(iter(results.values()))
     tracking.log_table(probe.bin_tables(fs, main), f"tables/per_bin_{main.label}.json")
     tracking.log_figure(figures.predicted_vs_true(fs.y["test"][main.label], main.predictions["test"], main.label,
-                                                  f"{fs.name} + {head}: test R^2 {main.scores[f'test_r2_{main.label}']:.3f}",
+                                                  f"{fs.name} + {head}: test R^2 "
+                                                  f"{main.scores[f'test_r2_{main.label}']:.3f}",
                                                   ceiling),
                         f"figures/{main.label}_pred_vs_true.png")
     tracking.log_metrics({"n_features": int(np.prod(fs.x["train"].shape[1:])),
@@ -46,7 +42,8 @@ def run_one(fs: probe.FeatureSet, labels, head, pooling_name, early_stop, head_p
         mlflow.pytorch.log_model(main.model.net_.eval(), name=f"model_{main.label}", input_example=example,
                                  serialization_format="pickle")
         mlflow.log_dict({"mu": main.model.mu_.ravel().tolist(), "sd": main.model.sd_.ravel().tolist(),
-                         "y_mean": main.model.mean_, "y_std": main.model.std_}, f"model_{main.label}_standardisation.json")
+                         "y_mean": main.model.mean_, "y_std": main.model.std_},
+                        f"model_{main.label}_standardisation.json")
     else:
         mlflow.sklearn.log_model(main.model, name=f"model_{main.label}", input_example=fs.x["train"][:2],
                                  serialization_format="cloudpickle")
@@ -54,35 +51,30 @@ def run_one(fs: probe.FeatureSet, labels, head, pooling_name, early_stop, head_p
 
 
 @click.command()
-@click.option("--data", default="data/sim", show_default=True)
+@opt.data
 @click.option("--input", "input_", default="latent", type=click.Choice(probe.INPUTS), show_default=True)
-@click.option("--features", default="latest", show_default=True, help="extract run id, or latest for this data and noise")
-@click.option("--layer", default="enc_pre_latent", show_default=True, help="layer, a+b to join layers, comma list for a grid")
-@click.option("--pooling", default="seg_mean_K8", show_default=True, help="global_mean, mean_max, seg_mean_K{k}, attention; comma list")
-@click.option("--direction", default="fwd", type=click.Choice(DIRECTIONS), show_default=True)
+@opt.features
+@opt.latent("layer, a+b to join layers, comma list for a grid",
+            "global_mean, mean_max, seg_mean_K{k}, attention; comma list for a grid")
 @click.option("--head", default="ridge", show_default=True, help=f"{', '.join(heads.HEADS)}; comma list for a grid")
-@click.option("--alpha", default=1e-3, type=click.FloatRange(0), show_default=True)
-@click.option("--num-leaves", default=15, type=click.IntRange(2), show_default=True)
-@click.option("--n-estimators", default=50, type=click.IntRange(1), show_default=True)
+@opt.head_settings
 @click.option("--early-stop", default=False, type=bool, show_default=True, help="LightGBM early stopping on val")
-@click.option("--labels", default=",".join(LABELS), show_default=True)
+@opt.labels
 @click.option("--pca", default=0, type=click.IntRange(0), show_default=True, help="PCA dims fitted on train (0: off)")
 @click.option("--n-train", default=0, type=click.IntRange(0), show_default=True, help="training subset (0: all)")
-@click.option("--noise-level", default=1.0, type=click.FloatRange(0), show_default=True)
-@click.option("--seed", default=42, type=int, show_default=True)
+@opt.noise_level
+@opt.seed
 @one_line_errors
 def main(data, input_, features, layer, pooling, direction, head, alpha, num_leaves, n_estimators, early_stop, labels,
          pca, n_train, noise_level, seed):
-    layers, poolings, head_list, label_list = split_list(layer), split_list(pooling), split_list(head), split_list(labels)
-    for h in head_list:
-        if h not in heads.HEADS:
-            raise DistillError(f"unknown head {h!r}; valid: {', '.join(heads.HEADS)}")
-    unknown = [lb for lb in label_list if lb not in LABELS]
-    if unknown:
-        raise DistillError(f"unknown label(s) {unknown}; valid: {', '.join(LABELS)}")
+    layers, poolings = split_list(layer), split_list(pooling)
+    head_list, label_list = split_list(head), split_list(labels)
+    check_choices("head", head_list, heads.HEADS)
+    check_choices("label", label_list, LABELS)
     ds = open_dataset(data, labels=LABELS)
-    head_params = dict(alpha=alpha, num_leaves=num_leaves, n_estimators=n_estimators, pca=pca, seed=seed)
-    combos = list(itertools.product(layers, poolings, head_list)) if input_ == "latent" else [(input_, "-", h) for h in head_list]
+    head_params = opt.head_params(alpha, num_leaves, n_estimators, seed, pca=pca)
+    combos = (list(itertools.product(layers, poolings, head_list)) if input_ == "latent"
+              else [(input_, "-", h) for h in head_list])
     grid = len(combos) > 1
     mvp = "1.4" if grid else ("1.3" if pca else "1.1")
     with tracking.tracked_run("probe", stage="1", mvp=mvp, input=input_, grid=str(grid).lower()):
@@ -96,11 +88,13 @@ def main(data, input_, features, layer, pooling, direction, head, alpha, num_lea
             local, manifest = download_features(run, needed)
         ceiling = log_ceiling(summary, noise_level, "log_g" if "log_g" in label_list else label_list[0])
         rows = []
-        baseline = None if input_ == "latent" else probe.subset_train(probe.baseline_features(ds, input_, noise_level, local),
-                                                                      n_train, seed)  # built once: one full-size copy
+        baseline = None  # raw-spectrum features are built once: one full-size copy
+        if input_ != "latent":
+            baseline = probe.subset_train(probe.baseline_features(ds, input_, noise_level, local), n_train, seed)
         for lay, pool_name, h in combos:
             if input_ == "latent":
-                fs = probe.subset_train(probe.latent_features(local, manifest, lay, pool_name, direction), n_train, seed)
+                fs = probe.latent_features(local, manifest, lay, pool_name, direction)
+                fs = probe.subset_train(fs, n_train, seed)
             else:
                 fs = baseline
             tags = {"layer": lay, "pooling": pool_name, "head": h, "direction": direction}
@@ -120,7 +114,8 @@ def main(data, input_, features, layer, pooling, direction, head, alpha, num_lea
                          f"val_r2_{main.label}": main.scores[f"val_r2_{main.label}"],
                          f"test_r2_{main.label}": main.scores[f"test_r2_{main.label}"],
                          f"test_mae_{main.label}": main.scores[f"test_mae_{main.label}"], "run_id": child_id})
-            click.echo(f"{lay} | {pool_name} | {h}: test R^2 {main.label} {main.scores[f'test_r2_{main.label}']:.3f}", err=True)
+            click.echo(f"{lay} | {pool_name} | {h}: test R^2 {main.label} "
+                       f"{main.scores[f'test_r2_{main.label}']:.3f}", err=True)
         table = pd.DataFrame(rows)
         tracking.log_table(table, "tables/summary.json")
         if grid:
@@ -133,7 +128,8 @@ def main(data, input_, features, layer, pooling, direction, head, alpha, num_lea
                                         f"figures/grid_{h}.png")
             val_key = key.replace("test_", "val_", 1)
             best = table.loc[table[val_key].idxmax()]  # chosen on validation, reported on test
-            cells = {f"{key}_{r.layer.replace('+', '-')}_{r.pooling}_{r.head}": getattr(r, key) for r in table.itertuples()}
+            cells = {f"{key}_{r.layer.replace('+', '-')}_{r.pooling}_{r.head}": getattr(r, key)
+                     for r in table.itertuples()}
             tracking.log_metrics({f"best_{key}": best[key], **cells} | {
                 f"best_{key}_{h}": sub.loc[sub[val_key].idxmax(), key] for h, sub in table.groupby("head")})
         click.echo(table.drop(columns=["run_id"]).to_string(index=False))

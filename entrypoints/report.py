@@ -17,7 +17,8 @@ from distill import report, tracking
 from distill.errors import DistillError
 from entrypoints._cli import one_line_errors
 
-STEPS = ("fisher", "probe_raw", "probe_denoised", "probe_grid", "decompose_error", "student", "student_plus", "supervised_baseline",
+STEPS = ("fisher", "probe_raw", "probe_denoised", "probe_grid", "decompose_error", "student", "student_plus",
+         "supervised_baseline",
          "ablate")
 FIGURES = {  # step -> artifact figures worth looking at
     "fisher": ["figures/crb_log_g.png", "figures/ceiling_vs_noise.png"],
@@ -66,7 +67,8 @@ def fetch_figures(runs: dict, ablations: dict, dst: Path) -> dict:
 
 
 @click.command()
-@click.option("--run-id", default="latest", show_default=True, help="a main run id, or latest (the newest FINISHED main)")
+@click.option("--run-id", default="latest", show_default=True,
+              help="a main run id, or latest (the newest FINISHED main)")
 @click.option("--out", default="reports/latest", show_default=True, help="directory for report.md and report.html")
 @one_line_errors
 def main(run_id, out):

@@ -38,7 +38,8 @@ def simulator_digest() -> str:
 @click.option("--mag", default="21.5", show_default=True, help="AB magnitude, or a range such as 20.5-22.5")
 @click.option("--n-exposures", default=20, type=click.IntRange(1), show_default=True,
               help="900 s exposures; 20 gives median S/N ~7 at mag 21.5")
-@click.option("--leak", default=True, type=bool, show_default=True, help="error computed from the clean flux (false: flat shape)")
+@click.option("--leak", default=True, type=bool, show_default=True,
+              help="error computed from the clean flux (false: flat shape)")
 @click.option("--prior", default="uniform", type=click.Choice(PRIORS), show_default=True)
 @one_line_errors
 def main(out, n_train, n_val, n_test, seed, mag, n_exposures, leak, prior):

@@ -18,8 +18,9 @@ from distill.device import pick_device
 from distill.errors import DistillError
 from distill.teacher import PRESETS, BlindSpotUNet1D, figures, save
 from distill.teacher.train import LOSSES, TeacherTrainer, TrainSettings
+from entrypoints import _checkpoints as checkpoints
+from entrypoints import _options as opt
 from entrypoints._cli import one_line_errors, progress_bar
-from entrypoints._upstream import resolve_checkpoint
 
 
 @click.command()
@@ -32,7 +33,8 @@ from entrypoints._upstream import resolve_checkpoint
 @click.option("--input-sigma", default="preset", type=click.Choice(["preset", "true", "false"]), show_default=True,
               help="false: the no-error teacher of ablation 4.1")
 @click.option("--loss", default="self_supervised", type=click.Choice(LOSSES), show_default=True)
-@click.option("--noise-level", default=1.0, type=click.FloatRange(0, min_open=True), show_default=True)
+@click.option("--noise-level", default=1.0, type=click.FloatRange(0, opt.MAX_NOISE_LEVEL, min_open=True),
+              show_default=True)
 @click.option("--epochs", default=8, type=click.IntRange(1), show_default=True)
 @click.option("--batch-size", default=32, type=click.IntRange(2), show_default=True)
 @click.option("--lr", default=1e-3, type=click.FloatRange(0, min_open=True), show_default=True)
@@ -41,7 +43,8 @@ from entrypoints._upstream import resolve_checkpoint
 @one_line_errors
 def main(data, preset, num_layers, embed_dim, kernel_size, use_bn, input_sigma, loss, noise_level, epochs,
          batch_size, lr, seed, checkpoint):
-    overrides = {k: v for k, v in dict(num_layers=num_layers, embed_dim=embed_dim, kernel_size=kernel_size).items() if v}
+    overrides = {k: v for k, v in dict(num_layers=num_layers, embed_dim=embed_dim,
+                                       kernel_size=kernel_size).items() if v}
     overrides |= {k: v == "true" for k, v in dict(use_bn=use_bn, input_sigma=input_sigma).items() if v != "preset"}
     config = replace(PRESETS[preset], **overrides)
     if config.kernel_size % 2 == 0:
@@ -50,18 +53,24 @@ def main(data, preset, num_layers, embed_dim, kernel_size, use_bn, input_sigma, 
     device = pick_device()
     ds = open_dataset(data)
     if ds["train"].n_pixels % 2 ** (config.num_layers - 1):
-        raise DistillError(f"{ds['train'].n_pixels} pixels are not divisible by 2^{config.num_layers - 1} (num_layers={config.num_layers})")
-    with tracking.tracked_run("train_teacher", stage="teacher", preset=preset, input_sigma=str(config.input_sigma).lower()):
+        raise DistillError(f"{ds['train'].n_pixels} pixels are not divisible by 2^{config.num_layers - 1} "
+                           f"(num_layers={config.num_layers})")
+    with tracking.tracked_run("train_teacher", stage="teacher", preset=preset,
+                              input_sigma=str(config.input_sigma).lower()):
         tracking.log_params(dict(data=data, preset=preset, loss=loss, noise_level=noise_level, epochs=epochs,
                                  batch_size=batch_size, lr=lr, seed=seed, checkpoint=checkpoint))
         tracking.log_params({f"arch_{k}": v for k, v in config.as_dict().items()})
-        tracking.log_dataset(ds.summary(), data)
+        summary = ds.summary()
+        tracking.log_dataset(summary, data)
         model = BlindSpotUNet1D(config)
         mlflow.log_metric("n_parameters", sum(p.numel() for p in model.parameters() if p.requires_grad))
-        settings = TrainSettings(loss=loss, noise_level=noise_level, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+        settings = TrainSettings(loss=loss, noise_level=noise_level, epochs=epochs, batch_size=batch_size,
+                                 lr=lr, seed=seed)
         trainer = TeacherTrainer(model, ds["train"], ds["val"], settings, device)
+        run_record = checkpoints.record("train_teacher", summary, noise_level, seed,
+                                        config.as_dict() | {"loss": loss})
         if checkpoint != "none":
-            trainer.restore(torch.load(resolve_checkpoint(checkpoint, "train_teacher"), map_location=device, weights_only=True))
+            trainer.restore(checkpoints.load(checkpoint, run_record, device))
             click.echo(f"resuming after epoch {trainer.state.epoch}", err=True)
             for step, metrics in enumerate(trainer.state.history, 1):
                 tracking.log_metrics(metrics, step=step)
@@ -73,8 +82,7 @@ def main(data, preset, num_layers, embed_dim, kernel_size, use_bn, input_sigma, 
                 seen += len(ds["train"])
                 tracking.log_metrics(metrics, step=trainer.state.epoch)
                 bar.set_postfix(val_loss=f"{metrics['val_loss']:.4f}", snr=f"{metrics['val_snr_denoised']:.1f}")
-                torch.save(trainer.checkpoint(), work / "last.pt")
-                mlflow.log_artifact(str(work / "last.pt"), "checkpoints")
+                checkpoints.log_last(trainer.checkpoint(), run_record, work)
         if seen:
             tracking.log_metrics({"train_spectra_per_second": seen / (time.time() - t0)})
         model.load_state_dict(trainer.state.best_model)

@@ -7,41 +7,25 @@ unless ``retrain_best=true``, which evaluates the best configuration once on tes
     mlflow run . -e tune -P second_objective=params --env-manager local        # Pareto front
     make dashboard                                                             # optuna-dashboard on the storage
 """
-import os
+import contextlib
 import warnings
-from dataclasses import replace
 
 import click
 import mlflow
 import numpy as np
 import optuna
-import torch
-from optuna.visualization import matplotlib as optuna_plots
 from sklearn.metrics import r2_score
 
-from distill import heads, probe, tracking, tuning
+from distill import decompose, probe, tracking, tuning
 from distill.data import LABELS, open_dataset
 from distill.device import pick_device
 from distill.errors import DistillError
-from distill.student import compare
-from distill.student.model import Student
-from distill.student.train import DistillSettings, DistillTrainer
-from distill.teacher import DIRECTIONS
-from entrypoints._cli import one_line_errors
-from entrypoints._upstream import download_features, features_run
-from entrypoints.distill_student import SHARED_HEADS, residual_target
-from entrypoints.probe import split_list
-
-TUNING = ("train", "val")  # what an objective may read
-LABEL = "log_g"
-
-
-def default_storage() -> str:
-    """Beside the MLflow store: ``optuna.db`` next to a SQLite ``mlflow.db``, else in the working directory."""
-    uri = mlflow.get_tracking_uri()
-    if uri.startswith("sqlite:///"):
-        return f"sqlite:///{os.path.join(os.path.dirname(uri[len('sqlite:///'):]), 'optuna.db')}"
-    return f"sqlite:///{os.path.abspath('optuna.db')}"
+from distill.heads import SHARED_HEADS
+from distill.objectives import LABEL, TUNING, HeadObjective, StudentObjective
+from distill.student.train import DistillSettings
+from entrypoints import _options as opt
+from entrypoints._cli import one_line_errors, split_list
+from entrypoints._upstream import download_features, features_run, residual_target
 
 
 def pair(text: str, name: str, cast=float) -> tuple:
@@ -52,82 +36,19 @@ def pair(text: str, name: str, cast=float) -> tuple:
     return lo, hi
 
 
-class StudentObjective:
-    """Train one suggested student on train, score log g R^2 on val each epoch (reported for pruning)."""
+def trial_runs(study_name: str):
+    """Each trial a nested MLflow run under this one, with its params; yields the trial's logger."""
+    def log(metrics=None, step=None, **tags):
+        tracking.log_metrics(metrics or {}, step=step)
+        mlflow.set_tags(tags)
 
-    def __init__(self, spectra, z, targets, space, settings, device, second, study_name):
-        self.spectra, self.z, self.targets = spectra, z, targets
-        self.space, self.settings, self.device, self.second, self.study_name = space, settings, device, second, study_name
-
-    def log_g_r2(self, target: str, target_r2: float) -> float:
-        """Val R^2 of log g from the R^2 of the target: for the residual r = log g - error-only prediction,
-        log g - (prediction + r_hat) = r - r_hat, so R^2(log g) = 1 - (1 - R^2(r)) Var(r) / Var(log g)."""
-        if target == LABEL:
-            return target_r2
-        return 1 - (1 - target_r2) * np.var(self.targets[target]["val"]) / np.var(self.targets[LABEL]["val"])
-
-    def build(self, cfg: dict, number: int) -> DistillTrainer:
-        """The trainer of one configuration; initial weights seeded by (seed, trial number)."""
-        torch.manual_seed(self.settings.seed * 100_003 + number)
-        distil = self.z is not None and cfg["lambda_z"] > 0
-        latent_dim = self.z["train"].shape[1] if self.z is not None else 128
-        net = Student(cfg["student"], 1, self.spectra["train"].n_pixels, latent_dim, hidden=cfg["hidden"], dropout=cfg["dropout"],
-                      head=cfg["head"])
-        settings = replace(self.settings, lr=cfg["lr"], lambda_z=cfg["lambda_z"] if distil else 0.0, lambda_y=cfg["lambda_y"])
-        return DistillTrainer(net, dict(self.spectra), self.z if distil else None, self.targets[cfg["target"]],
-                              settings, self.device)
-
-    def __call__(self, trial: optuna.Trial):
-        cfg = tuning.suggest_student(trial, self.space)
-        pruned = False
-        with tracking.tracked_run("tune", stage="tune", nested=True, study=self.study_name, trial=trial.number):
-            mlflow.set_tag("mlflow.runName", f"trial {trial.number}")
-            tracking.log_params({**trial.params, "hidden": ",".join(map(str, cfg["hidden"]))})
-            trainer = self.build(cfg, trial.number)
-
-            def on_epoch(m):
-                value = self.log_g_r2(cfg["target"], m["epoch_val_head_r2"])
-                tracking.log_metrics({"val_r2_log_g": value, "train_loss": m["train_loss"], "val_loss": m["val_loss"]},
-                                     step=trainer.epoch)
-                if self.second == "none":
-                    trial.report(value, trainer.epoch)
-                    if trial.should_prune():
-                        raise optuna.TrialPruned(f"pruned after epoch {trainer.epoch}")
-
-            try:
-                trainer.fit(on_epoch=on_epoch)
-            except optuna.TrialPruned:
-                pruned = True
-            value = self.log_g_r2(cfg["target"], trainer.evaluate("val")["val_head_r2"])
-            n_params = sum(p.numel() for p in trainer.student.parameters())
-            tracking.log_metrics({"objective_val_r2_log_g": value, "n_parameters": n_params, "epochs_run": trainer.epoch})
-            mlflow.set_tag("optuna_state", "PRUNED" if pruned else "COMPLETE")
-        if pruned:
-            raise optuna.TrialPruned()
-        if self.second == "params":
-            return value, n_params
-        if self.second == "time":
-            return value, 1000 / compare.student_speed(trainer, "val")  # never the test split
-        return value
-
-
-class HeadObjective:
-    """Fit one suggested probe head on train, score log g R^2 on val."""
-
-    def __init__(self, x, y, head, seed, study_name):
-        self.x, self.y, self.head, self.seed, self.study_name = x, y, head, seed, study_name
-
-    def fit(self, params):
-        return heads.fit(heads.make_pipeline(self.head, seed=self.seed, **params), self.x["train"], self.y["train"])
-
-    def __call__(self, trial: optuna.Trial):
-        params = tuning.suggest_head(trial, self.head)
-        with tracking.tracked_run("tune", stage="tune", nested=True, study=self.study_name, trial=trial.number):
-            mlflow.set_tag("mlflow.runName", f"trial {trial.number}")
+    @contextlib.contextmanager
+    def trial_run(number: int, params: dict):
+        with tracking.tracked_run("tune", stage="tune", nested=True, study=study_name, trial=number):
+            mlflow.set_tag("mlflow.runName", f"trial {number}")
             tracking.log_params(params)
-            value = float(r2_score(self.y["val"], self.fit(params).predict(self.x["val"])))
-            tracking.log_metrics({"objective_val_r2_log_g": value})
-        return value
+            yield log
+    return trial_run
 
 
 def log_study(study: optuna.Study, second: str):
@@ -136,37 +57,34 @@ def log_study(study: optuna.Study, second: str):
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         raise DistillError(f"study {study.study_name}: no trial completed")
-    figures = {"optimization_history": optuna_plots.plot_optimization_history, "parallel_coordinate": optuna_plots.plot_parallel_coordinate}
     if second == "none":
         tracking.log_metrics({"best_val_r2_log_g": study.best_value, "n_trials_complete": len(complete)})
         tracking.log_params({f"best_{k}": v for k, v in study.best_params.items()})
-        if len(complete) > 1:
-            figures["param_importances"] = optuna_plots.plot_param_importances
     else:
         tracking.log_table(tuning.pareto_table(study), "tables/pareto_front.json")
-        tracking.log_metrics({"best_val_r2_log_g": max(t.values[0] for t in complete), "n_pareto": len(study.best_trials)})
-        figures = {"pareto_front": lambda s: optuna_plots.plot_pareto_front(s, target_names=["val R^2 log g", second])}
-    for name, plot in figures.items():
-        kwargs = {"target": lambda t: t.values[0], "target_name": "val R^2 log g"} if second != "none" and name != "pareto_front" else {}
-        tracking.log_figure(plot(study, **kwargs).figure, f"figures/{name}.png")
+        tracking.log_metrics({"best_val_r2_log_g": max(t.values[0] for t in complete),
+                              "n_pareto": len(study.best_trials)})
+    for name, fig in tuning.study_figures(study, second).items():
+        tracking.log_figure(fig, f"figures/{name}.png")
 
 
 @click.command()
-@click.option("--data", default="data/sim", show_default=True)
+@opt.data
 @click.option("--study", "study_type", default="student", type=click.Choice(tuning.STUDIES), show_default=True)
-@click.option("--study-name", default="auto", show_default=True, help="auto: distill-{study}; the same name resumes / shares a study")
-@click.option("--storage", default="auto", show_default=True, help="Optuna RDB URL; auto: SQLite optuna.db beside the MLflow store")
+@click.option("--study-name", default="auto", show_default=True,
+              help="auto: distill-{study}; the same name resumes / shares a study")
+@click.option("--storage", default="auto", show_default=True,
+              help="Optuna RDB URL; auto: SQLite optuna.db beside the MLflow store")
 @click.option("--n-trials", default=20, type=click.IntRange(1), show_default=True)
 @click.option("--timeout", default=0, type=click.IntRange(0), show_default=True, help="seconds (0: none)")
 @click.option("--pruner", default="median", type=click.Choice(tuning.PRUNERS), show_default=True)
 @click.option("--second-objective", default="none", type=click.Choice(tuning.SECOND_OBJECTIVES), show_default=True)
-@click.option("--retrain-best", default=False, type=bool, show_default=True, help="refit the best and score it once on test")
-@click.option("--seed", default=42, type=int, show_default=True)
+@click.option("--retrain-best", default=False, type=bool, show_default=True,
+              help="refit the best and score it once on test")
+@opt.seed
 @click.option("--features", default="latest", show_default=True, help="extract run id, latest, or none (lambda_z = 0)")
-@click.option("--layer", default="enc_pre_latent", show_default=True)
-@click.option("--pooling", default="seg_mean_K8", show_default=True)
-@click.option("--direction", default="fwd", type=click.Choice(DIRECTIONS), show_default=True)
-@click.option("--noise-level", default=1.0, type=click.FloatRange(0), show_default=True)
+@opt.latent()
+@opt.noise_level
 @click.option("--epochs", default=10, type=click.IntRange(1), show_default=True)
 @click.option("--batch-size", default=128, type=click.IntRange(2), show_default=True)
 @click.option("--patience", default=3, type=click.IntRange(1), show_default=True)
@@ -181,16 +99,22 @@ def log_study(study: optuna.Study, second: str):
 @click.option("--student-heads", default="linear", show_default=True, help="linear, mlp")
 @click.option("--targets", default="log_g", show_default=True, help="log_g, residual")
 @click.option("--residual", default="latest", show_default=True, help="decompose_error run for target residual")
-@click.option("--head", default="ridge", type=click.Choice(SHARED_HEADS), show_default=True, help="head study: the head tuned")
+@click.option("--head", default="ridge", type=click.Choice(SHARED_HEADS), show_default=True,
+              help="head study: the head tuned")
 @click.option("--input", "input_", default="latent", type=click.Choice(probe.INPUTS[:2] + ("noisy_flux+error",)),
               show_default=True, help="head study: the features")
 @one_line_errors
-def main(data, study_type, study_name, storage, n_trials, timeout, pruner, second_objective, retrain_best, seed, features, layer,
-         pooling, direction, noise_level, epochs, batch_size, patience, students, layers, width, width_multiplier, dropout, lr,
+def main(data, study_type, study_name, storage, n_trials, timeout, pruner, second_objective, retrain_best, seed,
+         features, layer,
+         pooling, direction, noise_level, epochs, batch_size, patience, students, layers, width,
+         width_multiplier, dropout, lr,
          lambda_z, lambda_y, student_heads, targets, residual, head, input_):
-    space = tuning.StudentSpace(students=tuple(split_list(students)), layers=pair(layers, "layers", int), width=pair(width, "width", int),
-                                width_multiplier=pair(width_multiplier, "width_multiplier"), dropout=pair(dropout, "dropout"),
-                                lr=pair(lr, "lr"), lambda_z=pair(lambda_z, "lambda_z"), lambda_y=pair(lambda_y, "lambda_y"),
+    space = tuning.StudentSpace(students=tuple(split_list(students)), layers=pair(layers, "layers", int),
+                                width=pair(width, "width", int),
+                                width_multiplier=pair(width_multiplier, "width_multiplier"),
+                                dropout=pair(dropout, "dropout"),
+                                lr=pair(lr, "lr"), lambda_z=pair(lambda_z, "lambda_z"),
+                                lambda_y=pair(lambda_y, "lambda_y"),
                                 heads=tuple(split_list(student_heads)), targets=tuple(split_list(targets)))
     try:
         tuning.check_space(space)
@@ -201,7 +125,7 @@ def main(data, study_type, study_name, storage, n_trials, timeout, pruner, secon
     if study_type == "head" and second_objective != "none":
         raise DistillError("second_objective needs study=student (a head has no student to count or time)")
     name = f"distill-{study_type}" if study_name == "auto" else study_name
-    url = default_storage() if storage == "auto" else storage
+    url = tuning.default_storage(mlflow.get_tracking_uri()) if storage == "auto" else storage
     ds = open_dataset(data, labels=LABELS)
     with tracking.tracked_run("tune", stage="tune", study=name, study_type=study_type):
         summary = ds.summary()
@@ -221,8 +145,10 @@ def main(data, study_type, study_name, storage, n_trials, timeout, pruner, secon
             if "residual" in space.targets:
                 r = residual_target(residual, data, LABEL, {s: len(ds[s]) for s in ("train", "val", "test")})
                 y["residual"] = {s: r[s] for s in TUNING}
-            settings = DistillSettings(epochs=epochs, batch_size=batch_size, noise_level=noise_level, patience=patience, seed=seed)
-            objective = StudentObjective({s: ds[s] for s in TUNING}, z, y, space, settings, pick_device(), second_objective, name)
+            settings = DistillSettings(epochs=epochs, batch_size=batch_size, noise_level=noise_level,
+                                       patience=patience, seed=seed)
+            objective = StudentObjective({s: ds[s] for s in TUNING}, z, y, space, settings, pick_device(),
+                                         second_objective, trial_runs(name))
         else:
             if input_ == "latent":
                 if manifest is None:
@@ -231,7 +157,7 @@ def main(data, study_type, study_name, storage, n_trials, timeout, pruner, secon
                 x = {s: fs.x[s] for s in TUNING}
             else:
                 x = probe.baseline_features(ds, input_, noise_level, splits=TUNING).x
-            objective = HeadObjective(x, y[LABEL], head, seed, name)
+            objective = HeadObjective(x, y[LABEL], head, seed, trial_runs(name))
         study = tuning.create_study(name, url, second_objective, pruner, seed)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -241,17 +167,21 @@ def main(data, study_type, study_name, storage, n_trials, timeout, pruner, secon
         tracking.log_metrics({"n_trials_total": len(study.trials), "n_trials_this_run": len(mine)})
         log_study(study, second_objective)
         if second_objective == "none":
-            click.echo(f"study {name}: {len(study.trials)} trials; best val R^2 log g {study.best_value:.3f} with {study.best_params}")
+            click.echo(f"study {name}: {len(study.trials)} trials; best val R^2 log g {study.best_value:.3f} with "
+                       f"{study.best_params}")
             if retrain_best:
                 test_y = {LABEL: ds["test"].params[LABEL].to_numpy(np.float64)}
                 if "residual" in space.targets and study_type == "student":
-                    test_y["residual"] = residual_target(residual, data, LABEL, {s: len(ds[s]) for s in ("train", "val", "test")})["test"]
+                    test_y["residual"] = residual_target(residual, data, LABEL,
+                                                         {s: len(ds[s]) for s in ("train", "val", "test")})["test"]
                 if study_type == "student":
                     test_x = lambda: ds["test"]  # noqa: E731
                 elif input_ == "latent":
-                    test_x = lambda: probe.latent_features(local, manifest, layer, pooling, direction).x["test"]  # noqa: E731
+                    test_x = lambda: probe.latent_features(local, manifest, layer, pooling,  # noqa: E731
+                                                           direction).x["test"]
                 else:
-                    test_x = lambda: probe.baseline_features(ds, input_, noise_level, splits=("test",)).x["test"]  # noqa: E731
+                    test_x = lambda: probe.baseline_features(ds, input_, noise_level,  # noqa: E731
+                                                             splits=("test",)).x["test"]
                 retrain(study, objective, test_x, test_y)
         else:
             click.echo(tuning.pareto_table(study).to_string(index=False))
@@ -272,9 +202,9 @@ def retrain(study: optuna.Study, objective, test_x, test_y: dict):
             trainer.fit()
             trainer.spectra["test"] = test_x()
             y_hat, target = trainer.predict("test")[1], cfg["target"]
-        # log g - (error-only prediction + r_hat) = r - r_hat: the residual's errors are log g's
-        sse = float(((test_y[target] - y_hat) ** 2).sum())
-        r2 = 1 - sse / float(((test_y[LABEL] - test_y[LABEL].mean()) ** 2).sum())
+        r2 = float(r2_score(test_y[target], y_hat))
+        if target != LABEL:
+            r2 = decompose.log_g_r2(r2, test_y[target], test_y[LABEL])
         tracking.log_metrics({"test_r2_log_g": r2})
         click.echo(f"best configuration on test (evaluated once): R^2 log g {r2:.3f}")
 

@@ -50,8 +50,22 @@ def _private_cache(tmp_path_factory):
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
 
 
+_CURRENT = {}
+
+
+@pytest.fixture(autouse=True)
+def _current_test(request):
+    _CURRENT["node"] = request.node
+    yield
+    _CURRENT.pop("node", None)
+
+
 def mlflow_run(*params, entry="simulate", timeout=900):
-    """``mlflow run <repo> -e entry -P ... --env-manager local`` with this interpreter first on PATH."""
+    """``mlflow run <repo> -e entry -P ... --env-manager local`` with this interpreter first on PATH.
+
+    Only a ``slow``-marked test may start one: ``make test-fast`` must stay free of real runs."""
+    node = _CURRENT.get("node")
+    assert node is None or node.get_closest_marker("slow"), f"{node.nodeid} starts `mlflow run`: mark it slow"
     args = [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", entry, "--env-manager", "local"]
     for p in params:
         args += ["-P", p]
@@ -90,7 +104,8 @@ def wait_for(url: str, process: subprocess.Popen, seconds: float = 90):
 def serve(args: list, url: str):
     """Start a server process and wait for ``url``; returns the process (stop it with ``stop``)."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                               start_new_session=True)
     try:
         wait_for(url, process)
     except BaseException:
@@ -110,30 +125,45 @@ def stop(process: subprocess.Popen):
 
 
 @pytest.fixture(scope="session")
-def postgres() -> str:
-    """A throwaway PostgreSQL cluster (scripts/postgres.sh) with databases mlflow and optuna; yields its base URL."""
+def postgres_cluster():
+    """A throwaway PostgreSQL cluster (scripts/postgres.sh) with databases mlflow, mlflow_auth and optuna and password
+    authentication; yields (base URL, data directory, port). PGPASSFILE points at its password for the session."""
     need("PostgreSQL", bool(glob.glob("/usr/lib/postgresql/*/bin/initdb")))
     root = tempfile.mkdtemp(prefix="distill-pg-")  # under /tmp: the postgres user must reach it
-    script = str(REPO / "scripts" / "postgres.sh")
-    url = subprocess.run([script, "start", root, str(free_port())], check=True, capture_output=True, text=True).stdout.strip()
-    yield url
-    subprocess.run([script, "stop", root], capture_output=True)
+    data, port, script = f"{root}/db", free_port(), str(REPO / "scripts" / "postgres.sh")
+    os.chmod(root, 0o755)
+    url = subprocess.run([script, "start", data, str(port)], check=True, capture_output=True, text=True).stdout.strip()
+    os.environ["PGPASSFILE"] = f"{data}.pgpass"
+    yield url, data, port
+    subprocess.run([script, "stop", data], capture_output=True)
+    os.environ.pop("PGPASSFILE", None)
     shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(postgres, tmp_path_factory) -> str:
-    """``mlflow server`` on 127.0.0.1 backed by the PostgreSQL database mlflow, artifacts proxied to a directory."""
+def postgres(postgres_cluster) -> str:
+    return postgres_cluster[0]
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(postgres_cluster, tmp_path_factory) -> str:
+    """The team's server (scripts/mlflow_server.sh: basic auth, PostgreSQL, proxied artifacts) on 127.0.0.1; the
+    session's clients authenticate as its admin through MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD."""
+    _, data, pg_port = postgres_cluster
     port = free_port()
     artifacts = tmp_path_factory.mktemp("server-artifacts")
-    process = serve([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"{postgres}/mlflow",
-                     "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port)],
+    process = serve(["bash", str(REPO / "scripts" / "mlflow_server.sh"), data, str(pg_port), str(artifacts), str(port)],
                     f"http://127.0.0.1:{port}/health")
+    os.environ["MLFLOW_TRACKING_USERNAME"] = "admin"
+    os.environ["MLFLOW_TRACKING_PASSWORD"] = Path(f"{data}.mlflow/admin_password").read_text().strip()
     yield f"http://127.0.0.1:{port}"
+    for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        os.environ.pop(key, None)
     stop(process)
 
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking",
                   "--disable-component-update", "--disable-sync"]  # no call home: the machine's network is closed
 
 

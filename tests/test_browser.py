@@ -6,11 +6,14 @@ from pathlib import Path
 
 import mlflow
 import optuna
+import pytest
 from click.testing import CliRunner
 
 from distill import tracking
 from entrypoints import ablate, tune
 from tests.conftest import free_port, serve, stop
+
+pytestmark = pytest.mark.slow  # end-to-end: real processes, servers or a browser
 
 # what each ablation child logs, as the ablate entry point names it
 ABLATION_METRICS = {
@@ -58,7 +61,8 @@ def test_optuna_dashboard_shows_the_tune_study(mlflow_store, tiny_data, tmp_path
     assert result.exit_code == 0, result.output[-2000:]
     best = optuna.load_study(study_name="distill-head", storage=storage).best_trial
     port = free_port()
-    server = serve([str(Path(sys.executable).parent / "optuna-dashboard"), storage, "--host", "127.0.0.1", "--port", str(port)],
+    server = serve([str(Path(sys.executable).parent / "optuna-dashboard"), storage, "--host", "127.0.0.1",
+                    "--port", str(port)],
                    f"http://127.0.0.1:{port}/dashboard")
     try:
         page = browser.new_page(viewport={"width": 1500, "height": 1100})

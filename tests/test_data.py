@@ -17,7 +17,8 @@ def write_plain(path, flux=None, error=None, wave=None, params=None, drop=None):
     error = rng.uniform(0.1, 0.2, (N, P)) if error is None else error
     wave = np.linspace(7100, 8850, P) if wave is None else wave
     if params is None:
-        params = pd.DataFrame({c: rng.uniform(0, 1, N) for c in data.LABELS} | {"snr": np.ones(N), "extra": np.arange(N)})
+        params = pd.DataFrame({c: rng.uniform(0, 1, N) for c in data.LABELS} | {"snr": np.ones(N),
+                                                                                "extra": np.arange(N)})
     params.to_hdf(path, key="dataset/params", mode="w", format="table")
     with h5py.File(path, "a") as f:
         arrays = {"spectrumdataset/wave": wave, "dataset/arrays/flux/value": flux, "dataset/arrays/error/value": error}

@@ -46,10 +46,12 @@ def test_verdicts_on_planted_numbers(latent, flux, code, extra):
     assert ("real extra information." in text and "no real" not in text) == extra
 
 
+@pytest.mark.slow
 def test_decompose_error_smoke(mlflow_store, tiny_data, tmp_path):
     torch.manual_seed(0)
     save(BlindSpotUNet1D(PRESETS["cpu"]), tmp_path / "t.pt")
-    assert mlflow_run(f"data={tiny_data}", f"teacher={tmp_path / 't.pt'}", "layer=enc_pre_latent", entry="extract").returncode == 0
+    assert mlflow_run(f"data={tiny_data}", f"teacher={tmp_path / 't.pt'}", "layer=enc_pre_latent",
+                      entry="extract").returncode == 0
     result = mlflow_run(f"data={tiny_data}", "folds=3", entry="decompose_error")
     assert result.returncode == 0, result.stderr[-3000:]
     (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list",

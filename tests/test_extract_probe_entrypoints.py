@@ -3,10 +3,13 @@ import json
 
 import mlflow
 import pyarrow.parquet as pq
+import pytest
 import torch
 
 from distill.teacher import PRESETS, BlindSpotUNet1D, save
 from tests.conftest import mlflow_run
+
+pytestmark = pytest.mark.slow  # end-to-end: real processes, servers or a browser
 
 
 def runs(**filters):
@@ -39,13 +42,15 @@ def test_extract_then_probe(mlflow_store, tiny_data, tmp_path):
             assert f"{split}_{metric}_log_g" in single.data.metrics and f"{split}_{metric}_T_eff" in single.data.metrics
     assert single.data.metrics["n_features"] == 16 * 8
 
-    result = mlflow_run(f"data={tiny_data}", "layer=enc_last,enc_pre_latent", "pooling=global_mean,mean_max", "labels=log_g",
+    result = mlflow_run(f"data={tiny_data}", "layer=enc_last,enc_pre_latent",
+                        "pooling=global_mean,mean_max", "labels=log_g",
                         entry="probe")
     assert result.returncode == 0, result.stderr[-3000:]
     (parent,) = runs(**{"grid": "true"})
     children = runs(**{"mlflow.parentRunId": parent.info.run_id})
     assert sorted((c.data.tags["layer"], c.data.tags["pooling"]) for c in children) == [
-        ("enc_last", "global_mean"), ("enc_last", "mean_max"), ("enc_pre_latent", "global_mean"), ("enc_pre_latent", "mean_max")]
+        ("enc_last", "global_mean"), ("enc_last", "mean_max"), ("enc_pre_latent", "global_mean"),
+                                                                                        ("enc_pre_latent", "mean_max")]
     assert parent.data.tags["mvp"] == "1.4"
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id, "tables")}
     assert "tables/summary.json" in artifacts

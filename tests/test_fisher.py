@@ -23,7 +23,8 @@ TOY_STEPS = {"a": 0.01, "b": 0.01, "c": 0.01}
 
 def toy_flux(p: pd.DataFrame) -> np.ndarray:
     """Continuum 1 with two Gaussian lines whose depths are a and b; c changes nothing."""
-    return 1.0 - p["a"].to_numpy()[:, None] * LINE_A - p["b"].to_numpy()[:, None] * LINE_B + 0.0 * p["c"].to_numpy()[:, None]
+    a, b, c = (p[k].to_numpy()[:, None] for k in "abc")
+    return 1.0 - a * LINE_A - b * LINE_B + 0.0 * c
 
 
 def toy_fisher(params: pd.DataFrame, labels=("a", "b", "c")) -> np.ndarray:
@@ -42,7 +43,8 @@ def test_gaussian_line_crb_equals_the_analytic_value():
     np.testing.assert_allclose(bounds["marginal"], SIGMA**2 * hh / (gg * hh - gh**2), rtol=1e-9)
     assert (bounds["marginal"] > bounds["known_others"]).all()  # the degeneracy with b costs information
     np.testing.assert_allclose(bounds["prior"], 1 / (1 / bounds["marginal"] + 12), rtol=1e-12)
-    np.testing.assert_allclose(fisher.crb(info, 0, 1 / 12, noise_level=2.0)["marginal"], 4 * bounds["marginal"], rtol=1e-12)
+    np.testing.assert_allclose(fisher.crb(info, 0, 1 / 12, noise_level=2.0)["marginal"],
+                               4 * bounds["marginal"], rtol=1e-12)
 
 
 def test_one_sided_differences_at_the_range_edges_are_exact_for_a_quadratic():
@@ -69,7 +71,8 @@ def test_a_label_the_spectrum_ignores_is_flagged():
 def test_perfectly_degenerate_labels_have_no_unbiased_bound():
     flux_fn = lambda p: 1 - (p["a"] + p["b"]).to_numpy()[:, None] * LINE_A  # noqa: E731
     params = pd.DataFrame({"a": [0.4], "b": [0.3]})
-    info = fisher.fisher_matrices(fisher.jacobian(flux_fn, params, ("a", "b"), TOY_STEPS, TOY), np.full((1, X.size), SIGMA))
+    info = fisher.fisher_matrices(fisher.jacobian(flux_fn, params, ("a", "b"), TOY_STEPS, TOY),
+                                  np.full((1, X.size), SIGMA))
     bounds = fisher.crb(info, 0, 1.0)
     assert np.isinf(bounds["marginal"][0]) and np.isfinite(bounds["known_others"][0])
 
@@ -77,9 +80,10 @@ def test_perfectly_degenerate_labels_have_no_unbiased_bound():
 def test_simulator_jacobian_agrees_with_half_steps():
     params = sample_labels(4, [7, 0])
     half = {k: v / 2 for k, v in fisher.STEPS.items()}
-    jac, fine = fisher.jacobian(fisher.simulator_flux, params), fisher.jacobian(fisher.simulator_flux, params, steps=half)
+    jac, fine = fisher.jacobian(fisher.simulator_flux, params), fisher.jacobian(fisher.simulator_flux,
+                                                                                params, steps=half)
     rel = np.linalg.norm(jac - fine, axis=-1) / np.linalg.norm(fine, axis=-1)
-    assert np.median(rel) < 0.01 and rel.max() < 0.05, rel  # the few % are kinks of the simulator's interpolation tables
+    assert np.median(rel) < 0.01 and rel.max() < 0.05, rel  # the few % are kinks of the simulator's interpolation
     assert np.all(np.linalg.norm(fine, axis=-1) > 0)  # every label changes every spectrum
 
 
@@ -95,19 +99,22 @@ def test_ceiling_falls_with_noise():
     assert all(c["prior"] >= c["marginal"] for c in ceilings)
 
 
+@pytest.mark.slow
 def test_fisher_entry_point_and_no_probe_above_the_ceiling(mlflow_store, tiny_data):
     result = mlflow_run(f"data={tiny_data}", "noise_level=1.0", entry="fisher")
     assert result.returncode == 0, result.stderr[-3000:]
     (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
     m = run.data.metrics
-    assert 0 <= m["ceiling_r2_log_g"] <= m["ceiling_known_others_r2_log_g"] and m["ceiling_r2_log_g"] <= m["ceiling_prior_r2_log_g"] < 1
+    assert 0 <= m["ceiling_r2_log_g"] <= m["ceiling_known_others_r2_log_g"]
+    assert m["ceiling_r2_log_g"] <= m["ceiling_prior_r2_log_g"] < 1
     assert m["n_spectra_used"] == 32 and m["fd_half_step_median_rel_change_log_g"] < 0.01
     assert m["crb_marginal_log_g_q10"] <= m["crb_marginal_log_g_q50"] <= m["crb_marginal_log_g_q90"]
     client = mlflow.MlflowClient()
     levels = pd.read_json(client.download_artifacts(run.info.run_id, "tables/ceiling_by_noise.json"), orient="split")
     prior = levels[levels.label == "log_g"].sort_values("noise_level")["prior"].to_numpy()
     assert np.all(np.diff(prior) < 0)
-    assert {"figures/crb_log_g.png", "figures/ceiling_vs_noise.png"} <= {f.path for f in client.list_artifacts(run.info.run_id, "figures")}
+    assert {"figures/crb_log_g.png",
+            "figures/ceiling_vs_noise.png"} <= {f.path for f in client.list_artifacts(run.info.run_id, "figures")}
 
     # the stored matrices give the logged ceiling, and a Ridge probe on raw flux does not beat it beyond sampling error
     table = pd.read_parquet(client.download_artifacts(run.info.run_id, "fisher.parquet"))
@@ -120,6 +127,7 @@ def test_fisher_entry_point_and_no_probe_above_the_ceiling(mlflow_store, tiny_da
     assert sq.mean() >= bound.mean() - 2 * sq.std() / np.sqrt(len(sq))
 
 
+@pytest.mark.slow
 def test_fisher_refuses_data_the_simulator_did_not_make(mlflow_store, tiny_data, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(tiny_data, other)

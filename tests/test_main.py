@@ -3,6 +3,7 @@ from types import SimpleNamespace
 
 import mlflow
 import pandas as pd
+import pytest
 import torch
 from click.testing import CliRunner
 
@@ -36,7 +37,8 @@ def test_steps_are_reused_and_downstream_recomputed(mlflow_store, tiny_data, mon
     args = ["--data", str(tiny_data), "--teacher-epochs", "1", "--student-epochs", "1"]
     assert CliRunner().invoke(main_module.main, args).exit_code == 0
     first = list(ran)
-    assert [e for e, _ in first] == ["fisher", "train_teacher", "extract", "probe", "probe", "probe", "decompose_error", "distill_student",
+    assert [e for e, _ in first] == ["fisher", "train_teacher", "extract", "probe", "probe", "probe", "decompose_error",
+                                     "distill_student",
                                      "distill_student", "distill_student", "ablate", "report"]
     ran.clear()
     assert CliRunner().invoke(main_module.main, args).exit_code == 0
@@ -49,23 +51,26 @@ def test_steps_are_reused_and_downstream_recomputed(mlflow_store, tiny_data, mon
     assert len(ran) == len(first)
 
 
+@pytest.mark.slow
 def test_main_smoke(mlflow_store, tiny_data, tmp_path):
     """The whole plan at tiny scale with the user's own teacher checkpoint; the report lands in out."""
     torch.manual_seed(0)
     save(BlindSpotUNet1D(PRESETS["cpu"]), tmp_path / "user.ckpt", lightning=True)
-    args = (f"data={tiny_data}", f"teacher={tmp_path / 'user.ckpt'}", "teacher_epochs=1", "student_epochs=1", f"out={tmp_path / 'rep'}")
+    args = (f"data={tiny_data}", f"teacher={tmp_path / 'user.ckpt'}", "teacher_epochs=1", "student_epochs=1",
+            f"out={tmp_path / 'rep'}")
     result = mlflow_run(*args, entry="main")
     assert result.returncode == 0, result.stderr[-3000:]
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
     (main,) = [r for r in runs if r.data.tags.get(tracking.ENTRY_POINT_TAG) == "main"]
     steps = {k[5:]: v for k, v in main.data.tags.items() if k.startswith("step_")}
-    assert set(steps) == {"fisher", "extract", "probe_raw", "probe_denoised", "probe_grid", "decompose_error", "student", "student_plus",
+    assert set(steps) == {"fisher", "extract", "probe_raw", "probe_denoised", "probe_grid", "decompose_error",
+                          "student", "student_plus",
                           "supervised_baseline", "ablate", "report"}
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == main.info.run_id]
     assert {r.info.run_id for r in children} >= set(steps.values())
     assert all(r.info.status == "FINISHED" for r in children)
     page = (tmp_path / "rep" / "report.html").read_text()
-    assert "Stages and criteria" in page and "2.1" in page and "real PFS data" in page and "data:image/png;base64," in page
+    assert all(s in page for s in ("Stages and criteria", "2.1", "real PFS data", "data:image/png;base64,"))
     # the information ceiling: computed once, drawn by the probes and the student, set against each method in the report
     by_id = {r.info.run_id: r for r in runs}
     ceiling = by_id[steps["fisher"]].data.metrics["ceiling_prior_r2_log_g"]
@@ -85,7 +90,8 @@ def test_main_smoke(mlflow_store, tiny_data, tmp_path):
     assert sorted(table(steps["ablate"], "tables/summary.json")["kind"]) == sorted(ablate.KINDS)
     sweep = table(children["noise_sweep"].info.run_id, "tables/noise_sweep.json")
     levels = [0.0, 0.1, 0.2, 0.5, 1.0, 2.0]
-    assert sweep.groupby("features")["noise_level"].apply(list).to_dict() == {"raw": levels, "student": levels, "teacher": levels}
+    assert sweep.groupby("features")["noise_level"].apply(list).to_dict() == {"raw": levels, "student": levels,
+                                                                              "teacher": levels}
     curve = table(children["sample_efficiency"].info.run_id, "tables/sample_efficiency.json")
     assert curve.groupby("features")["n_train"].apply(list).to_dict() == {"raw": [96], "student": [96], "teacher": [96]}
     assert children["noise_sweep"].data.metrics["ceiling_prior_r2_log_g_noise_1"] == ceiling
@@ -95,6 +101,7 @@ def test_main_smoke(mlflow_store, tiny_data, tmp_path):
     # a second main reuses every step: only main and a new report appear
     again = mlflow_run(*args, entry="main")
     assert again.returncode == 0, again.stderr[-3000:]
-    new = {r.data.tags.get(tracking.ENTRY_POINT_TAG) for r in mlflow.search_runs(search_all_experiments=True, output_format="list")
+    new = {r.data.tags.get(tracking.ENTRY_POINT_TAG) for r in mlflow.search_runs(search_all_experiments=True,
+                                                                                 output_format="list")
            if r.info.run_id not in {x.info.run_id for x in runs}}
     assert new == {"main", "report"}

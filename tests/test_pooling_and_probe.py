@@ -23,7 +23,8 @@ def test_every_pooling_matches_a_direct_numpy_computation(length):
         }.get(name)
         if expected is None:
             k = int(name.split("K")[1])
-            expected = np.stack([maps[:, :, i * length // k:(i + 1) * length // k].mean(-1) for i in range(k)], -1).reshape(5, 3 * k)
+            expected = np.stack([maps[:, :, i * length // k:(i + 1) * length // k].mean(-1) for i in range(k)],
+                                -1).reshape(5, 3 * k)
         np.testing.assert_allclose(pooling.pool(seg, mx, name), expected, rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(pooling.pool_map(maps, name), expected, rtol=1e-10, atol=1e-12)
 
@@ -35,6 +36,8 @@ def test_pooling_errors_are_clear():
         pooling.check_pooling("median", 16)
     with pytest.raises(DistillError, match="power of two"):
         pooling.check_pooling("seg_mean_K3", 4096)
+    with pytest.raises(DistillError, match="K must be at least 1"):
+        pooling.check_pooling("seg_mean_K0", 16)
 
 
 def planted(n=600, d=40, noise=0.05, seed=0, signal=True):
@@ -107,6 +110,7 @@ def test_attention_pooling_learns_where_to_look():
     maps = {s: rng.normal(size=(n, 4, 16)).astype(np.float32) for s, n in (("train", 800), ("val", 200), ("test", 200))}
     ys = {s: pd.DataFrame({"log_g": m[:, 0, 5] * 2.0}) for s, m in maps.items()}
     result = probe.fit_label(probe.FeatureSet(maps, ys, "maps"), "log_g", "ridge", pooling_name="attention")
-    weights = result.model.net_.weights(__import__("torch").as_tensor((maps["test"] - result.model.mu_) / result.model.sd_))
+    standardised = (maps["test"] - result.model.mu_) / result.model.sd_
+    weights = result.model.net_.weights(__import__("torch").as_tensor(standardised))
     assert int(weights.mean(0).argmax()) == 5
     assert result.scores["test_r2_log_g"] > 0.5

@@ -1,5 +1,6 @@
 """The report's decision rules on planted run results, and that it renders when stages were not run."""
 from distill import report
+from distill.student import verdicts
 
 
 def run(metrics=None, tags=None, run_id="r"):
@@ -11,10 +12,12 @@ def rows_by_stage(runs, ablations=None):
 
 
 def student(cos, s, teacher, raw, v21="pass", v31="pass", denoised=None):
-    m = {"val_latent_cosine": cos, "student_test_r2_log_g": s, "teacher_test_r2_log_g": teacher, "raw_test_r2_log_g": raw}
+    m = {"val_latent_cosine": cos, "student_test_r2_log_g": s, "teacher_test_r2_log_g": teacher,
+         "raw_test_r2_log_g": raw}
     if denoised is not None:
         m["denoised_test_r2_log_g"] = denoised
-    return run(m, {"verdict_2_1": v21, "verdict_3_1": v31, "verdict_3_1_text": "planted"})
+    v22 = verdicts.student_vs_teacher(s, teacher, raw)[0]  # as distill_student logs it
+    return run(m, {"verdict_2_1": v21, "verdict_2_2": v22, "verdict_3_1": v31, "verdict_3_1_text": "planted"})
 
 
 def test_stage_1_and_the_noise_sweep_branch():
@@ -42,7 +45,7 @@ def test_stage_2_branches():
     assert rows["2.2"].status == report.FAIL and rows["2.2"].next == "below raw flux: back to 2.1"
     rows = rows_by_stage({"student": student(0.95, 0.41, 0.60, 0.40)})
     assert rows["2.2"].status == report.FAIL and rows["2.2"].next == "below 0.9 x teacher: analyse"
-    plus = run({"val_latent_cosine": 0.95, "student_test_r2_log_g": 0.5})
+    plus = run({"val_latent_cosine": 0.95, "student_test_r2_log_g": 0.5}, {"verdict_2_1": "pass"})
     rows = rows_by_stage({"student": student(0.40, 0.3, 0.5, 0.2, v21="underfit"), "student_plus": plus})
     assert rows["2.3"].next == "flux alone has an information bottleneck"
 
@@ -67,7 +70,8 @@ def test_stage_3_4_and_the_answer():
 def test_report_renders_with_nothing_run():
     rows = report.stage_rows({}, {})
     assert rows and all(r.status == report.NOT_RUN for r in rows)
-    assert {"1.1 / 1.4", "1.3", "A", "1.2 / 3.2", "2.1", "2.2", "2.3", "3.1", "B", "3.3", "4.1", "4.2", "4.3"} <= {r.stage for r in rows}
+    assert {"1.1 / 1.4", "1.3", "A", "1.2 / 3.2", "2.1", "2.2", "2.3", "3.1", "B", "3.3", "4.1", "4.2",
+            "4.3"} <= {r.stage for r in rows}
     text = report.answer(rows, {})
     reference = report.reference_table({})
     md = report.markdown("t", rows, text, reference, {})
@@ -89,3 +93,11 @@ def test_each_method_as_a_fraction_of_the_information_ceiling():
     assert "75% of the information ceiling" in report.answer(rows, runs)
     assert report.ceiling_table({"student": runs["student"]}) is None  # not simulated: no ceiling, no table
     assert report.stage_rows({}, {})[0].status == report.NOT_RUN
+
+
+def test_the_report_reads_the_logged_verdicts_instead_of_judging_again():
+    """The numbers pass 2.1 and 2.2, the tags the run logged do not: the tags decide (one source of truth)."""
+    judged = student(0.95, 0.50, 0.52, 0.40, v21="partial")
+    judged["tags"]["verdict_2_2"] = "below_teacher"
+    rows = rows_by_stage({"student": judged})
+    assert rows["2.1"].status == report.FAIL and rows["2.2"].status == report.FAIL

@@ -1,8 +1,11 @@
 """`mlflow run . -e simulate` end to end against a temporary SQLite store."""
 import mlflow
 import pandas as pd
+import pytest
 
 from tests.conftest import mlflow_run
+
+pytestmark = pytest.mark.slow  # end-to-end: real processes, servers or a browser
 
 
 def test_simulate_smoke(mlflow_store, tmp_path):
@@ -37,5 +40,6 @@ def test_simulate_rejects_bad_parameters_and_writes_nothing(mlflow_store, tmp_pa
     blocker.write_text("x")
     result = mlflow_run(f"out={blocker}/sim", "n_train=2", "n_val=2", "n_test=2")
     assert result.returncode != 0 and "error: " in result.stderr and "cannot write there" in result.stderr
-    failed = mlflow.search_runs(search_all_experiments=True, output_format="list", filter_string="attributes.status = 'FAILED'")
+    failed = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                                filter_string="attributes.status = 'FAILED'")
     assert failed and "error" in failed[0].data.tags

@@ -38,7 +38,8 @@ def teacher_latent(flux, error, noise_level=0.1):
     for s in SPLITS:
         noisy = add_noise(flux[s], error[s], noise_level, noise_draw(s, range(len(flux[s])), flux[s].shape[1]))
         with torch.no_grad():
-            maps = teacher.features(torch.as_tensor(noisy), torch.as_tensor(error[s] * noise_level), ["enc_pre_latent"], "fwd")
+            maps = teacher.features(torch.as_tensor(noisy), torch.as_tensor(error[s] * noise_level),
+                                    ["enc_pre_latent"], "fwd")
         out[s] = maps["enc_pre_latent"].mean(-1).numpy()
     return out
 
@@ -56,9 +57,11 @@ def test_distillation_lowers_latent_error_and_raises_cosine(arrays):
     scores = {}
     for lambda_z in (1.0, 0.0):  # pure distillation against the pure supervised control
         torch.manual_seed(0)
-        settings = DistillSettings(lambda_z=lambda_z, lambda_y=1.0 - lambda_z, epochs=8, batch_size=16, lr=1e-3, patience=8,
+        settings = DistillSettings(lambda_z=lambda_z, lambda_y=1.0 - lambda_z, epochs=8, batch_size=16,
+                                   lr=1e-3, patience=8,
                                    noise_level=0.1)
-        trainer = DistillTrainer(Student("mlp", 1, 4096, z["train"].shape[1], hidden=(64,)), in_memory(flux, error), z, y, settings,
+        trainer = DistillTrainer(Student("mlp", 1, 4096, z["train"].shape[1], hidden=(64,)),
+                                 in_memory(flux, error), z, y, settings,
                                  torch.device("cpu"))
         before = trainer.evaluate("val")
         trainer.fit()
@@ -72,7 +75,8 @@ def test_distillation_lowers_latent_error_and_raises_cosine(arrays):
 def test_supervised_baseline_needs_no_teacher(arrays):
     flux, error, y = arrays
     settings = DistillSettings(lambda_z=0.0, epochs=2, batch_size=16, lr=1e-3)
-    trainer = DistillTrainer(Student("cnn", 1, 4096, 16), in_memory(flux, error), None, y, settings, torch.device("cpu"))
+    trainer = DistillTrainer(Student("cnn", 1, 4096, 16), in_memory(flux, error), None, y, settings,
+                             torch.device("cpu"))
     trainer.fit()
     metrics = trainer.evaluate("test")
     assert "test_head_r2" in metrics and not any("latent" in k for k in metrics)
@@ -96,7 +100,8 @@ def test_resume_is_exact(arrays):
     def trainer():
         torch.manual_seed(0)
         settings = DistillSettings(epochs=2, batch_size=32, lr=1e-3)
-        return DistillTrainer(Student("mlp", 1, 4096, z["train"].shape[1], hidden=(32,)), in_memory(flux, error), z, y, settings,
+        return DistillTrainer(Student("mlp", 1, 4096, z["train"].shape[1], hidden=(32,)),
+                              in_memory(flux, error), z, y, settings,
                               torch.device("cpu"))
 
     straight = trainer()
@@ -122,7 +127,8 @@ def test_training_from_the_files_equals_training_in_memory(tiny_data, arrays):
     for spectra in (open_dataset(tiny_data).splits, in_memory(flux, error)):
         torch.manual_seed(0)
         settings = DistillSettings(lambda_z=0.0, epochs=2, batch_size=16, lr=1e-3, block_rows=40)
-        trainer = DistillTrainer(Student("mlp", 1, 4096, 8, hidden=(16,)), spectra, None, y, settings, torch.device("cpu"))
+        trainer = DistillTrainer(Student("mlp", 1, 4096, 8, hidden=(16,)), spectra, None, y, settings,
+                                 torch.device("cpu"))
         trainer.fit()
         runs.append(trainer)
     assert runs[0].history == runs[1].history
@@ -138,10 +144,12 @@ def test_supervised_run_never_calls_the_teacher(arrays):
         raise AssertionError("the teacher was called")
 
     settings = DistillSettings(lambda_z=0.0, epochs=1, batch_size=32)
-    DistillTrainer(Student("mlp", 1, 4096, 8, hidden=(16,)), in_memory(flux, error), None, y, settings, torch.device("cpu"), teacher).fit()
+    DistillTrainer(Student("mlp", 1, 4096, 8, hidden=(16,)), in_memory(flux, error), None, y, settings,
+                   torch.device("cpu"), teacher).fit()
 
 
-@pytest.mark.parametrize("direction,pooling_name", [("fwd", "seg_mean_K8"), ("both", "mean_max"), ("bwd", "global_mean")])
+@pytest.mark.parametrize("direction,pooling_name",
+                         [("fwd", "seg_mean_K8"), ("both", "mean_max"), ("bwd", "global_mean")])
 def test_online_targets_equal_extracted_latents(tiny_data, tmp_path, direction, pooling_name):
     """The teacher run online on each split's fixed draw gives exactly what extract stored and probe pools."""
     ds = open_dataset(tiny_data)

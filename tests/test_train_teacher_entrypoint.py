@@ -1,9 +1,20 @@
 """`mlflow run . -e train_teacher`: a one-epoch smoke run, its artifacts, and resuming it."""
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
 import mlflow
+import pytest
 import torch
 
 from distill.teacher import load
-from tests.conftest import mlflow_run
+from tests.conftest import REPO, mlflow_run
+
+pytestmark = pytest.mark.slow  # end-to-end: real processes, servers or a browser
 
 
 def test_train_one_epoch_then_resume(mlflow_store, tiny_data):
@@ -24,10 +35,12 @@ def test_train_one_epoch_then_resume(mlflow_store, tiny_data):
                          entry="train_teacher")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming after epoch 1" in resumed.stderr
-    second = [r for r in mlflow.search_runs(search_all_experiments=True, output_format="list") if r.info.run_id != first.info.run_id][0]
+    second = [r for r in mlflow.search_runs(search_all_experiments=True,
+                                            output_format="list") if r.info.run_id != first.info.run_id][0]
     history = client.get_metric_history(second.info.run_id, "train_loss")
     assert sorted(m.step for m in history) == [1, 2]
-    ckpt = torch.load(mlflow.artifacts.download_artifacts(run_id=second.info.run_id, artifact_path="checkpoints/last.pt"),
+    ckpt = torch.load(mlflow.artifacts.download_artifacts(run_id=second.info.run_id,
+                                                          artifact_path="checkpoints/last.pt"),
                       weights_only=True)
     assert ckpt["state"]["epoch"] == 2 and len(ckpt["state"]["history"]) == 2
     best = min(range(2), key=lambda i: ckpt["state"]["history"][i]["val_loss"])
@@ -40,3 +53,58 @@ def test_bad_teacher_options_fail_cleanly(mlflow_store, tiny_data):
     assert result.returncode != 0 and "kernel_size=4: must be odd" in result.stderr
     result = mlflow_run(f"data={tiny_data}/nope", entry="train_teacher")
     assert result.returncode != 0 and "dataset directory not found" in result.stderr
+
+
+def entry_processes(marker: str) -> list:
+    """Pids of live processes whose command line holds ``marker``."""
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            if marker in command and proc.name != str(os.getpid()):
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_sigterm_marks_the_run_killed_and_it_resumes_to_the_same_weights(mlflow_store, tiny_data):
+    """SIGTERM to `mlflow run` after the first epoch: no process is left behind, the run ends KILLED with an error
+    tag, no scratch directory of ours is left, and resuming it gives the weights of an uninterrupted run."""
+    args = [f"data={tiny_data}", "epochs=3", "batch_size=16"]
+    straight = mlflow_run(*args, entry="train_teacher")
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    (done,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+
+    scratch = Path(tempfile.mkdtemp(prefix="sigterm-"))  # the stopped run's TMPDIR: it must end empty
+    command = [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", "train_teacher", "--env-manager", "local"]
+    env = {**os.environ, "TMPDIR": str(scratch),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    process = subprocess.Popen(command + [a for p in args for a in ("-P", p)], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    client, deadline, run = mlflow.MlflowClient(), time.time() + 300, None
+    while time.time() < deadline and run is None:
+        time.sleep(0.5)
+        running = [r for r in mlflow.search_runs(search_all_experiments=True, output_format="list")
+                   if r.info.run_id != done.info.run_id]
+        if running and client.get_metric_history(running[0].info.run_id, "train_loss"):
+            run = running[0]
+    assert run is not None, "the run never finished an epoch"
+    os.kill(process.pid, signal.SIGTERM)  # the `mlflow run` process only: its child must follow
+    process.wait(60)
+    deadline = time.time() + 60
+    while entry_processes(str(tiny_data)) and time.time() < deadline:
+        time.sleep(0.5)
+    assert not entry_processes(str(tiny_data)), "a process outlived the stopped run"
+    stopped = client.get_run(run.info.run_id)
+    assert stopped.info.status == "KILLED" and "SIGTERM" in stopped.data.tags["error"]
+    ours = list(scratch.glob("distill-*"))  # (mlflow's own CLI leaves an empty download directory there)
+    assert not ours, f"left behind: {ours}"
+
+    resumed = mlflow_run(*args, f"checkpoint={run.info.run_id}", entry="train_teacher")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    last = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                              order_by=["attributes.start_time DESC"])[0]
+    weights = [load(mlflow.artifacts.download_artifacts(run_id=r.info.run_id, artifact_path="teacher.pt")).state_dict()
+               for r in (done, last)]
+    assert all(torch.allclose(weights[0][k].float(), weights[1][k].float(), atol=1e-6) for k in weights[0])

@@ -5,7 +5,10 @@ import pytest
 from click.testing import CliRunner
 
 from distill import tracking, tuning
-from distill.data import SpectrumFile
+from distill.data import SpectrumFile, open_dataset
+from distill.device import pick_device
+from distill.objectives import TUNING, StudentObjective
+from distill.student.train import DistillSettings
 from entrypoints import tune
 
 TINY_SEARCH = ["--epochs", "2", "--batch-size", "32", "--students", "mlp", "--width", "16,64", "--layers", "1,2",
@@ -13,7 +16,8 @@ TINY_SEARCH = ["--epochs", "2", "--batch-size", "32", "--students", "mlp", "--wi
 
 
 def invoke(tiny_data, tmp_path, *args):
-    result = CliRunner().invoke(tune.main, ["--data", str(tiny_data), "--storage", f"sqlite:///{tmp_path}/optuna.db", *args])
+    result = CliRunner().invoke(tune.main,
+                                ["--data", str(tiny_data), "--storage", f"sqlite:///{tmp_path}/optuna.db", *args])
     assert result.exit_code == 0, result.output[-3000:]
     return result
 
@@ -36,6 +40,7 @@ def no_test_reads(monkeypatch):
         monkeypatch.setattr(SpectrumFile, name, guarded)
 
 
+@pytest.mark.slow
 def test_study_trials_are_child_runs_and_the_study_resumes(mlflow_store, tiny_data, tmp_path, no_test_reads):
     invoke(tiny_data, tmp_path, "--n-trials", "3", "--study-name", "s1", *TINY_SEARCH)
     (parent,) = [r for r in mlflow.search_runs(search_all_experiments=True, output_format="list",
@@ -60,7 +65,9 @@ def test_head_study_never_reads_test(mlflow_store, tiny_data, tmp_path, no_test_
     study = optuna.load_study(study_name="distill-head", storage=f"sqlite:///{tmp_path}/optuna.db")
     assert len(study.trials) == 2 and "alpha" in study.best_params
     # the guard bites: retraining the best and scoring it on test is the one step that reads test
-    result = CliRunner().invoke(tune.main, ["--data", str(tiny_data), "--storage", f"sqlite:///{tmp_path}/optuna.db", "--study", "head",
+    result = CliRunner().invoke(tune.main,
+                                ["--data", str(tiny_data), "--storage", f"sqlite:///{tmp_path}/optuna.db",
+                                 "--study", "head",
                                             "--input", "noisy_flux", "--n-trials", "1", "--retrain-best", "true"])
     assert result.exit_code != 0 and "an objective read the test split" in str(result.exception)
 
@@ -69,11 +76,11 @@ def test_pruned_trial_is_marked(mlflow_store, tiny_data, tmp_path):
     """A pruner that prunes everything: the trial ends PRUNED in Optuna and is tagged so in MLflow."""
     study = optuna.create_study(storage=tuning.storage(f"sqlite:///{tmp_path}/p.db"), direction="maximize",
                                 pruner=optuna.pruners.ThresholdPruner(lower=2.0))  # R^2 is never >= 2
-    ds = tune.open_dataset(tiny_data)
-    y = {"log_g": {s: ds[s].params["log_g"].to_numpy() for s in tune.TUNING}}
+    ds = open_dataset(tiny_data)
+    y = {"log_g": {s: ds[s].params["log_g"].to_numpy() for s in TUNING}}
     space = tuning.StudentSpace(students=("mlp",), width=(16, 32), layers=(1, 1))
-    settings = tune.DistillSettings(epochs=3, batch_size=32)
-    objective = tune.StudentObjective({s: ds[s] for s in tune.TUNING}, None, y, space, settings, tune.pick_device("cpu"), "none", "p")
+    objective = StudentObjective({s: ds[s] for s in TUNING}, None, y, space, DistillSettings(epochs=3, batch_size=32),
+                                 pick_device("cpu"), "none", tune.trial_runs("p"))
     with tracking.tracked_run("tune"):
         parent = mlflow.active_run().info.run_id
         study.optimize(objective, n_trials=1)
@@ -87,15 +94,19 @@ def test_bad_tune_options_fail_cleanly(mlflow_store, tiny_data):
     for params, message in ((("--lr", "1e-3"), "lr='1e-3': give min,max"),
                             (("--students", "rnn"), "unknown student(s) or head(s) ['rnn']"),
                             (("--targets", "mass"), "targets='mass'"),
-                            (("--study", "head", "--second-objective", "params"), "second_objective needs study=student")):
+                            (("--study", "head", "--second-objective", "params"),
+                             "second_objective needs study=student")):
         result = CliRunner().invoke(tune.main, ["--data", str(tiny_data), *params])
-        assert result.exit_code == 2 and result.output.startswith("error: ") and message in result.output, result.output[-1500:]
+        ok = result.exit_code == 2 and result.output.startswith("error: ") and message in result.output
+        assert ok, result.output[-1500:]
 
 
+@pytest.mark.slow
 def test_pareto_mode_logs_the_front(mlflow_store, tiny_data, tmp_path):
     invoke(tiny_data, tmp_path, "--n-trials", "2", "--second-objective", "params", *TINY_SEARCH)
     (parent,) = [r for r in mlflow.search_runs(search_all_experiments=True, output_format="list")
                  if "mlflow.parentRunId" not in r.data.tags]
-    artifacts = {a.path for d in ("tables", "figures") for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id, d)}
+    artifacts = {a.path for d in ("tables",
+                                  "figures") for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id, d)}
     assert {"tables/pareto_front.json", "figures/pareto_front.png"} <= artifacts
     assert parent.data.metrics["n_pareto"] >= 1

@@ -46,7 +46,9 @@ def check_pooling(name: str, length: int, layer: str = "layer"):
     if not m:
         raise DistillError(f"unknown pooling {name!r}; valid: global_mean, mean_max, seg_mean_K{{k}}, attention")
     k = int(m.group(1))
-    if k < 1 or k > length:
+    if k < 1:
+        raise DistillError(f"pooling {name}: K must be at least 1")
+    if k > length:
         raise DistillError(f"pooling {name}: K={k} is larger than the length {length} of {layer}")
     if k > STORE_SEGMENTS or STORE_SEGMENTS % k:
         raise DistillError(f"pooling {name}: K must be a power of two up to {min(length, STORE_SEGMENTS)} for {layer}")

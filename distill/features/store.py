@@ -70,7 +70,8 @@ def read_layer(directory, layer: str, direction: str, manifest: dict) -> tuple:
     wanted = ["fwd", "bwd"] if direction == "both" else [direction]
     missing = [d for d in wanted if d not in manifest["directions"]]
     if missing:
-        raise DistillError(f"direction {direction!r} needs {missing} but the extract run stored {manifest['directions']}")
+        raise DistillError(f"direction {direction!r} needs {missing} but the extract run stored "
+                           f"{manifest['directions']}")
     table = pq.read_table(Path(directory) / f"{layer}.parquet")
     c, ks = info["channels"], info["segments"]
     seg = np.concatenate([_list_values(table[f"{d}_segmean"], (c, ks)) for d in wanted], axis=1)

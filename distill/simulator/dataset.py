@@ -56,12 +56,14 @@ def simulate_dataset(out, sizes: dict, seed=42, mag=(21.5, 21.5), n_exposures=20
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
     except OSError as e:
         raise DistillError(f"{out}: cannot write there ({e.strerror})") from None
-    workers = workers or int(os.environ.get("DISTILL_WORKERS", 0)) or (1 if sum(sizes.values()) < 1000 else min(os.cpu_count() or 1, 4))
+    workers = (workers or int(os.environ.get("DISTILL_WORKERS", 0))
+               or (1 if sum(sizes.values()) < 1000 else min(os.cpu_count() or 1, 4)))
     summary = {}
     try:
         with contextlib.ExitStack() as stack:
             if workers > 1:
-                pool = stack.enter_context(ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), _init_worker))
+                pool = stack.enter_context(ProcessPoolExecutor(workers,
+                                                               multiprocessing.get_context("spawn"), _init_worker))
                 render = pool.map
             else:
                 render = map
@@ -85,9 +87,12 @@ def simulate_dataset(out, sizes: dict, seed=42, mag=(21.5, 21.5), n_exposures=20
                 params.to_hdf(path, key=data.PARAMS_KEY, mode="a", format="table")
                 summary[split] = {"n": int(n), "median_snr": float(np.median(snr))}
         out.parent.mkdir(parents=True, exist_ok=True)
-        if out.exists():
-            out.rmdir()
-        tmp.rename(out)
+        try:
+            if out.exists():
+                out.rmdir()
+            tmp.rename(out)
+        except OSError:
+            raise DistillError(f"{out}: written by another process meanwhile; choose a new out= or remove it") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

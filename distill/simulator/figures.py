@@ -29,7 +29,8 @@ def dwarf_and_giant(model: SpectrumModel, n_exposures=20, teff=4500.0, mag=21.5,
         norm = np.median(flux[k])
         axes[0].plot(model.wave, flux[k] / norm + 0.4 * k, lw=0.5, color=colour, label=name)
         axes[1].plot(model.wave[zoom], flux[k][zoom] / norm, lw=1.2, color=colour, label=name)
-        axes[2].plot(model.wave[zoom], noisy[k][zoom] / norm, lw=0.6, color=colour, alpha=0.8, label=f"{name}, noise 1.0")
+        axes[2].plot(model.wave[zoom], noisy[k][zoom] / norm, lw=0.6, color=colour, alpha=0.8,
+                     label=f"{name}, noise 1.0")
     axes[0].set_title(f"Noiseless spectra at T_eff = {teff:.0f} K, [M/H] = 0, mag {mag} (giant offset by 0.4)")
     axes[1].set_title("Ca II triplet: dwarfs have broader damping wings")
     axes[2].set_title("The same with noise (noise_level 1.0): the signal a model must find")

@@ -147,7 +147,8 @@ class SpectrumModel:
     def fine_flux(self, p) -> np.ndarray:
         """Noiseless flux on the fine grid, before the line spread (n, n_fine)."""
         residual = self.line_residual(p)
-        bands = np.array([lines.tio_strength(p)] * len(lines.TIO_HEADS) + [lines.cn_strength(p)] * (len(lines.CN_HEADS) + 1)).T
+        bands = np.array([lines.tio_strength(p)] * len(lines.TIO_HEADS)
+                         + [lines.cn_strength(p)] * (len(lines.CN_HEADS) + 1)).T
         return self.continuum(p["T_eff"], p["mag"]) * residual * np.exp(-bands @ self.band_shapes)
 
     def flux(self, params) -> np.ndarray:

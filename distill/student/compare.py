@@ -7,15 +7,18 @@ import torch
 from .. import metrics, probe
 from ..data import SPLITS
 from ..device import to_device
+from . import verdicts
 from .targets import throughput
 from .train import DistillTrainer
 
 SPEED_SPECTRA = 1024  # test spectra timed, in batches of 256
 
 
-def fit_heads(fs: probe.FeatureSet, labels, head_list, head_params) -> dict:
-    """{(label, head): LabelResult} for every label and head on one feature set."""
-    return {(label, head): probe.fit_label(fs, label, head, **head_params) for label in labels for head in head_list}
+def heads_per_set(sets: dict, y_frames: dict, labels, head_list, head_params: dict):
+    """Yield ``(name, probe.fit_heads results)`` for each feature set; ``sets`` maps names to functions that build
+    the features of every split, called one at a time (at most one full-size matrix in memory)."""
+    for name in list(sets):
+        yield name, probe.fit_heads(probe.FeatureSet(sets.pop(name)(), y_frames, name), labels, head_list, head_params)
 
 
 def trained_head(y_hat: dict, y: dict, label: str) -> probe.LabelResult:
@@ -28,7 +31,7 @@ def trained_head(y_hat: dict, y: dict, label: str) -> probe.LabelResult:
 
 def headline(name: str, results: dict, label: str) -> tuple:
     """(head best on validation R^2, its scores keyed ``{name}_{split}_{metric}_{label}``)."""
-    head, best = max(((h, r) for (lb, h), r in results.items() if lb == label), key=lambda hr: hr[1].scores[f"val_r2_{label}"])
+    head, best = probe.best_on_val(results, label)
     return head, {f"{name}_{k}": v for k, v in best.scores.items()}
 
 
@@ -38,6 +41,18 @@ def bins_table(results: dict, names, head: str, label: str, y_test, frame_test: 
              .assign(features=name, head=head)
              for name in names for by, width in metrics.BINS.items() if by in frame_test.columns]
     return pd.concat(parts, ignore_index=True)
+
+
+def stage_3_1(results: dict, head_list, label: str, y_test, frame_test: pd.DataFrame) -> tuple:
+    """Stage 3.1: the student against raw / denoised flux with the same head, overall and per bin.
+
+    Returns ({head: per-bin table}, the head judged (the student's best on validation), its (code, sentence))."""
+    names = ["student"] + [b for b in ("raw", "denoised") if b in results]
+    judged = max(head_list, key=lambda h: results["student"][label, h].scores[f"val_r2_{label}"])
+    tables = {head: bins_table(results, names, head, label, y_test, frame_test) for head in head_list}
+    overall = {name: results[name][label, judged].scores[f"test_r2_{label}"] for name in names}
+    code, text = verdicts.end_to_end(overall, tables[judged])
+    return tables, judged, (code, f"{judged} head: {text}")
 
 
 def fixed_noisy_splits(trainer: DistillTrainer, chunk=4096) -> dict:
@@ -61,7 +76,8 @@ def denoise_splits(teacher, trainer: DistillTrainer, device, batch=256) -> dict:
             noisy, error = trainer.fixed_batch(s, i, min(i + batch, n))
             sigma = error * np.float32(trainer.s.noise_level)
             with torch.inference_mode():
-                out[s][i:i + batch] = teacher.denoise(to_device(noisy, device), to_device(sigma, device)).float().cpu().numpy()
+                out[s][i:i + batch] = teacher.denoise(to_device(noisy, device),
+                                                      to_device(sigma, device)).float().cpu().numpy()
     return out
 
 
@@ -86,3 +102,14 @@ def teacher_encoder_speed(teacher, trainer: DistillTrainer, layer: str, directio
         noisy, error = trainer.fixed_batch("test", a, b)
         batches.append(torch.stack([torch.as_tensor(noisy), torch.as_tensor(error * nl)], 1).to(device))
     return throughput(lambda x: teacher.feature_halves(x[:, 0], x[:, 1], layer.split("+"), direction), batches)
+
+
+def speeds(trainer: DistillTrainer, teacher, layer: str, direction: str) -> dict:
+    """Student inference spectra/s and, with a teacher, its encoder's on the same spectra and the speed-up."""
+    out = {"student_spectra_per_second": student_speed(trainer)}
+    if teacher is not None:
+        teacher_speed = teacher_encoder_speed(teacher, trainer, layer, direction)
+        out["teacher_encoder_spectra_per_second"] = teacher_speed
+        out["speedup_vs_teacher_encoder"] = out["student_spectra_per_second"] / teacher_speed
+        out["teacher_n_parameters"] = sum(p.numel() for p in teacher.parameters())
+    return out

@@ -6,9 +6,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ..thresholds import COSINE_PASS  # noqa: E402
+
 
 def training_curves(history: list):
-    """Loss per epoch, and (when distilling) the validation cosine similarity to z* against the 0.9 bar."""
+    """Loss per epoch, and (when distilling) the validation cosine similarity to z* against the Stage 2.1 bar."""
     epochs = np.arange(1, len(history) + 1)
     cosine = [h.get("epoch_val_latent_cosine") for h in history]
     fig, axes = plt.subplots(1, 2 if cosine[0] is not None else 1, figsize=(11 if cosine[0] is not None else 6, 4),
@@ -18,7 +20,7 @@ def training_curves(history: list):
     axes[0, 0].set_ylabel("loss (standardised units)")
     if cosine[0] is not None:
         axes[0, 1].plot(epochs, cosine, "o-")
-        axes[0, 1].axhline(0.9, color="k", ls="--", lw=1, label="0.9: Stage 2.1 pass")
+        axes[0, 1].axhline(COSINE_PASS, color="k", ls="--", lw=1, label=f"{COSINE_PASS}: Stage 2.1 pass")
         axes[0, 1].set_ylabel("validation cosine(z_s, z*)")
     for ax in axes[0]:
         ax.set_xlabel("epoch")

@@ -7,6 +7,7 @@
   32, 32, 64, 64), then a linear map to the latent: 44x fewer weights than the MLP
   for a 384-d latent and faster on a CPU (bench/student_benchmark.py).
 """
+import numpy as np
 import torch
 from torch import nn
 
@@ -62,6 +63,8 @@ class Student(nn.Module):
         if head not in HEADS:
             raise ValueError(f"unknown student head {head!r}; valid: {', '.join(HEADS)}")
         hidden = tuple(hidden or DEFAULT_HIDDEN[kind])
+        self.config = dict(kind=kind, in_channels=in_channels, n_pixels=n_pixels, latent_dim=latent_dim,
+                           n_targets=n_targets, hidden=list(hidden), dropout=dropout, head=head)  # rebuilds it
         self.encoder = (MLPStudent if kind == "mlp" else CNNStudent)(in_channels, n_pixels, latent_dim, hidden, dropout)
         self.head = (nn.Linear(latent_dim, n_targets) if head == "linear"
                      else nn.Sequential(nn.Linear(latent_dim, 64), nn.GELU(), nn.Linear(64, n_targets)))
@@ -96,3 +99,37 @@ class StudentPredictor(nn.Module):
             scaled.append((x[:, 1] - self.e_mean) / self.e_std)
         z, y = self.student(torch.stack(scaled, dim=1))
         return torch.cat([y * self.y_std + self.y_mean, z], dim=1)
+
+
+def save_predictor(predictor: StudentPredictor, path):
+    """Write the predictor as plain tensors and numbers (its architecture and weights), loadable with
+    ``weights_only=True``: nothing in the file can run code."""
+    torch.save({"config": predictor.student.config, "y_mean": predictor.y_mean, "y_std": predictor.y_std,
+                "state_dict": predictor.state_dict()}, path)
+
+
+def load_predictor(path, map_location="cpu") -> StudentPredictor:
+    """The predictor written by ``save_predictor``; never unpickles objects."""
+    saved = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        cfg = saved["config"]
+        student = Student(**cfg)
+        shapes = {k: v.shape for k, v in saved["state_dict"].items() if k.endswith("_mean") or k.endswith("_std")}
+        predictor = StudentPredictor(student, *(torch.zeros(shapes[k]) for k in ("x_mean", "x_std", "e_mean", "e_std")),
+                                     saved["y_mean"], saved["y_std"])
+        predictor.load_state_dict(saved["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        raise ValueError(f"{path}: not a student predictor file ({why})") from None
+    return predictor.to(map_location).eval()
+
+
+@torch.inference_mode()
+def student_latent(predictor: StudentPredictor, noisy, error, kind: str, device, batch=512):
+    """z_s (n, D) of raw noisy flux [and error] (n, P) arrays, in batches."""
+    out = []
+    for i in range(0, len(noisy), batch):
+        channels = [noisy[i:i + batch]] + ([error[i:i + batch]] if kind == "flux+error" else [])
+        x = torch.as_tensor(np.stack(channels, axis=1), device=device)
+        out.append(predictor(x)[:, 1:].float().cpu().numpy())
+    return np.concatenate(out)

@@ -13,7 +13,8 @@ from ..data import add_noise, noise_draw
 from ..features.pooling import check_pooling, pool, summarise
 
 
-def pooled_latent(teacher, noisy: torch.Tensor, sigma: torch.Tensor, layer: str, pooling_name: str, direction: str) -> np.ndarray:
+def pooled_latent(teacher, noisy: torch.Tensor, sigma: torch.Tensor, layer: str, pooling_name: str,
+                  direction: str) -> np.ndarray:
     """(B, P) noisy flux and sigma (same unit) -> pooled latent (B, D) float32."""
     names = layer.split("+")
     with torch.inference_mode():
@@ -30,7 +31,8 @@ def pooled_latent(teacher, noisy: torch.Tensor, sigma: torch.Tensor, layer: str,
     return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
 
 
-def fixed_targets(teacher, spectra, split: str, noise_level: float, layer, pooling_name, direction, device, batch_size=256,
+def fixed_targets(teacher, spectra, split: str, noise_level: float, layer, pooling_name, direction,
+                  device, batch_size=256,
                   sigma_error: np.ndarray | None = None) -> np.ndarray:
     """z* of a whole split (``SpectrumFile`` or ``ArraySpectra``) at its fixed noise draw (seed 42, split, row):
     what ``extract`` stores.

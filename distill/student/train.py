@@ -41,7 +41,8 @@ def latent_scores(z_s: np.ndarray, z_t: np.ndarray) -> dict:
     mse = ((z_s - z_t) ** 2).mean(0)
     var = np.maximum(z_t.var(0), 1e-12)
     cos = (z_s * z_t).sum(1) / np.maximum(np.linalg.norm(z_s, axis=1) * np.linalg.norm(z_t, axis=1), 1e-12)
-    return {"latent_mse": float(mse.mean()), "latent_nmse": float((mse / var).mean()), "latent_cosine": float(cos.mean())}
+    return {"latent_mse": float(mse.mean()), "latent_nmse": float((mse / var).mean()),
+            "latent_cosine": float(cos.mean())}
 
 
 def input_statistics(spectra, noise_level: float, block_rows: int) -> tuple:
@@ -67,7 +68,8 @@ class DistillTrainer:
     ``online``: a callable (noisy, sigma) tensors -> z* (B, D) for the training batches.
     """
 
-    def __init__(self, student: Student, spectra: dict, z: dict | None, y: dict, settings: DistillSettings, device, online=None):
+    def __init__(self, student: Student, spectra: dict, z: dict | None, y: dict, settings: DistillSettings,
+                 device, online=None):
         self.student, self.s, self.device, self.online = student.to(device), settings, device, online
         self.spectra, self.y = spectra, y
         self.x_mean, self.x_std, self.e_mean, self.e_std = input_statistics(spectra["train"], settings.noise_level,
@@ -125,7 +127,8 @@ class DistillTrainer:
         return float(total) / max(seen, 1)
 
     def fixed_batch(self, split, start, stop) -> tuple:
-        """(noisy flux, error) of the split's rows start:stop at its fixed draw (the one ``extract`` and the probes use)."""
+        """(noisy flux, error) of the split's rows start:stop at its fixed draw (the one ``extract`` and the probes
+        use)."""
         flux, error = self.spectra[split].read(start, stop)
         return add_noise(flux, error, self.s.noise_level, noise_draw(split, range(start, stop), flux.shape[1])), error
 
@@ -135,7 +138,8 @@ class DistillTrainer:
         self.student.eval()
         zs, ys = [], []
         for i in range(0, len(self.spectra[split]), batch_size):
-            z_s, y_hat = self.student(self.inputs(*self.fixed_batch(split, i, min(i + batch_size, len(self.spectra[split])))))
+            z_s, y_hat = self.student(self.inputs(*self.fixed_batch(split, i,
+                                                                    min(i + batch_size, len(self.spectra[split])))))
             zs.append(z_s.cpu().numpy())
             ys.append(y_hat[:, 0].cpu().numpy() * self.y_std + self.y_mean)
         return np.concatenate(zs), np.concatenate(ys)
@@ -156,7 +160,8 @@ class DistillTrainer:
         """One epoch, validation, LR schedule and best-weights bookkeeping."""
         train_loss = self.train_epoch(progress)
         val = self.evaluate("val")  # per-epoch copies as epoch_*: the final keys belong to the best weights
-        metrics = {"train_loss": train_loss, "val_loss": val.pop("val_loss"), **{f"epoch_{k}": v for k, v in val.items()}}
+        metrics = {"train_loss": train_loss, "val_loss": val.pop("val_loss"),
+                   **{f"epoch_{k}": v for k, v in val.items()}}
         self.scheduler.step(metrics["val_loss"])
         metrics["lr"] = self.optimizer.param_groups[0]["lr"]
         self.epoch += 1
@@ -194,4 +199,5 @@ class DistillTrainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         state = ckpt["state"]
-        self.epoch, self.history, self.best_val, self.best_state = state["epoch"], state["history"], state["best_val"], state["best_model"]
+        self.epoch, self.history = state["epoch"], state["history"]
+        self.best_val, self.best_state = state["best_val"], state["best_model"]

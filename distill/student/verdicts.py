@@ -4,13 +4,9 @@ Each returns ``(code, sentence)``; the entry point logs the code as a tag and pr
 """
 import pandas as pd
 
-COSINE_PASS = 0.9  # 2.1: validation cosine similarity
-UNDERFIT_NMSE = 0.8  # 2.1: training NMSE still near 1 (= predicting the mean): the latent was not learned
-OVERFIT_RATIO = 2.0  # 2.1: validation NMSE this many times the training NMSE
-TEACHER_FRACTION = 0.9  # 2.2: student R^2 >= 0.9 x teacher R^2
-ANALYSIS_GAP = 0.1  # 2.2: this far below the teacher needs analysis
-FAIL_DELTA = 0.05  # 3.1: this much R^2 below a baseline fails
-MIN_BIN = 20  # 3.1: bins with fewer test spectra are shown but not judged
+from ..thresholds import ANALYSIS_GAP, COSINE_PASS, FAIL_DELTA, MIN_BIN, OVERFIT_RATIO, TEACHER_FRACTION, UNDERFIT_NMSE
+
+PASSING_2_2 = ("pass", "above_raw")  # Stage 2.2 codes that let the plan go on to Stage 3
 
 
 def latent_fit(train: dict, val: dict) -> tuple:
@@ -18,7 +14,8 @@ def latent_fit(train: dict, val: dict) -> tuple:
     cos, t_nmse, v_nmse = val["latent_cosine"], train["latent_nmse"], val["latent_nmse"]
     numbers = f"val cosine {cos:.3f}, NMSE train {t_nmse:.3f} / val {v_nmse:.3f}"
     if cos >= COSINE_PASS:
-        return "pass", f"The student imitates the teacher latent ({numbers}; pass at cosine >= {COSINE_PASS}): go to 2.2."
+        return "pass", (f"The student imitates the teacher latent ({numbers}; pass at cosine >= {COSINE_PASS}): go to "
+                        f"2.2.")
     if t_nmse > UNDERFIT_NMSE:
         return "underfit", (f"Neither training nor validation error fell far ({numbers}): go to 2.3 (student-plus) "
                             "to tell an information bottleneck from a bug.")
@@ -29,7 +26,8 @@ def latent_fit(train: dict, val: dict) -> tuple:
 
 def student_vs_teacher(student: float, teacher: float | None, raw: float) -> tuple:
     """Stage 2.2 on test R^2: student >= 0.9 x teacher and >= raw flux (teacher None: raw only)."""
-    numbers = f"student {student:.3f}, " + (f"teacher {teacher:.3f}, " if teacher is not None else "") + f"raw flux {raw:.3f}"
+    numbers = (f"student {student:.3f}, " + (f"teacher {teacher:.3f}, " if teacher is not None else "")
+               + f"raw flux {raw:.3f}")
     if student < raw:
         return "below_raw", f"The student reads less than raw flux ({numbers}): go back to 2.1."
     if teacher is None:
@@ -37,7 +35,8 @@ def student_vs_teacher(student: float, teacher: float | None, raw: float) -> tup
     if student >= TEACHER_FRACTION * teacher:
         return "pass", f"Student >= {TEACHER_FRACTION} x teacher and >= raw flux ({numbers}): go to Stage 3."
     if teacher - student >= ANALYSIS_GAP:
-        return "far_below_teacher", f"The student is {teacher - student:.3f} below the teacher ({numbers}): needs analysis."
+        return "far_below_teacher", (f"The student is {teacher - student:.3f} below the teacher ({numbers}): needs "
+                                     f"analysis.")
     return "below_teacher", f"The student beats raw flux but is under {TEACHER_FRACTION} x teacher ({numbers})."
 
 

@@ -12,7 +12,8 @@ def _state_dict(obj, path) -> dict:
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise DistillError(f"{path}: not a checkpoint (expected a state dict or a Lightning checkpoint with 'state_dict')")
+        raise DistillError(f"{path}: not a checkpoint (expected a state dict or a Lightning checkpoint with "
+                           f"'state_dict')")
     if all(k.startswith("model.") for k in obj):
         obj = {k[len("model."):]: v for k, v in obj.items()}
     return obj
@@ -26,7 +27,8 @@ def infer_config(state: dict, path="<state dict>", **overrides) -> TeacherConfig
     """
     first = state.get("encoders.0.conv.weight")
     if first is None or first.ndim != 3:
-        raise DistillError(f"{path}: no 'encoders.0.conv.weight' of shape (embed_dim, in_channels, kernel); not a blind-spot U-Net")
+        raise DistillError(f"{path}: no 'encoders.0.conv.weight' of shape (embed_dim, in_channels, kernel); not a "
+                           f"blind-spot U-Net")
     n_encoders = len({k.split(".")[1] for k in state if k.startswith("encoders.")})
     config = dict(num_layers=n_encoders - 1, embed_dim=first.shape[0], kernel_size=first.shape[2],
                   input_sigma=first.shape[1] == 2, use_bn="encoders.0.bn.weight" in state)
@@ -40,7 +42,8 @@ def check_compatible(model: torch.nn.Module, state: dict, path):
         if key not in state:
             raise DistillError(f"{path}: missing key '{key}' for {model.config}")
         if tuple(state[key].shape) != tuple(value.shape):
-            raise DistillError(f"{path}: '{key}' has shape {tuple(state[key].shape)}, the architecture needs {tuple(value.shape)}")
+            raise DistillError(f"{path}: '{key}' has shape {tuple(state[key].shape)}, the architecture needs "
+                               f"{tuple(value.shape)}")
     extra = sorted(set(state) - set(expected))
     if extra:
         raise DistillError(f"{path}: unexpected key '{extra[0]}' ({len(extra)} in all) for {model.config}")
@@ -54,7 +57,8 @@ def load(path, map_location="cpu", **overrides) -> BlindSpotUNet1D:
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # pickle errors, truncated files, foreign formats
-        raise DistillError(f"{path}: cannot read as a torch checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+        raise DistillError(f"{path}: cannot read as a torch checkpoint ({type(e).__name__}: "
+                           f"{str(e).splitlines()[0][:200]})") from None
     hparams = obj.get("hyper_parameters", {}) if isinstance(obj, dict) else {}
     if "dilation" in hparams and "dilation" not in overrides:
         overrides["dilation"] = int(hparams["dilation"])

@@ -74,10 +74,12 @@ class BlindSpotUNet1D(nn.Module):
     def __init__(self, config: TeacherConfig = TeacherConfig()):
         super().__init__()
         self.config = c = config
-        block = lambda i, o, k=c.kernel_size: Block(i, o, k, c.dilation if k > 1 else 1, c.use_bn, c.blind_spot)  # noqa: E731
+        block = lambda i, o, k=c.kernel_size: Block(i, o, k, c.dilation if k > 1 else 1, c.use_bn,  # noqa: E731
+                                                    c.blind_spot)
         e = c.embed_dim
         self.encoders = nn.ModuleList([block(c.in_channels, e)] + [block(e, e) for _ in range(c.num_layers)])
-        self.decoders_a = nn.ModuleList([block(2 * e, e) for _ in range(c.num_layers - 2)] + [block(e + c.in_channels, e)])
+        self.decoders_a = nn.ModuleList([block(2 * e,
+                                               e) for _ in range(c.num_layers - 2)] + [block(e + c.in_channels, e)])
         self.decoders_b = nn.ModuleList([block(e, e) for _ in range(c.num_layers - 1)])
         self.nin_layers = nn.ModuleList([block(2 * e, 4 * e, 1), block(4 * e, 2 * e, 1), block(2 * e, 2, 1)])
 

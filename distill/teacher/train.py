@@ -157,7 +157,8 @@ class TeacherTrainer:
 
     def restore(self, ckpt: dict):
         if ckpt.get("config") != self.model.config.as_dict():
-            raise DistillError(f"checkpoint architecture {ckpt.get('config')} differs from {self.model.config.as_dict()}")
+            raise DistillError(f"checkpoint architecture {ckpt.get('config')} differs from "
+                               f"{self.model.config.as_dict()}")
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])

@@ -1,0 +1,46 @@
+"""Click options shared by several entry points, each written once (MLproject keeps the same names and defaults)."""
+import click
+
+from distill.data import LABELS
+from distill.teacher import DIRECTIONS
+
+
+def options(*decorators):
+    """Apply several click options as one decorator, in the order given."""
+    def apply(fn):
+        for decorator in reversed(decorators):
+            fn = decorator(fn)
+        return fn
+    return apply
+
+
+data = click.option("--data", default="data/sim", show_default=True, help="dataset directory (pfsspec layout)")
+MAX_NOISE_LEVEL = 1000.0  # beyond this float32 spectra overflow
+noise_level = click.option("--noise-level", default=1.0, type=click.FloatRange(0, MAX_NOISE_LEVEL),
+                           show_default=True, help="noisy = flux + noise_level * sigma * N(0, 1)")
+seed = click.option("--seed", default=42, type=int, show_default=True)
+features = click.option("--features", default="latest", show_default=True,
+                        help="extract run id, or latest for this data and noise level")
+labels = click.option("--labels", default=",".join(LABELS), show_default=True, help="labels the heads read, comma list")
+label = click.option("--label", default="log_g", show_default=True, help=f"one of {', '.join(LABELS)}")
+teacher = click.option("--teacher", default="features", show_default=True,
+                       help="features (the extract run's), checkpoint path, train_teacher run id, or latest")
+
+
+def latent(layer_help="layer, or a+b to join layers", pooling_help="global_mean, mean_max, seg_mean_K{k}"):
+    """Which teacher latent: layer, pooling and direction."""
+    return options(
+        click.option("--layer", default="enc_pre_latent", show_default=True, help=layer_help),
+        click.option("--pooling", default="seg_mean_K8", show_default=True, help=pooling_help),
+        click.option("--direction", default="fwd", type=click.Choice(DIRECTIONS), show_default=True))
+
+
+head_settings = options(
+    click.option("--alpha", default=1e-3, type=click.FloatRange(0), show_default=True, help="Ridge penalty"),
+    click.option("--num-leaves", default=15, type=click.IntRange(2), show_default=True, help="LightGBM leaves"),
+    click.option("--n-estimators", default=50, type=click.IntRange(1), show_default=True, help="LightGBM trees"))
+
+
+def head_params(alpha, num_leaves, n_estimators, seed, **extra) -> dict:
+    """The keyword arguments of ``probe.fit_label`` from the head options."""
+    return dict(alpha=alpha, num_leaves=num_leaves, n_estimators=n_estimators, seed=seed, **extra)
