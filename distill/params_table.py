@@ -35,9 +35,12 @@ def plain_unpickle(data: bytes):
 
 
 def _names(attrs, key: str, where: str) -> list:
+    """Column names in a pickled attribute: a list of names, or ``non_index_axes`` = [(axis, names), ...]."""
     try:
         names = plain_unpickle(attrs[key])
-    except (KeyError, pickle.UnpicklingError, EOFError, ValueError) as e:
+        if key == "non_index_axes":
+            names = [n for _, axis in names for n in axis]
+    except (KeyError, pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
         raise DistillError(f"{where}: cannot read the column names in attribute {key!r} ({e})") from None
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise DistillError(f"{where}: attribute {key!r} does not hold a list of column names")
@@ -84,8 +87,7 @@ def _read_table(node, where: str) -> pd.DataFrame:
             columns |= {name: _column(values[:, i]) for i, name in enumerate(names)}
         else:
             columns[field] = _column(values)
-    order = [n for axis in plain_unpickle(node.attrs["non_index_axes"]) for n in axis[1]] \
-        if "non_index_axes" in node.attrs else list(columns)
+    order = _names(node.attrs, "non_index_axes", where) if "non_index_axes" in node.attrs else list(columns)
     return pd.DataFrame({name: columns[name] for name in order if name in columns})
 
 

@@ -23,7 +23,7 @@ class Stopped(KeyboardInterrupt):
 
 
 def _stop(signum, frame):
-    raise Stopped(f"stopped by {signal.Signals(signum).name}")
+    raise Stopped(signal.Signals(signum).name)
 
 
 def _die_with_parent():
@@ -56,7 +56,7 @@ def one_line_errors(fn):
             click.echo(f"error: {e}", err=True)
             sys.exit(2)
         except KeyboardInterrupt as e:
-            name = str(e).rsplit(" ", 1)[-1] if isinstance(e, Stopped) else "SIGINT"
+            name = str(e) if isinstance(e, Stopped) else "SIGINT"
             click.echo(f"stopped: {name}", err=True)
             sys.exit(128 + getattr(signal, name))
         finally:

@@ -66,6 +66,13 @@ def pickled_attribute(data: Path) -> Path:
     return data
 
 
+def pickled_axis_order(data: Path) -> Path:
+    """The val split's params in table format, with the column order attribute replaced by a payload pickle."""
+    with h5py.File(data / "val" / "dataset.h5", "a") as f:
+        f[PARAMS_KEY].attrs["non_index_axes"] = np.bytes_(pickle.dumps(Payload(), protocol=0))
+    return data
+
+
 def empty_split(data: Path) -> Path:
     path = data / "test" / "dataset.h5"
     with h5py.File(path, "r") as f:
@@ -80,10 +87,22 @@ def empty_split(data: Path) -> Path:
     return data
 
 
+def foreign(data: Path) -> Path:
+    """The same files with the simulator's 'mag' column dropped: data the simulator did not make."""
+    for split in ("train", "val", "test"):
+        path = data / split / "dataset.h5"
+        params = pd.read_hdf(path, PARAMS_KEY).drop(columns=["mag"])
+        with h5py.File(path, "a") as f:
+            del f[PARAMS_KEY]
+        params.to_hdf(path, key=PARAMS_KEY, mode="a", format="table")
+    return data
+
+
 # (command, arguments after --data, how to spoil a copy of the data (None: use it as is), words the error says)
 CASES = {
     "pickled object column": (probe.main, ["--input", "noisy_flux"], pickled_column, "stored as pickled objects"),
     "pickled metadata attribute": (probe.main, ["--input", "noisy_flux"], pickled_attribute, "cannot read the column"),
+    "pickled column order": (probe.main, ["--input", "noisy_flux"], pickled_axis_order, "cannot read the column"),
     "split with no rows": (probe.main, ["--input", "noisy_flux"], empty_split, "holds no spectra"),
     "noise level overflowing float32": (probe.main, ["--input", "noisy_flux", "--noise-level", "1e39"], None,
                                         "not in the range"),
@@ -103,22 +122,11 @@ CASES = {
     "tune bounds": (tune.main, ["--lr", "1e-3"], None, "give min,max"),
     "even kernel": (train_teacher.main, ["--kernel-size", "4"], None, "must be odd"),
     "no teacher": (extract.main, [], None, "no FINISHED train_teacher run"),
-    "fisher on foreign data": (fisher.main, [], "foreign", "not made by the built-in simulator"),
+    "fisher on foreign data": (fisher.main, [], foreign, "not made by the built-in simulator"),
     "checkpoint a text file": (train_teacher.main, ["--checkpoint", "notes.txt"], None, "not a checkpoint"),
     "checkpoint an unknown run": (train_teacher.main, ["--checkpoint", "0" * 32], None, "no such run"),
     "checkpoint not a file": (train_teacher.main, ["--checkpoint", "nowhere.pt"], None, "neither a file nor"),
 }
-
-
-def foreign(data: Path) -> Path:
-    """The same files with the simulator's 'mag' column dropped: data the simulator did not make."""
-    for split in ("train", "val", "test"):
-        path = data / split / "dataset.h5"
-        params = pd.read_hdf(path, PARAMS_KEY).drop(columns=["mag"])
-        with h5py.File(path, "a") as f:
-            del f[PARAMS_KEY]
-        params.to_hdf(path, key=PARAMS_KEY, mode="a", format="table")
-    return data
 
 
 def refuse(command, args: list, data: Path, words: str):
@@ -138,7 +146,7 @@ def test_bad_input_is_refused_in_one_line(case, mlflow_store, tiny_data, tmp_pat
     command, args, spoil, words = CASES[case]
     MARKER.unlink(missing_ok=True)
     (tmp_path / "notes.txt").write_text("not a checkpoint\n")
-    data = tiny_data if spoil is None else {"foreign": foreign}.get(spoil, spoil)(copy_of(tiny_data, tmp_path))
+    data = tiny_data if spoil is None else spoil(copy_of(tiny_data, tmp_path))
     refuse(command, args, data, words)
     assert not MARKER.exists(), "the planted payload ran"
 
