@@ -74,10 +74,11 @@ def ceilings(summary: dict, label: str, levels) -> pd.Series | None:
     return ceiling
 
 
-def teacher_epochs(manifest: dict) -> int:
-    """Epochs of the train_teacher run behind an extract run (8, train_teacher's default, when unknown)."""
+def teacher_training(manifest: dict) -> tuple:
+    """(epochs, loss) of the train_teacher run behind an extract run (train_teacher's defaults when unknown)."""
     run_id = manifest.get("teacher_run_id")
-    return int(float(tracking.get_run(run_id).data.params.get("epochs", 8))) if run_id else 8
+    params = tracking.get_run(run_id).data.params if run_id else {}
+    return int(float(params.get("epochs", 8))), params.get("loss", "self_supervised")
 
 
 def log_ceiling(summary: dict, noise_level: float, label: str = "log_g") -> float | None:
@@ -95,14 +96,23 @@ def log_ceiling(summary: dict, noise_level: float, label: str = "log_g") -> floa
 
 
 def resolve_teacher(teacher: str, data_dir: str):
-    """(model, reference): a checkpoint path, a train_teacher run id, or 'latest' for this dataset."""
+    """(model, reference): a checkpoint path, a train_teacher run id (``<run id>@<k>``: its snapshot after epoch
+    k), or 'latest' for this dataset."""
     path = Path(teacher)
     if path.is_file():
         return load(path), {"teacher_path": str(path.resolve())}
-    if not tracking.is_run_id(teacher) and teacher != "latest":
-        raise DistillError(f"teacher={teacher}: not a checkpoint file, a train_teacher run id, or 'latest'")
-    run = tracking.resolve_run(teacher, "train_teacher", {"data_dir": str(Path(data_dir).resolve())})
-    return load(tracking.download(run.info.run_id, "teacher.pt")), {"teacher_run_id": run.info.run_id}
+    ref, _, epoch = teacher.partition("@")
+    if not (tracking.is_run_id(ref) or ref == "latest") or (epoch and not epoch.isdigit()):
+        raise DistillError(f"teacher={teacher}: not a checkpoint file, a train_teacher run id (optionally @epoch), "
+                           "or 'latest'")
+    run = tracking.resolve_run(ref, "train_teacher", {"data_dir": str(Path(data_dir).resolve())})
+    artifact = f"snapshots/epoch_{int(epoch)}.pt" if epoch else "teacher.pt"
+    try:
+        local = tracking.download(run.info.run_id, artifact)
+    except Exception:
+        raise DistillError(f"teacher={teacher}: run {run.info.run_id} has no {artifact} (see its snapshots "
+                           "parameter)") from None
+    return load(local), {"teacher_run_id": run.info.run_id} | ({"teacher_epoch": str(int(epoch))} if epoch else {})
 
 
 def teacher_of(teacher: str, features, data: str):
@@ -177,15 +187,16 @@ def run_entry_point(entry: str, params: dict) -> None:
         raise DistillError(f"{entry} failed: {lines[-1]}")
 
 
-def no_error_teacher(ref: str, teacher, data: str, noise_level: float, epochs: int):
+def no_error_teacher(ref: str, teacher, data: str, noise_level: float, epochs: int, loss: str):
     """The teacher without the sigma input: a checkpoint path, a train_teacher run id, or auto (the newest run
-    with ``teacher``'s architecture for this data; else trained for ``epochs``). Returns (model, run id or None)."""
+    with ``teacher``'s architecture and ``loss`` for this data; else trained for ``epochs`` with ``loss``).
+    Returns (model, run id or None)."""
     if Path(ref).is_file():
         model, run_id = load(ref), None
     else:
         config = teacher.config.as_dict()
-        same = lambda r: all(r.data.params.get(f"arch_{k}") == str(v)  # noqa: E731
-                             for k, v in config.items() if k != "input_sigma")
+        same = lambda r: r.data.params.get("loss") == loss and all(  # noqa: E731
+            r.data.params.get(f"arch_{k}") == str(v) for k, v in config.items() if k != "input_sigma")
         tags = {"data_dir": str(Path(data).resolve()), "input_sigma": "false"}
         run = (tracking.find_run("train_teacher", tags=tags, accept=same) if ref == "auto"
                else tracking.resolve_run(ref, "train_teacher"))
@@ -194,7 +205,7 @@ def no_error_teacher(ref: str, teacher, data: str, noise_level: float, epochs: i
             run_entry_point("train_teacher", dict(
                 data=data, num_layers=config["num_layers"], embed_dim=config["embed_dim"],
                 kernel_size=config["kernel_size"], use_bn=str(config["use_bn"]).lower(), input_sigma="false",
-                epochs=epochs, noise_level=noise_level))
+                epochs=epochs, loss=loss, noise_level=noise_level))
             run = tracking.find_run("train_teacher", tags=tags, accept=same)
         model, run_id = load(tracking.download(run.info.run_id, "teacher.pt")), run.info.run_id
     if model.config.input_sigma:

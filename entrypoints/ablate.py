@@ -97,9 +97,10 @@ def paired(ctx, other: probe.FeatureSet, label, head_list, head_params) -> tuple
 
 
 def run_no_error_teacher(ctx, label, head_list, head_params, opts) -> tuple:
-    # teacher_epochs 0: as long as the teacher, so the two differ only in sigma
-    epochs = opts["teacher_epochs"] or upstream.teacher_epochs(ctx.extract[1])
-    model, run_id = upstream.no_error_teacher(opts["no_error_teacher"], ctx.teacher, ctx.data, ctx.noise_level, epochs)
+    # teacher_epochs 0: as long as the teacher, and always with its loss, so the two differ only in sigma
+    epochs, loss = upstream.teacher_training(ctx.extract[1])
+    model, run_id = upstream.no_error_teacher(opts["no_error_teacher"], ctx.teacher, ctx.data, ctx.noise_level,
+                                              opts["teacher_epochs"] or epochs, loss)
     if run_id:
         mlflow.set_tag("no_error_teacher_run_id", run_id)
     model = model.to(ctx.device).eval().requires_grad_(False)

@@ -1,6 +1,7 @@
 """The whole research plan in one command: each step a child run (reused when nothing changed), then the report.
 
     mlflow run . -e main --env-manager local                                   # demo scale, built-in simulator
+    mlflow run . -e main -P scale=study --env-manager local                    # 16k / 1k / 1k, within 2 h on 2 CPUs
     mlflow run . -e main -P scale=paper --env-manager local                    # 100k / 1k / 1k, paper teacher
     mlflow run . -e main -P data=/path/to/pfsspec -P teacher=/path/to/model.ckpt --env-manager local
 
@@ -8,60 +9,30 @@ A step is reused when a FINISHED run of the same entry point exists with the sam
 (compared as strings; upstream run ids are parameters), the same code version (git commit)
 and the same data digests; ``force=true`` recomputes everything.
 """
-import time
 from pathlib import Path
 
 import click
 import mlflow
-import yaml
-from mlflow.exceptions import ExecutionException
 
 from distill import tracking
 from distill.ceiling import check_simulated
 from distill.data import open_dataset
 from distill.errors import DistillError
-from entrypoints._cli import REPO, one_line_errors
+from distill.teacher import study
+from entrypoints._cli import one_line_errors
+from entrypoints._steps import Steps
 
-SCALES = {  # sizes, teacher preset and epochs per scale
-    "demo": dict(n_train=2000, n_val=500, n_test=1000, preset="cpu", teacher_epochs=4, student_epochs=8,
-                 sizes="500,1000,0"),
-    "paper": dict(n_train=100_000, n_val=1000, n_test=1000, preset="paper", teacher_epochs=20, student_epochs=20,
-                  sizes="1000,5000,10000,0"),
+SCALES = {  # sizes, teacher preset, loss and epochs per scale (the loss the reference teacher was trained with)
+    "demo": dict(n_train=2000, n_val=500, n_test=1000, preset="cpu", loss="supervised", teacher_epochs=4,
+                 student_epochs=8, sizes="500,1000,0"),
+    "study": dict(n_train=16_000, n_val=1000, n_test=1000, preset="cpu", loss="supervised", teacher_epochs=4,
+                  student_epochs=10, sizes="1000,4000,0"),
+    "paper": dict(n_train=100_000, n_val=1000, n_test=1000, preset="paper", loss="supervised", teacher_epochs=20,
+                  student_epochs=20, sizes="1000,5000,10000,0"),
 }
-GRID = dict(layer="enc_last,enc_pre_latent,dec_input", pooling="global_mean,mean_max,seg_mean_K8")
-
-
-def full_params(entry: str, params: dict) -> dict:
-    """Every parameter of an entry point as ``mlflow run`` logs it: MLproject defaults overlaid with ``params``
-    (so a run made with another value of a parameter left at its default is never taken for this one)."""
-    spec = yaml.safe_load((REPO / "MLproject").read_text())["entry_points"][entry].get("parameters", {})
-    return {k: str(v["default"]) for k, v in spec.items()} | params
-
-
-class Steps:
-    """Run or reuse entry points as children of the active run; tag each step's run id on it."""
-
-    def __init__(self, force: bool, tags: dict):
-        self.force, self.tags, self.ids, self.t0 = force, tags, {}, time.time()
-
-    def __call__(self, name: str, entry: str, reuse=True, **params) -> str:
-        params = {k: str(v) for k, v in params.items()}
-        t = time.time()
-        run = None if self.force or not reuse else tracking.find_run(entry,
-                                                                     params=full_params(entry, params), tags=self.tags)
-        if run is not None:
-            run_id, how = run.info.run_id, "reused"
-        else:
-            try:
-                submitted = mlflow.projects.run(str(REPO), entry_point=entry, parameters=params, env_manager="local",
-                                                synchronous=True)
-            except ExecutionException as e:
-                raise DistillError(f"step {name} ({entry}) failed: {str(e).splitlines()[0]}") from None
-            run_id, how = submitted.run_id, "ran"
-        self.ids[name] = run_id
-        mlflow.set_tag(f"step_{name}", run_id)
-        click.echo(f"[{time.time() - self.t0:6.0f} s] {name:<20} {how:<6} {run_id} ({time.time() - t:.0f} s)", err=True)
-        return run_id
+GRID = dict(layer="enc_1,enc_2,enc_pre_latent,enc_last", pooling="global_mean,mean_max,seg_mean_K8,seg_mean_K16")
+"""The teacher study's finding: log g sits in the shallow, full-resolution layers read with fine pooling; the deep
+latent holds little. The grid keeps enc_pre_latent for the reference figures of research-plan.md."""
 
 
 @click.command()
@@ -104,22 +75,26 @@ def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, s
         else:
             steps("fisher", "fisher", data=data_dir)
         if teacher == "auto":
-            teacher = steps("train_teacher", "train_teacher", data=data_dir, preset=cfg["preset"],
+            teacher = steps("train_teacher", "train_teacher", data=data_dir, preset=cfg["preset"], loss=cfg["loss"],
                             epochs=cfg["teacher_epochs"])
-        features = steps("extract", "extract", data=data_dir, teacher=teacher, denoised="true",
-                         layer="enc_pre_latent,enc_last,dec_input")
+        features = steps("extract", "extract", data=data_dir, teacher=teacher, denoised="true", layer=GRID["layer"])
         common = dict(data=data_dir, labels="log_g")
         steps("probe_raw", "probe", input="noisy_flux", head="ridge,lightgbm", **common)
         steps("probe_denoised", "probe", input="denoised_flux", features=features, head="ridge", **common)
-        steps("probe_grid", "probe", features=features, head="ridge,lightgbm", **GRID, **common)
-        steps("decompose_error", "decompose_error", data=data_dir, features=features)
-        student = steps("student", "distill_student", features=features, epochs=cfg["student_epochs"], **common)
+        grid = steps("probe_grid", "probe", features=features, head="ridge,lightgbm", **GRID, **common)
+        chosen = study.best_on_validation(mlflow.load_table("tables/summary.json", run_ids=[grid]), "ridge")
+        latent = dict(layer=chosen["layer"], pooling=chosen["pooling"])  # the latent every later stage reads
+        mlflow.set_tags({f"latent_{k}": v for k, v in latent.items()})
+        click.echo(f"latent chosen on validation: {latent['layer']} + {latent['pooling']}", err=True)
+        steps("decompose_error", "decompose_error", data=data_dir, features=features, **latent)
+        student = steps("student", "distill_student", features=features, epochs=cfg["student_epochs"], **latent,
+                        **common)
         steps("student_plus", "distill_student", features=features, input="flux+error",
-              epochs=cfg["student_epochs"], **common)
+              epochs=cfg["student_epochs"], **latent, **common)
         steps("supervised_baseline", "distill_student", features=features, lambda_z=0,
-              epochs=cfg["student_epochs"], **common)
+              epochs=cfg["student_epochs"], **latent, **common)
         steps("ablate", "ablate", data=data_dir, features=features, student=student, sizes=cfg["sizes"],
-              teacher_epochs=cfg["teacher_epochs"])  # the no-error teacher trains as long as the teacher
+              teacher_epochs=cfg["teacher_epochs"], **latent)  # the no-error teacher trains as long as the teacher
         steps("report", "report", reuse=False, run_id=run.info.run_id, out=Path(out).resolve())
 
 

@@ -18,8 +18,10 @@ from entrypoints._cli import check_choices, one_line_errors, split_list
 from entrypoints._upstream import download_features, features_run, log_ceiling
 
 
-def run_one(fs: probe.FeatureSet, labels, head, pooling_name, early_stop, head_params, tags: dict, ceiling=None):
-    """Fit every label, log metrics, per-bin table, figure and the log g model to the active run.
+def run_one(fs: probe.FeatureSet, labels, head, pooling_name, early_stop, head_params, tags: dict, ceiling=None,
+            cell=False):
+    """Fit every label, log metrics and the per-bin table to the active run, and (unless it is a ``cell`` of a
+    grid, where hundreds of cells would spend most of their time on it) the figure and the log g model.
 
     ``ceiling``: the information ceiling R^2 of the main label, drawn on its figure."""
     mlflow.set_tags(tags)
@@ -30,13 +32,15 @@ def run_one(fs: probe.FeatureSet, labels, head, pooling_name, early_stop, head_p
         results[label] = result
     main = results.get("log_g") or next(iter(results.values()))
     tracking.log_table(probe.bin_tables(fs, main), f"tables/per_bin_{main.label}.json")
+    tracking.log_metrics({"n_features": int(np.prod(fs.x["train"].shape[1:])),
+                          "n_train_used": len(fs.y["train"])})
+    if cell:
+        return results
     tracking.log_figure(figures.predicted_vs_true(fs.y["test"][main.label], main.predictions["test"], main.label,
                                                   f"{fs.name} + {head}: test R^2 "
                                                   f"{main.scores[f'test_r2_{main.label}']:.3f}",
                                                   ceiling),
                         f"figures/{main.label}_pred_vs_true.png")
-    tracking.log_metrics({"n_features": int(np.prod(fs.x["train"].shape[1:])),
-                          "n_train_used": len(fs.y["train"])})
     if pooling_name == "attention":  # the network sees standardised maps (mu_, sd_ logged beside it)
         example = ((fs.x["train"][:2] - main.model.mu_) / main.model.sd_).astype(np.float32)
         mlflow.pytorch.log_model(main.model.net_.eval(), name=f"model_{main.label}", input_example=example,
@@ -103,7 +107,7 @@ def main(data, input_, features, layer, pooling, direction, head, alpha, num_lea
                     mlflow.set_tag("mlflow.runName", f"{lay} | {pool_name} | {h}")
                     tracking.log_params({"layer": lay, "pooling": pool_name, "head": h, "direction": direction,
                                          "input": input_, "pca": pca, "n_train": n_train, "noise_level": noise_level})
-                    results = run_one(fs, label_list, h, pool_name, early_stop, head_params, tags, ceiling)
+                    results = run_one(fs, label_list, h, pool_name, early_stop, head_params, tags, ceiling, cell=True)
                     child_id = mlflow.active_run().info.run_id
             else:
                 results = run_one(fs, label_list, h, pool_name, early_stop, head_params, tags, ceiling)

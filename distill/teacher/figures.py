@@ -1,9 +1,11 @@
-"""Figures of teacher training: loss curves and denoised spectra of a dwarf and a giant."""
+"""Figures of teacher training and of the teacher study: loss curves, denoised spectra of a dwarf and a giant,
+latent log g against spectra seen."""
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from .train import CA_TRIPLET  # noqa: E402
 
@@ -39,5 +41,31 @@ def dwarf_and_giant(wave, clean, noisy, denoised, log_g, teff):
             ax.set_xlabel("wavelength (A)")
         axes[row, 0].set_title(f"{'dwarf' if row == 0 else 'giant'}: log g {log_g[k]:.2f}, T_eff {teff[k]:.0f} K")
         axes[row, 0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def study_curves(table: pd.DataFrame, raw: dict, ceiling=None, error_only=None, target=None):
+    """Latent log g test R^2 against training spectra seen, one curve per teacher setting (column ``cell``), one
+    panel per head (columns ``latent_r2_{head}``); the raw-flux line of the same head (``raw[head]``), the
+    error-only reading, the information ceiling and ``target`` (e.g. half the raw-flux Ridge) drawn across."""
+    heads = [c.removeprefix("latent_r2_") for c in table.columns if c.startswith("latent_r2_")]
+    fig, axes = plt.subplots(1, len(heads), figsize=(6.5 * len(heads), 4.8), squeeze=False, sharey=True)
+    for ax, head in zip(axes[0], heads):
+        for name, part in table.groupby("cell", sort=False):
+            part = part.sort_values("spectra_seen")
+            ax.plot(part["spectra_seen"], part[f"latent_r2_{head}"], "o--" if "no error" in name else "o-",
+                    label=name)
+        lines = [(raw.get(head), "C7", "-", f"raw noisy flux + {head}"), (error_only, "C3", ":", "error only (A1)"),
+                 (ceiling, "k", "--", "information ceiling"), (target, "C7", ":", "target: half raw-flux Ridge")]
+        for value, colour, style, text in lines:
+            if value is not None and np.isfinite(value):
+                ax.axhline(value, color=colour, ls=style, lw=1.2, label=f"{text} {value:.2f}")
+        seen = table["spectra_seen"]
+        ax.set_xscale("symlog", linthresh=seen[seen > 0].min() if (seen > 0).any() else 1)  # 0: untrained
+        ax.set_xlabel("training spectra seen by the teacher (0: untrained)")
+        ax.set_ylabel("latent -> log g, test R^2 (best layer x pooling on val)")
+        ax.set_title(f"teacher latent, {head} head")
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

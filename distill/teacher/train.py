@@ -12,6 +12,7 @@ Fresh noise for every training batch (seeded per epoch, so a resumed run draws t
 same), fixed noise (seed 42) for validation.
 """
 import math
+import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -44,6 +45,7 @@ class TrainState:
     best_val: float = math.inf
     history: list = field(default_factory=list)
     best_model: dict | None = None  # weights of the epoch with the lowest validation loss
+    seconds: float = 0.0  # training time so far: CPU seconds of this process on a CPU, wall seconds on a GPU
 
 
 def loss_fn(kind, mu, s, noisy, sigma, clean=None):
@@ -136,10 +138,17 @@ class TeacherTrainer:
             "val_snr_denoised_ca_triplet": snr(denoised, flux, self.ca_window),
         }
 
+    def _clock(self) -> float:
+        return time.process_time() if torch.device(self.device).type == "cpu" else time.time()
+
     def step(self, progress=None) -> tuple:
-        """Train one epoch and validate; returns (metrics, improved)."""
+        """Train one epoch and validate; returns (metrics, improved). Metrics include the cumulative
+        ``spectra_seen`` and ``train_seconds`` (see ``TrainState.seconds``)."""
+        t = self._clock()
         train_loss = self.train_epoch(progress)
-        metrics = {"train_loss": train_loss, **self.validate(), "lr": self.optimizer.param_groups[0]["lr"]}
+        self.state.seconds += self._clock() - t
+        metrics = {"train_loss": train_loss, **self.validate(), "lr": self.optimizer.param_groups[0]["lr"],
+                   "spectra_seen": (self.state.epoch + 1) * len(self.train), "train_seconds": self.state.seconds}
         self.scheduler.step(metrics["val_loss"])
         self.state.epoch += 1
         self.state.history.append(metrics)

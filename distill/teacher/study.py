@@ -1,0 +1,72 @@
+"""The teacher study's grid and readings: which teacher settings make the latent hold log g.
+
+A cell is one teacher setting (preset, loss, size of the teacher's own training set,
+whether it sees sigma); each is trained once and probed at several snapshots along
+training, so the x axis of the study is spectra seen (epochs x training-set size).
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DistillError
+from .model import PRESETS
+from .train import LOSSES
+
+
+@dataclass(frozen=True)
+class Cell:
+    preset: str
+    loss: str
+    n_train: int  # 0: the whole train split
+    input_sigma: bool = True
+
+    @property
+    def name(self) -> str:
+        size = "all" if self.n_train == 0 else f"{self.n_train}"
+        return f"{self.preset} | {self.loss} | n={size}" + ("" if self.input_sigma else " | no error")
+
+    def params(self) -> dict:
+        """The train_teacher parameters of this cell."""
+        return dict(preset=self.preset, loss=self.loss, n_train=self.n_train,
+                    input_sigma=str(self.input_sigma).lower())
+
+
+def cells(presets, losses, n_trains, no_error: bool) -> list:
+    """Every (preset, loss, n_train) cell; with ``no_error``, the no-error teacher (``input_sigma=false``) of the
+    first preset and loss at every n_train beside them. Unknown presets or losses: one line."""
+    for name, given, valid in (("preset", presets, PRESETS), ("loss", losses, LOSSES)):
+        unknown = [g for g in given if g not in valid]
+        if unknown or not given:
+            raise DistillError(f"unknown {name} {unknown[0]!r}; valid: {', '.join(valid)}" if unknown
+                               else f"no {name} given")
+    grid = [Cell(p, loss, n) for p in presets for loss in losses for n in n_trains]
+    if no_error:
+        grid += [Cell(presets[0], losses[0], n, input_sigma=False) for n in n_trains]
+    return grid
+
+
+def best_on_validation(grid: pd.DataFrame, head: str, label: str = "log_g") -> pd.Series:
+    """The (layer, pooling) row of a probe grid's summary table with the highest validation R^2 for ``head``.
+
+    The choice sees only the validation column: test columns are dropped before it is made."""
+    rows = grid[grid["head"] == head]
+    if rows.empty:
+        raise DistillError(f"the probe grid has no {head} rows")
+    choice = rows.drop(columns=[c for c in rows.columns if c.startswith("test_")])[f"val_r2_{label}"].idxmax()
+    return grid.loc[choice]
+
+
+def spectra_to_reach(curve: pd.DataFrame, target: float) -> float:
+    """Spectra seen at which a curve (columns spectra_seen, r2) reaches ``target``, extrapolated along the
+    least-squares line of R^2 against log10(spectra seen) through its points; inf when it does not rise.
+
+    A rough guide for how long a teacher would have to train, not a prediction: learning curves bend."""
+    reached = curve[curve["r2"] >= target]
+    if len(reached):
+        return float(reached["spectra_seen"].min())
+    curve = curve[curve["spectra_seen"] > 0]  # the untrained teacher has no place on a log axis
+    if len(curve) < 2:
+        return float("inf")
+    slope, intercept = np.polyfit(np.log10(curve["spectra_seen"]), curve["r2"], 1)
+    return float(10 ** ((target - intercept) / slope)) if slope > 0 else float("inf")

@@ -1,0 +1,163 @@
+"""The teacher study: which teacher settings make the latent hold log g, and how long a teacher must train.
+
+    mlflow run . -e teacher_study -P data=data/demo --env-manager local
+    mlflow run . -e teacher_study -P data=data/demo -P presets=cpu -P losses=supervised -P n_train=500,0 \\
+        -P epochs=8 -P snapshots=2,4,8 --env-manager local
+
+Each cell (preset x loss x the teacher's own training-set size, and the no-error teacher) is a nested run whose
+steps - train_teacher once, then extract and a probe grid over every stored layer x pooling at each snapshot - are
+reused exactly as ``main`` reuses them. Per snapshot a cell logs, at step = spectra seen: the latent's log g test R^2
+(Ridge and LightGBM, layer x pooling chosen on validation), the denoising gain, training seconds and the Stage A
+reading (the latent's R^2 on the error-only residual). The parent logs the table and the figure.
+"""
+from pathlib import Path
+
+import click
+import mlflow
+import numpy as np
+import pandas as pd
+
+from distill import decompose, probe, tracking
+from distill.data import SPLITS, open_dataset
+from distill.errors import DistillError
+from distill.features.pooling import STORE_SEGMENTS, check_pooling
+from distill.teacher import PRESETS, BlindSpotUNet1D, figures, study
+from entrypoints import _options as opt
+from entrypoints._cli import number_list, one_line_errors, split_list
+from entrypoints._steps import Steps
+from entrypoints._upstream import download_features, log_ceiling
+
+HEADS = ("ridge", "lightgbm")
+
+
+def metrics_of(run_id: str) -> dict:
+    return tracking.get_run(run_id).data.metrics
+
+
+def history(run_id: str, key: str) -> dict:
+    """{epoch: value} of a metric a train_teacher run logs per epoch."""
+    return {m.step: m.value for m in mlflow.MlflowClient().get_metric_history(run_id, key)}
+
+
+def error_only_residual(run_id: str) -> dict:
+    """{split: residual} of a decompose_error run (rows in dataset order)."""
+    table = pd.read_parquet(tracking.download(run_id, "residual.parquet"))
+    return {s: table[table["split"] == s].sort_values("id")["residual"].to_numpy() for s in SPLITS}
+
+
+def residual_r2(features_id: str, layer: str, pooling: str, residual: dict, seed: int) -> float:
+    """Stage A reading: test R^2 of a Ridge from the latent (layer, pooling) to the error-only residual."""
+    local, manifest = download_features(tracking.get_run(features_id), [layer])
+    fs = decompose.on_target(probe.latent_features(local, manifest, layer, pooling, "fwd"), residual, "residual")
+    result = probe.fit_label(fs, "residual", "ridge", seed=seed)
+    return result.scores["test_r2_residual"]
+
+
+def snapshot_row(steps: Steps, cell: study.Cell, teacher: str, epoch: int, data_dir: str, poolings: str,
+                 noise_level: float, residual: dict, seed: int) -> dict:
+    """Extract and probe one snapshot of a cell's teacher; the row of the study table."""
+    layers = BlindSpotUNet1D(PRESETS[cell.preset]).layer_names()
+    features = steps(f"extract_epoch_{epoch}", "extract", data=data_dir, teacher=f"{teacher}@{epoch}",
+                     noise_level=noise_level, direction="fwd")
+    grid_id = steps(f"probe_epoch_{epoch}", "probe", data=data_dir, features=features, layer=",".join(layers),
+                    pooling=poolings, head=",".join(HEADS), labels="log_g", noise_level=noise_level)
+    grid = mlflow.load_table("tables/summary.json", run_ids=[grid_id])
+    row = {"cell": cell.name, **cell.params(), "epoch": epoch}
+    for key in ("spectra_seen", "train_seconds", "val_snr_noisy", "val_snr_denoised"):
+        row[key] = history(teacher, key)[epoch]
+    row["snr_gain"] = row["val_snr_denoised"] / row["val_snr_noisy"]
+    for head in HEADS:
+        best = study.best_on_validation(grid, head)
+        row |= {f"latent_r2_{head}": best["test_r2_log_g"], f"latent_val_r2_{head}": best["val_r2_log_g"],
+                f"layer_{head}": best["layer"], f"pooling_{head}": best["pooling"]}
+    row["latent_r2_residual_ridge"] = (np.nan if residual is None else
+                                       residual_r2(features, row["layer_ridge"], row["pooling_ridge"], residual, seed))
+    return row | {"teacher_run_id": teacher, "features_run_id": features, "probe_run_id": grid_id}
+
+
+@click.command()
+@opt.data
+@click.option("--presets", default="cpu,mid", show_default=True, help=f"comma list of {', '.join(PRESETS)}")
+@click.option("--losses", default="self_supervised,supervised", show_default=True, help="comma list")
+@click.option("--n-train", default="0", show_default=True, help="comma list of teacher training-set sizes (0: all)")
+@click.option("--epochs", default=4, type=click.IntRange(1), show_default=True, help="training length of each cell")
+@click.option("--snapshots", default="0,1,2,4", show_default=True,
+              help="epochs at which the latent is probed (0: the untrained teacher, the control)")
+@click.option("--no-error", default=True, type=bool, show_default=True,
+              help="add the no-error teacher (input_sigma=false) of the first preset and loss")
+@click.option("--poolings", default="global_mean,mean_max,seg_mean_K4,seg_mean_K16", show_default=True)
+@opt.noise_level
+@click.option("--batch-size", default=32, type=click.IntRange(2), show_default=True)
+@click.option("--lr", default=1e-3, type=click.FloatRange(0, min_open=True), show_default=True)
+@opt.seed
+@click.option("--force", default=False, type=bool, show_default=True, help="recompute every step")
+@one_line_errors
+def main(data, presets, losses, n_train, epochs, snapshots, no_error, poolings, noise_level, batch_size, lr, seed,
+         force):
+    grid = study.cells(split_list(presets), split_list(losses), number_list(n_train, "n_train", int), no_error)
+    keep = number_list(snapshots, "snapshots", int)
+    if not keep or keep[-1] > epochs:
+        raise DistillError(f"snapshots={snapshots}: epochs between 0 (the untrained teacher) and epochs={epochs}")
+    for name in split_list(poolings):
+        check_pooling(name, STORE_SEGMENTS)
+    data_dir = str(Path(data).resolve())
+    ds = open_dataset(data_dir)
+    with tracking.tracked_run("teacher_study", stage="teacher", mvp="study") as run:
+        code = tracking.get_run(run.info.run_id).data.tags.get("mlflow.source.git.commit")
+        summary = ds.summary()
+        tracking.log_dataset(summary, data_dir)
+        steps = Steps(force, ({"mlflow.source.git.commit": code} if code else {}) |
+                      {k: v for k, v in summary.items() if k.startswith("digest_")})
+        raw_id = steps("probe_raw", "probe", data=data_dir, input="noisy_flux", head=",".join(HEADS), labels="log_g",
+                       noise_level=noise_level)
+        raw = {h: metrics_of(raw_id)[f"best_test_r2_log_g_{h}"] for h in HEADS}
+        decomposition = steps("decompose_error", "decompose_error", data=data_dir, features="none",
+                              noise_level=noise_level)
+        a1 = tracking.get_run(decomposition)
+        error_only = a1.data.metrics[f"error_{a1.data.tags['a1_head']}_test_r2_log_g"]
+        residual = error_only_residual(decomposition)
+        ceiling = log_ceiling(summary, noise_level)
+        rows = []
+        for cell in grid:
+            with tracking.tracked_run("teacher_study", stage="teacher", mvp="study", nested=True, cell=cell.name):
+                mlflow.set_tag("mlflow.runName", cell.name)
+                tracking.log_params(cell.params() | dict(epochs=epochs, snapshots=snapshots, poolings=poolings))
+                cell_steps = Steps(force, steps.tags)
+                teacher = cell_steps("train_teacher", "train_teacher", data=data_dir, epochs=epochs,
+                                     snapshots=",".join(map(str, keep)), noise_level=noise_level,
+                                     batch_size=batch_size, lr=lr, seed=seed, **cell.params())
+                for epoch in keep:
+                    row = snapshot_row(cell_steps, cell, teacher, epoch, data_dir, poolings, noise_level, residual,
+                                       seed)
+                    tracking.log_metrics({k: v for k, v in row.items() if k.startswith(("latent_", "snr_", "val_snr",
+                                                                                           "train_seconds"))},
+                                         step=int(row["spectra_seen"]))
+                    rows.append(row)
+                    click.echo(f"{cell.name} epoch {epoch}: latent -> log g test R^2 ridge "
+                               f"{row['latent_r2_ridge']:.3f} ({row['layer_ridge']}, {row['pooling_ridge']}), "
+                               f"lightgbm {row['latent_r2_lightgbm']:.3f}", err=True)
+                mlflow.set_tag("reused", str(all(h == "reused" for h in cell_steps.how.values())).lower())
+        table = pd.DataFrame(rows)
+        target = raw["ridge"] / 2
+        reach = {c: study.spectra_to_reach(part.rename(columns={"latent_r2_ridge": "r2"}), target)
+                 for c, part in table.groupby("cell", sort=False)}
+        table["spectra_to_half_raw_ridge"] = table["cell"].map(reach)
+        tracking.log_table(table, "tables/teacher_study.json")
+        tracking.log_parquet(table, "teacher_study.parquet")
+        tracking.log_figure(figures.study_curves(table, raw, ceiling, error_only, target), "figures/teacher_study.png")
+        best = table.loc[table["latent_val_r2_ridge"].idxmax()]  # chosen on validation
+        mlflow.set_tags({"best_cell": best["cell"], "best_epoch": str(best["epoch"])})
+        tracking.log_metrics({"raw_r2_ridge": raw["ridge"], "raw_r2_lightgbm": raw["lightgbm"],
+                              "error_only_r2": error_only, "best_latent_r2_ridge": best["latent_r2_ridge"],
+                              "best_latent_r2_lightgbm": best["latent_r2_lightgbm"],
+                              "best_latent_over_raw_ridge": best["latent_r2_ridge"] / raw["ridge"]})
+        shown = ["cell", "epoch", "spectra_seen", "train_seconds", "snr_gain", "latent_r2_ridge", "layer_ridge",
+                 "pooling_ridge", "latent_r2_lightgbm", "latent_r2_residual_ridge"]
+        click.echo(table[shown].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+        click.echo(f"raw noisy flux: Ridge {raw['ridge']:.3f}, LightGBM {raw['lightgbm']:.3f}; error only "
+                   f"{error_only:.3f}; best teacher (on validation): {best['cell']} epoch {best['epoch']}, latent "
+                   f"Ridge {best['latent_r2_ridge']:.3f} = {best['latent_r2_ridge'] / raw['ridge']:.2f} x raw")
+
+
+if __name__ == "__main__":
+    main()

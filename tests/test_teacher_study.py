@@ -1,0 +1,69 @@
+"""The teacher study: one nested run per cell, one table row per cell and snapshot, every cell reused on a second
+call, one-line errors for unknown settings, and a best-layer choice that never sees test labels."""
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from distill.errors import DistillError
+from distill.teacher import study
+from tests.conftest import mlflow_run
+
+
+def entry_runs(name: str) -> list:
+    return mlflow.search_runs(search_all_experiments=True, output_format="list",
+                              filter_string=f"tags.`distill.entry_point` = '{name}'")
+
+
+@pytest.mark.slow
+def test_study_makes_one_nested_run_per_cell_and_reuses_them(mlflow_store, tiny_data):
+    args = [f"data={tiny_data}", "presets=cpu", "losses=supervised", "epochs=2", "snapshots=0,2",
+            "poolings=global_mean,seg_mean_K4", "batch_size=16"]
+    first = mlflow_run(*args, entry="teacher_study")
+    assert first.returncode == 0, first.stderr[-3000:]
+    (parent,) = [r for r in entry_runs("teacher_study") if "mlflow.parentRunId" not in r.data.tags]
+    cells = [r for r in entry_runs("teacher_study") if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    names = {"cpu | supervised | n=all", "cpu | supervised | n=all | no error"}
+    assert {c.data.tags["cell"] for c in cells} == names
+    table = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=parent.info.run_id,
+                                                                artifact_path="teacher_study.parquet"))
+    assert len(table) == 2 * 2 and set(table["cell"]) == names and set(table["epoch"]) == {0, 2}
+    assert (table["spectra_seen"].to_numpy() == 96 * table["epoch"].to_numpy()).all()
+    assert table["latent_r2_ridge"].notna().all() and table["layer_ridge"].str.startswith(("enc", "dec")).all()
+    teachers = entry_runs("train_teacher")
+    assert len(teachers) == 2 and {t.data.params["input_sigma"] for t in teachers} == {"true", "false"}
+    assert len(entry_runs("extract")) == 2 * 2  # one per snapshot
+
+    probes = len(entry_runs("probe"))
+    second = mlflow_run(*args, entry="teacher_study")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert len(entry_runs("train_teacher")) == 2 and len(entry_runs("extract")) == 4  # nothing trained again
+    assert len(entry_runs("probe")) == probes
+    newest = [r for r in entry_runs("teacher_study") if "mlflow.parentRunId" in r.data.tags][:2]
+    assert all(r.data.tags["reused"] == "true" for r in newest) and len(entry_runs("teacher_study")) == 2 * 3
+
+
+@pytest.mark.parametrize("presets, losses, message", [("cpu,huge", "supervised", "unknown preset 'huge'"),
+                                                      ("cpu", "l2", "unknown loss 'l2'"), ("", "supervised",
+                                                                                          "no preset given")])
+def test_unknown_settings_fail_in_one_line(presets, losses, message):
+    with pytest.raises(DistillError, match=message):
+        study.cells([p for p in presets.split(",") if p], losses.split(","), [0], no_error=True)
+
+
+def test_the_best_layer_is_chosen_on_validation_only():
+    grid = pd.DataFrame({"layer": ["enc_1", "enc_2", "enc_3", "enc_1"], "pooling": ["global_mean"] * 3 + ["K4"],
+                         "head": ["ridge", "ridge", "ridge", "lightgbm"], "val_r2_log_g": [0.1, 0.3, 0.2, 0.9],
+                         "test_r2_log_g": [0.5, 0.0, 0.6, 0.9]})
+    assert study.best_on_validation(grid, "ridge")["layer"] == "enc_2"  # the best on test would be enc_3
+    poisoned = grid.assign(test_r2_log_g=np.nan)
+    assert study.best_on_validation(poisoned, "ridge")["layer"] == "enc_2"
+    with pytest.raises(DistillError, match="no mlp rows"):
+        study.best_on_validation(grid, "mlp")
+
+
+def test_spectra_to_reach_extrapolates_along_log_spectra():
+    curve = pd.DataFrame({"spectra_seen": [100, 1000], "r2": [0.1, 0.2]})
+    assert study.spectra_to_reach(curve, 0.15) == 1000  # reached at a measured point
+    assert np.isclose(study.spectra_to_reach(curve, 0.3), 10_000)  # +0.1 per decade
+    assert study.spectra_to_reach(curve.assign(r2=[0.2, 0.1]), 0.3) == np.inf  # falling: never
