@@ -6,6 +6,7 @@ clean error alone -> log g with the leak on and off, and the median S/N.
 
     python bench/calibrate_simulator.py --n-train 32000            # simulates into a temp dir
     python bench/calibrate_simulator.py --data data/sim32k         # reuses a dataset
+    python bench/calibrate_simulator.py --n-train 4000 --forest-gravity false   # the forest without gravity
 """
 import tempfile
 import time
@@ -57,16 +58,23 @@ def fit_both(x_train, y_train, x_test, y_test):
 @click.option("--n-train", default=32000, show_default=True)
 @click.option("--n-test", default=1000, show_default=True)
 @click.option("--noise-levels", default="0,0.1,0.5,1.0,2.0", show_default=True)
-def main(data_dir, n_train, n_test, noise_levels):
+@click.option("--forest-gravity", default=True, type=bool, show_default=True,
+              help="the simulator's switch: ionised forest lines ~g^(-1/3) (false: no gravity term)")
+@click.option("--leak-control/--no-leak-control", default=True, show_default=True,
+              help="also simulate the leak-free control for the error-only readings")
+def main(data_dir, n_train, n_test, noise_levels, forest_gravity, leak_control):
     warnings.filterwarnings("ignore", message=".*ill-conditioned.*")
     levels = [float(x) for x in noise_levels.split(",")]
     with tempfile.TemporaryDirectory(dir=".") as tmp:
         if data_dir is None:
             t = time.time()
             data_dir = Path(tmp) / "leak"
-            simulate_dataset(data_dir, dict(train=n_train, val=10, test=n_test))
-            simulate_dataset(Path(tmp) / "noleak", dict(train=n_train, val=10, test=n_test), leak=False)
-            print(f"simulated 2 x {n_train + n_test} spectra in {time.time() - t:.0f} s")
+            simulate_dataset(data_dir, dict(train=n_train, val=10, test=n_test), forest_gravity=forest_gravity)
+            if leak_control:
+                simulate_dataset(Path(tmp) / "noleak", dict(train=n_train, val=10, test=n_test), leak=False,
+                                 forest_gravity=forest_gravity)
+            print(f"simulated {1 + leak_control} x {n_train + n_test} spectra (forest_gravity={forest_gravity}) "
+                  f"in {time.time() - t:.0f} s")
         ds = open_dataset(data_dir)
         train, test = ds["train"], ds["test"]
         print(f"data: {data_dir}  n_train={len(train)}  n_test={len(test)}  median S/N (noise 1) = "

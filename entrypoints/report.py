@@ -84,6 +84,9 @@ def main(run_id, out):
         work = Path(tempfile.mkdtemp(prefix="report-"))
         figures = fetch_figures(runs, ablations, work / "downloads")
         title = f"distill report: main run {main_run.info.run_id} ({main_run.data.tags.get('scale', '?')} scale)"
+        if "latent_layer" in main_run.data.tags:
+            title += (f"; latent {main_run.data.tags['latent_layer']} + {main_run.data.tags['latent_pooling']} "
+                      "(chosen on validation)")
         page = work / "report"
         (page / "figures").mkdir(parents=True)
         for name, png in figures.items():

@@ -41,15 +41,18 @@ def simulator_digest() -> str:
 @click.option("--leak", default=True, type=bool, show_default=True,
               help="error computed from the clean flux (false: flat shape)")
 @click.option("--prior", default="uniform", type=click.Choice(PRIORS), show_default=True)
+@click.option("--forest-gravity", default=True, type=bool, show_default=True,
+              help="ionised forest lines weaken as g^(-1/3) (false: a forest without gravity signal)")
 @one_line_errors
-def main(out, n_train, n_val, n_test, seed, mag, n_exposures, leak, prior):
+def main(out, n_train, n_val, n_test, seed, mag, n_exposures, leak, prior, forest_gravity):
     mag_range = parse_mag(mag)
     settings = dict(n_train=n_train, n_val=n_val, n_test=n_test, seed=seed, mag=list(mag_range),
-                    n_exposures=n_exposures, leak=leak, prior=prior, simulator=simulator_digest())
+                    n_exposures=n_exposures, leak=leak, prior=prior, forest_gravity=forest_gravity,
+                    simulator=simulator_digest())
     out = Path(out)
     with tracking.tracked_run("simulate", stage="data"):
         tracking.log_params(dict(out=out, n_train=n_train, n_val=n_val, n_test=n_test, seed=seed, mag=mag,
-                                 n_exposures=n_exposures, leak=leak, prior=prior))
+                                 n_exposures=n_exposures, leak=leak, prior=prior, forest_gravity=forest_gravity))
         t0 = time.time()
         record = out / RECORD
         if record.is_file() and json.loads(record.read_text()).get("settings") == settings:
@@ -60,7 +63,8 @@ def main(out, n_train, n_val, n_test, seed, mag, n_exposures, leak, prior):
                 raise DistillError(f"{out}: exists with other contents; choose a new out= or remove it")
             sizes = dict(train=n_train, val=n_val, test=n_test)
             with progress_bar(sum(sizes.values()), "simulate") as bar:
-                simulate_dataset(out, sizes, seed, mag_range, n_exposures, leak, prior, progress=bar.update)
+                simulate_dataset(out, sizes, seed, mag_range, n_exposures, leak, prior, progress=bar.update,
+                                 forest_gravity=forest_gravity)
             record.write_text(json.dumps({"settings": settings}, indent=1))
             reused = False
         seconds = time.time() - t0

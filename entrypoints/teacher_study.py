@@ -53,13 +53,14 @@ def residual_r2(features_id: str, layer: str, pooling: str, residual: dict, seed
     return result.scores["test_r2_residual"]
 
 
-def snapshot_row(steps: Steps, cell: study.Cell, teacher: str, epoch: int, data_dir: str, poolings: str,
+def snapshot_row(steps: Steps, cell: study.Cell, teacher: str, epoch: int, data_dir: str, layers: str, poolings: str,
                  noise_level: float, residual: dict, seed: int) -> dict:
     """Extract and probe one snapshot of a cell's teacher; the row of the study table."""
-    layers = BlindSpotUNet1D(PRESETS[cell.preset]).layer_names()
+    if layers == "all":
+        layers = ",".join(BlindSpotUNet1D(PRESETS[cell.preset]).layer_names())
     features = steps(f"extract_epoch_{epoch}", "extract", data=data_dir, teacher=f"{teacher}@{epoch}",
                      noise_level=noise_level, direction="fwd")
-    grid_id = steps(f"probe_epoch_{epoch}", "probe", data=data_dir, features=features, layer=",".join(layers),
+    grid_id = steps(f"probe_epoch_{epoch}", "probe", data=data_dir, features=features, layer=layers,
                     pooling=poolings, head=",".join(HEADS), labels="log_g", noise_level=noise_level)
     grid = mlflow.load_table("tables/summary.json", run_ids=[grid_id])
     row = {"cell": cell.name, **cell.params(), "epoch": epoch}
@@ -85,6 +86,7 @@ def snapshot_row(steps: Steps, cell: study.Cell, teacher: str, epoch: int, data_
               help="epochs at which the latent is probed (0: the untrained teacher, the control)")
 @click.option("--no-error", default=True, type=bool, show_default=True,
               help="add the no-error teacher (input_sigma=false) of the first preset and loss")
+@click.option("--layers", default="all", show_default=True, help="comma list, or all (every stored layer)")
 @click.option("--poolings", default="global_mean,mean_max,seg_mean_K4,seg_mean_K16", show_default=True)
 @opt.noise_level
 @click.option("--batch-size", default=32, type=click.IntRange(2), show_default=True)
@@ -92,8 +94,8 @@ def snapshot_row(steps: Steps, cell: study.Cell, teacher: str, epoch: int, data_
 @opt.seed
 @click.option("--force", default=False, type=bool, show_default=True, help="recompute every step")
 @one_line_errors
-def main(data, presets, losses, n_train, epochs, snapshots, no_error, poolings, noise_level, batch_size, lr, seed,
-         force):
+def main(data, presets, losses, n_train, epochs, snapshots, no_error, layers, poolings, noise_level, batch_size, lr,
+         seed, force):
     grid = study.cells(split_list(presets), split_list(losses), number_list(n_train, "n_train", int), no_error)
     keep = number_list(snapshots, "snapshots", int)
     if not keep or keep[-1] > epochs:
@@ -121,14 +123,15 @@ def main(data, presets, losses, n_train, epochs, snapshots, no_error, poolings, 
         for cell in grid:
             with tracking.tracked_run("teacher_study", stage="teacher", mvp="study", nested=True, cell=cell.name):
                 mlflow.set_tag("mlflow.runName", cell.name)
-                tracking.log_params(cell.params() | dict(epochs=epochs, snapshots=snapshots, poolings=poolings))
+                tracking.log_params(cell.params() | dict(epochs=epochs, snapshots=snapshots, layers=layers,
+                                                         poolings=poolings))
                 cell_steps = Steps(force, steps.tags)
                 teacher = cell_steps("train_teacher", "train_teacher", data=data_dir, epochs=epochs,
                                      snapshots=",".join(map(str, keep)), noise_level=noise_level,
                                      batch_size=batch_size, lr=lr, seed=seed, **cell.params())
                 for epoch in keep:
-                    row = snapshot_row(cell_steps, cell, teacher, epoch, data_dir, poolings, noise_level, residual,
-                                       seed)
+                    row = snapshot_row(cell_steps, cell, teacher, epoch, data_dir, layers, poolings, noise_level,
+                                       residual, seed)
                     tracking.log_metrics({k: v for k, v in row.items() if k.startswith(("latent_", "snr_", "val_snr",
                                                                                            "train_seconds"))},
                                          step=int(row["spectra_seen"]))

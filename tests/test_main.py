@@ -12,6 +12,7 @@ from distill.data import open_dataset
 from distill.teacher import PRESETS, BlindSpotUNet1D, save
 from entrypoints import ablate
 from entrypoints import main as main_module
+from entrypoints._steps import full_params
 from tests.conftest import mlflow_run
 
 
@@ -27,8 +28,12 @@ def test_steps_are_reused_and_downstream_recomputed(mlflow_store, tiny_data, mon
         if "data" in parameters:
             tags |= {k: v for k, v in open_dataset(parameters["data"]).summary().items() if k.startswith("digest_")}
         child = client.create_run(parent.info.experiment_id, tags=tags)
-        for k, v in main_module.full_params(entry_point, parameters).items():  # as mlflow run logs them
+        for k, v in full_params(entry_point, parameters).items():  # as mlflow run logs them
             client.log_param(child.info.run_id, k, v)
+        if entry_point == "probe" and "," in parameters.get("layer", ""):  # the grid main reads its latent from
+            client.log_table(child.info.run_id, pd.DataFrame({"layer": ["enc_1", "enc_2"], "pooling": "seg_mean_K16",
+                                                              "head": "ridge", "val_r2_log_g": [0.1, 0.2],
+                                                              "test_r2_log_g": [0.3, 0.0]}), "tables/summary.json")
         client.set_terminated(child.info.run_id, "FINISHED")
         ran.append((entry_point, parameters.get("epochs")))
         return SimpleNamespace(run_id=child.info.run_id)
@@ -37,6 +42,9 @@ def test_steps_are_reused_and_downstream_recomputed(mlflow_store, tiny_data, mon
     args = ["--data", str(tiny_data), "--teacher-epochs", "1", "--student-epochs", "1"]
     assert CliRunner().invoke(main_module.main, args).exit_code == 0
     first = list(ran)
+    (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                                filter_string=f"tags.`{tracking.ENTRY_POINT_TAG}` = 'main'")
+    assert (run.data.tags["latent_layer"], run.data.tags["latent_pooling"]) == ("enc_2", "seg_mean_K16")  # on val
     assert [e for e, _ in first] == ["fisher", "train_teacher", "extract", "probe", "probe", "probe", "decompose_error",
                                      "distill_student",
                                      "distill_student", "distill_student", "ablate", "report"]

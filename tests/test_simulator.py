@@ -3,6 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from distill.ceiling import check_simulated
+from distill.data import open_dataset
 from distill.errors import DistillError
 from distill.simulator import lines, noise
 from distill.simulator.dataset import simulate_dataset
@@ -84,6 +86,27 @@ def test_tio_only_in_cool_stars(model):
 def test_metallicity_strengthens_the_forest(model):
     poor, rich = normalised(model, stars(M_H=[-2.0, 0.5]))
     assert (1 - rich).mean() > 3 * (1 - poor).mean()
+
+
+def test_forest_gravity_switch_removes_the_ionised_lines_gravity_term(model):
+    forest, giant, dwarf = model.forest, dict(stars(log_g=[1.0]).iloc[0]), dict(stars(log_g=[4.0]).iloc[0])
+    as_arrays = lambda p, f: {k: np.atleast_1d(v) for k, v in p.items()} | {"forest_gravity": f}  # noqa: E731
+    ratio = [lines.forest_scale(forest, as_arrays(giant, f)) / lines.forest_scale(forest, as_arrays(dwarf, f))
+             for f in (1.0, 0.0)]
+    assert np.allclose(ratio[0][0, forest.ionised], 10 ** (3.0 / 3))  # 3 dex lower log g: 10x stronger
+    assert np.allclose(ratio[1], 1.0) and np.allclose(ratio[0][0, ~forest.ionised], 1.0)
+    on, off = (normalised(model, stars(log_g=[1.0, 4.0]).assign(forest_gravity=f)) for f in (1.0, 0.0))
+    assert np.abs(on[0] - on[1]).sum() > np.abs(off[0] - off[1]).sum()  # less gravity signal without the term
+
+
+def test_the_ceiling_uses_the_physics_the_spectra_were_made_with(tmp_path):
+    simulate_dataset(tmp_path / "off", dict(train=1, val=1, test=4), workers=1, forest_gravity=False)
+    test = open_dataset(tmp_path / "off")["test"]
+    assert (test.params["forest_gravity"] == 0).all()
+    check_simulated(test)  # the model of the stored labels and switch reproduces the stored flux
+    with pytest.raises(DistillError, match="not the built-in simulator's model"):
+        test.params = test.params.assign(forest_gravity=1.0)  # the planted defect: the switch forgotten
+        check_simulated(test)
 
 
 def test_error_grows_with_flux_and_leak_switch_removes_it(model):

@@ -7,19 +7,21 @@ import pytest
 
 from distill.errors import DistillError
 from distill.teacher import study
+from distill.tracking import ENTRY_POINT_TAG
 from tests.conftest import mlflow_run
 
 
 def entry_runs(name: str) -> list:
     return mlflow.search_runs(search_all_experiments=True, output_format="list",
-                              filter_string=f"tags.`distill.entry_point` = '{name}'")
+                              filter_string=f"tags.`{ENTRY_POINT_TAG}` = '{name}'")
 
 
 @pytest.mark.slow
 def test_study_makes_one_nested_run_per_cell_and_reuses_them(mlflow_store, tiny_data):
     args = [f"data={tiny_data}", "presets=cpu", "losses=supervised", "epochs=2", "snapshots=0,2",
+            "layers=enc_1,enc_pre_latent",
             "poolings=global_mean,seg_mean_K4", "batch_size=16"]
-    first = mlflow_run(*args, entry="teacher_study")
+    first = mlflow_run(*args, entry="teacher_study", timeout=1800)
     assert first.returncode == 0, first.stderr[-3000:]
     (parent,) = [r for r in entry_runs("teacher_study") if "mlflow.parentRunId" not in r.data.tags]
     cells = [r for r in entry_runs("teacher_study") if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
@@ -29,13 +31,13 @@ def test_study_makes_one_nested_run_per_cell_and_reuses_them(mlflow_store, tiny_
                                                                 artifact_path="teacher_study.parquet"))
     assert len(table) == 2 * 2 and set(table["cell"]) == names and set(table["epoch"]) == {0, 2}
     assert (table["spectra_seen"].to_numpy() == 96 * table["epoch"].to_numpy()).all()
-    assert table["latent_r2_ridge"].notna().all() and table["layer_ridge"].str.startswith(("enc", "dec")).all()
+    assert table["latent_r2_ridge"].notna().all() and table["layer_ridge"].isin(["enc_1", "enc_pre_latent"]).all()
     teachers = entry_runs("train_teacher")
     assert len(teachers) == 2 and {t.data.params["input_sigma"] for t in teachers} == {"true", "false"}
     assert len(entry_runs("extract")) == 2 * 2  # one per snapshot
 
     probes = len(entry_runs("probe"))
-    second = mlflow_run(*args, entry="teacher_study")
+    second = mlflow_run(*args, entry="teacher_study", timeout=1800)
     assert second.returncode == 0, second.stderr[-3000:]
     assert len(entry_runs("train_teacher")) == 2 and len(entry_runs("extract")) == 4  # nothing trained again
     assert len(entry_runs("probe")) == probes

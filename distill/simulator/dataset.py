@@ -35,9 +35,11 @@ def _render(args):
 
 
 def simulate_dataset(out, sizes: dict, seed=42, mag=(21.5, 21.5), n_exposures=20, leak=True,
-                     prior="uniform", workers=None, progress=None) -> dict:
+                     prior="uniform", workers=None, progress=None, forest_gravity=True) -> dict:
     """Write ``out/{split}/dataset.h5`` for each split in ``sizes``; return per-split summaries.
 
+    ``forest_gravity``: whether the ionised forest lines weaken with gravity (stored per spectrum as the
+    ``forest_gravity`` column, so the Fisher ceiling uses the same physics).
     Written into a temporary directory beside ``out`` and moved into place only when
     every split is complete, so a failed run leaves nothing that looks finished.
     ``workers``: processes rendering spectra (1: in this process).
@@ -69,6 +71,7 @@ def simulate_dataset(out, sizes: dict, seed=42, mag=(21.5, 21.5), n_exposures=20
                 render = map
             for split, n in sizes.items():
                 params = sample_labels(int(n), [seed, data.SPLIT_CODES[split]], mag, prior)
+                params["forest_gravity"] = float(forest_gravity)
                 snr = np.empty(len(params))
                 chunks = [(params.iloc[i:i + CHUNK], n_exposures, leak) for i in range(0, len(params), CHUNK)]
 

@@ -211,11 +211,14 @@ def forest_scale(forest: Forest, p) -> np.ndarray:
     """Per-star, per-line strength factor (n_stars, n_lines), 1 for every line in the Sun.
 
     Neutral lines: 10^((1.5 - chi) theta) (stronger when cooler unless highly excited);
-    ionised lines: 10^(-(chi + 1) theta) * g^(-1/3); abundance 10^[X/H] (optically thin).
+    ionised lines: 10^(-(chi + 1) theta) * g^(-f/3), f = ``p["forest_gravity"]`` (1 when absent: weak lines of
+    the dominant ionisation stage under H- opacity, Gray 2005, ch. 16; 0: a forest without gravity signal);
+    abundance 10^[X/H] (optically thin).
     """
     th = theta(p["T_eff"])[:, None]
     m_h, a_m = p["M_H"][:, None], p["a_M"][:, None]
     abundance = m_h + np.where(forest.alpha, a_m, 0.0)
     neutral = (1.5 - forest.excitation) * th
-    ionised = -(forest.excitation + 1.0) * th - (p["log_g"][:, None] - LOGG_SUN) / 3
+    gravity = np.reshape(np.asarray(p.get("forest_gravity", 1.0), dtype=float), (-1, 1))
+    ionised = -(forest.excitation + 1.0) * th - gravity * (p["log_g"][:, None] - LOGG_SUN) / 3
     return 10 ** (abundance + np.where(forest.ionised, ionised, neutral))

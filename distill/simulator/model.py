@@ -39,6 +39,15 @@ class _StrongLine:
     ew_table: np.ndarray  # (n_gamma, n_strength) EW (A) at unit depth, increasing along strength
 
 
+PHYSICS = ("forest_gravity",)
+"""Switches of the physics stored beside the labels of every simulated spectrum (see ``lines.forest_scale``)."""
+
+
+def physics(params) -> tuple:
+    """The physics switches present in ``params`` (older datasets have none: the defaults apply)."""
+    return tuple(k for k in PHYSICS if k in params)
+
+
 class SpectrumModel:
     """Noiseless PFS red-arm spectra as a function of the labels.
 
@@ -156,7 +165,7 @@ class SpectrumModel:
 
         ``params``: a DataFrame or mapping with the five labels and ``mag`` (arrays of length n).
         """
-        p = {k: np.atleast_1d(np.asarray(params[k], dtype=float)) for k in LABELS + ("mag",)}
+        p = {k: np.atleast_1d(np.asarray(params[k], dtype=float)) for k in LABELS + ("mag",) + physics(params)}
         fine = self.fine_flux(p).astype(np.float32)
         out = (self.resample @ fine.T).T
         assert out.shape[1] == N_PIXELS
