@@ -1,7 +1,7 @@
 """Train the blind-spot teacher on a dataset (the `cpu` preset trains in minutes on 2 cores).
 
     mlflow run . -e train_teacher -P data=data/sim -P preset=cpu -P epochs=10 --env-manager local
-    mlflow run . -e train_teacher -P n_train=1000 -P snapshots=2,4 --env-manager local   # weights after epochs 2, 4
+    mlflow run . -e train_teacher -P train_subset=1000 -P snapshots=2,4 --env-manager local  # epochs 2, 4 kept
 
 Per epoch it logs ``spectra_seen`` and ``train_seconds`` (cumulative, this process's device time); a snapshot
 ``snapshots/epoch_{k}.pt`` (k = 0: the initial weights) is read elsewhere as ``teacher=<run id>@<k>``.
@@ -40,7 +40,7 @@ from entrypoints._cli import number_list, one_line_errors, progress_bar
 @click.option("--noise-level", default=1.0, type=click.FloatRange(0, opt.MAX_NOISE_LEVEL, min_open=True),
               show_default=True)
 @click.option("--epochs", default=8, type=click.IntRange(1), show_default=True)
-@click.option("--n-train", default=0, type=click.IntRange(0), show_default=True,
+@click.option("--train-subset", default=0, type=click.IntRange(0), show_default=True,
               help="train on the first n spectra of the train split (0: all)")
 @click.option("--snapshots", default="none", show_default=True,
               help="comma list of epochs whose weights to keep (0: the initial weights)")
@@ -49,7 +49,7 @@ from entrypoints._cli import number_list, one_line_errors, progress_bar
 @click.option("--seed", default=42, type=int, show_default=True)
 @click.option("--checkpoint", default="none", show_default=True, help="last.pt path or train_teacher run id to resume")
 @one_line_errors
-def main(data, preset, num_layers, embed_dim, kernel_size, use_bn, input_sigma, loss, noise_level, epochs, n_train,
+def main(data, preset, num_layers, embed_dim, kernel_size, use_bn, input_sigma, loss, noise_level, epochs, train_subset,
          snapshots, batch_size, lr, seed, checkpoint):
     overrides = {k: v for k, v in dict(num_layers=num_layers, embed_dim=embed_dim,
                                        kernel_size=kernel_size).items() if v}
@@ -63,17 +63,17 @@ def main(data, preset, num_layers, embed_dim, kernel_size, use_bn, input_sigma, 
     torch.manual_seed(seed)
     device = pick_device()
     ds = open_dataset(data)
-    if n_train > len(ds["train"]):
-        raise DistillError(f"n_train={n_train} is larger than the training split ({len(ds['train'])} spectra)")
-    train = ArraySpectra(*ds["train"].read(0, n_train)) if n_train else ds["train"]
+    if train_subset > len(ds["train"]):
+        raise DistillError(f"train_subset={train_subset} exceeds the training split ({len(ds['train'])})")
+    train = ArraySpectra(*ds["train"].read(0, train_subset)) if train_subset else ds["train"]
     if ds["train"].n_pixels % 2 ** (config.num_layers - 1):
         raise DistillError(f"{ds['train'].n_pixels} pixels are not divisible by 2^{config.num_layers - 1} "
                            f"(num_layers={config.num_layers})")
     with tracking.tracked_run("train_teacher", stage="teacher", preset=preset,
                               input_sigma=str(config.input_sigma).lower()):
         tracking.log_params(dict(data=data, preset=preset, loss=loss, noise_level=noise_level, epochs=epochs,
-                                 n_train=n_train, snapshots=snapshots, batch_size=batch_size, lr=lr, seed=seed,
-                                 checkpoint=checkpoint))
+                                 train_subset=train_subset, snapshots=snapshots, batch_size=batch_size, lr=lr,
+                                 seed=seed, checkpoint=checkpoint))
         tracking.log_params({f"arch_{k}": v for k, v in config.as_dict().items()})
         summary = ds.summary()
         tracking.log_dataset(summary, data)
@@ -83,7 +83,7 @@ def main(data, preset, num_layers, embed_dim, kernel_size, use_bn, input_sigma, 
                                  lr=lr, seed=seed)
         trainer = TeacherTrainer(model, train, ds["val"], settings, device)
         run_record = checkpoints.record("train_teacher", summary, noise_level, seed,
-                                        config.as_dict() | {"loss": loss, "n_train": n_train})
+                                        config.as_dict() | {"loss": loss, "train_subset": train_subset})
         if checkpoint != "none":
             trainer.restore(checkpoints.load(checkpoint, run_record, device))
             click.echo(f"resuming after epoch {trainer.state.epoch}", err=True)

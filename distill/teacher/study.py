@@ -28,7 +28,7 @@ class Cell:
 
     def params(self) -> dict:
         """The train_teacher parameters of this cell."""
-        return dict(preset=self.preset, loss=self.loss, n_train=self.n_train,
+        return dict(preset=self.preset, loss=self.loss, train_subset=self.n_train,
                     input_sigma=str(self.input_sigma).lower())
 
 
