@@ -35,7 +35,7 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
-from .simulator.model import LABELS, SpectrumModel, physics
+from .simulator.model import LABELS, SpectrumModel, inputs
 from .simulator.sample import RANGES
 
 STEPS = {"T_eff": 5.0, "log_g": 0.01, "M_H": 0.01, "a_M": 0.005, "C_M": 0.01}
@@ -152,7 +152,7 @@ def _model() -> SpectrumModel:
 def simulator_flux(params: pd.DataFrame) -> np.ndarray:
     """The built-in simulator's noiseless pixel flux in float64 (``SpectrumModel.flux`` before rounding)."""
     model = _model()
-    fine = model.fine_flux({k: params[k].to_numpy(dtype=float) for k in LABELS + ("mag",) + physics(params)})
+    fine = model.fine_flux(inputs(params))
     return np.asarray((model.resample @ fine.T).T)
 
 

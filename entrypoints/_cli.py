@@ -92,11 +92,3 @@ def number_list(text: str, name: str, cast=float) -> list:
     if not values or values[0] < 0 or not all(map(math.isfinite, values)):
         raise DistillError(f"{name}={text!r}: give a comma list of finite numbers >= 0")
     return values
-
-
-def check_choices(name: str, values: list, valid):
-    """One line naming the unknown (or missing) values of a comma-list option and the valid ones."""
-    bad = [v for v in values if v not in valid]
-    if bad or not values:
-        what = f"unknown {name} {bad[0]!r}" if len(bad) == 1 else f"unknown {name} {bad}" if bad else f"no {name} given"
-        raise DistillError(f"{what}; valid: {', '.join(valid)}")

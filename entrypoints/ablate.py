@@ -14,13 +14,13 @@ import pandas as pd
 from distill import ablations, figures, probe, tracking
 from distill.data import LABELS, SPLITS, ArraySpectra, add_noise, noise_draw, open_dataset
 from distill.device import pick_device
-from distill.errors import DistillError
+from distill.errors import DistillError, check_choices
 from distill.heads import SHARED_HEADS
 from distill.student.model import student_latent
 from distill.student.targets import fixed_targets
 from entrypoints import _options as opt
 from entrypoints import _upstream as upstream
-from entrypoints._cli import check_choices, number_list, one_line_errors, split_list
+from entrypoints._cli import number_list, one_line_errors, split_list
 
 KINDS = ("no_error_teacher", "shuffle_error", "shuffle_labels", "noise_sweep", "sample_efficiency")
 MVP = {"no_error_teacher": "4.1", "shuffle_error": "4.2", "shuffle_labels": "4.3", "noise_sweep": "1.2,3.2",

@@ -9,9 +9,10 @@ import pandas as pd
 
 from distill import decompose, figures, probe, tracking
 from distill.data import LABELS, SPLITS, open_dataset
+from distill.errors import check_choices
 from distill.heads import SHARED_HEADS
 from entrypoints import _options as opt
-from entrypoints._cli import check_choices, one_line_errors
+from entrypoints._cli import one_line_errors
 from entrypoints._upstream import download_features, features_run
 
 

@@ -19,7 +19,7 @@ import torch
 from distill import decompose, figures, probe, tracking
 from distill.data import LABELS, SPLITS, open_dataset
 from distill.device import pick_device
-from distill.errors import DistillError
+from distill.errors import DistillError, check_choices
 from distill.heads import SHARED_HEADS
 from distill.student import compare, verdicts
 from distill.student import figures as student_figures
@@ -29,7 +29,7 @@ from distill.student.train import DistillSettings, DistillTrainer, latent_scores
 from entrypoints import _checkpoints as checkpoints
 from entrypoints import _options as opt
 from entrypoints import _upstream as upstream
-from entrypoints._cli import check_choices, one_line_errors, progress_bar, split_list
+from entrypoints._cli import one_line_errors, progress_bar, split_list
 
 MODES = ("offline", "online")
 NO_TEACHER_LATENT_DIM = 128  # z_s size when there is no teacher latent to match (lambda_z=0, features=none)

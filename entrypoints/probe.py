@@ -13,8 +13,9 @@ import pandas as pd
 
 from distill import figures, heads, probe, tracking
 from distill.data import LABELS, open_dataset
+from distill.errors import check_choices
 from entrypoints import _options as opt
-from entrypoints._cli import check_choices, one_line_errors, split_list
+from entrypoints._cli import one_line_errors, split_list
 from entrypoints._upstream import download_features, features_run, log_ceiling
 
 

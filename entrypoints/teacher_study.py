@@ -34,9 +34,11 @@ def metrics_of(run_id: str) -> dict:
     return tracking.get_run(run_id).data.metrics
 
 
-def history(run_id: str, key: str) -> dict:
-    """{epoch: value} of a metric a train_teacher run logs per epoch."""
-    return {m.step: m.value for m in mlflow.MlflowClient().get_metric_history(run_id, key)}
+def epochs_of(run_id: str) -> dict:
+    """{key: {epoch: value}} of what a train_teacher run logs per epoch and the study reads."""
+    client = mlflow.MlflowClient()
+    return {key: {m.step: m.value for m in client.get_metric_history(run_id, key)}
+            for key in ("spectra_seen", "train_seconds", "val_snr_noisy", "val_snr_denoised")}
 
 
 def error_only_residual(run_id: str) -> dict:
@@ -53,19 +55,17 @@ def residual_r2(features_id: str, layer: str, pooling: str, residual: dict, seed
     return result.scores["test_r2_residual"]
 
 
-def snapshot_row(steps: Steps, cell: study.Cell, teacher: str, epoch: int, data_dir: str, layers: str, poolings: str,
-                 noise_level: float, residual: dict, seed: int) -> dict:
-    """Extract and probe one snapshot of a cell's teacher; the row of the study table."""
-    if layers == "all":
-        layers = ",".join(BlindSpotUNet1D(PRESETS[cell.preset]).layer_names())
+def snapshot_row(steps: Steps, cell: study.Cell, teacher: str, per_epoch: dict, epoch: int, data_dir: str,
+                 layers: str, poolings: str, noise_level: float, residual: dict, seed: int) -> dict:
+    """Extract and probe one snapshot of a cell's teacher (``per_epoch``: its ``epochs_of``); the row of the study
+    table."""
     features = steps(f"extract_epoch_{epoch}", "extract", data=data_dir, teacher=f"{teacher}@{epoch}",
                      noise_level=noise_level, direction="fwd")
     grid_id = steps(f"probe_epoch_{epoch}", "probe", data=data_dir, features=features, layer=layers,
                     pooling=poolings, head=",".join(HEADS), labels="log_g", noise_level=noise_level)
     grid = mlflow.load_table("tables/summary.json", run_ids=[grid_id])
     row = {"cell": cell.name, **cell.params(), "epoch": epoch}
-    for key in ("spectra_seen", "train_seconds", "val_snr_noisy", "val_snr_denoised"):
-        row[key] = history(teacher, key)[epoch]
+    row |= {key: values[epoch] for key, values in per_epoch.items()}
     row["snr_gain"] = row["val_snr_denoised"] / row["val_snr_noisy"]
     for head in HEADS:
         best = study.best_on_validation(grid, head)
@@ -129,9 +129,11 @@ def main(data, presets, losses, n_train, epochs, snapshots, no_error, layers, po
                 teacher = cell_steps("train_teacher", "train_teacher", data=data_dir, epochs=epochs,
                                      snapshots=",".join(map(str, keep)), noise_level=noise_level,
                                      batch_size=batch_size, lr=lr, seed=seed, **cell.params())
+                per_epoch = epochs_of(teacher)
+                names = ",".join(BlindSpotUNet1D(PRESETS[cell.preset]).layer_names()) if layers == "all" else layers
                 for epoch in keep:
-                    row = snapshot_row(cell_steps, cell, teacher, epoch, data_dir, layers, poolings, noise_level,
-                                       residual, seed)
+                    row = snapshot_row(cell_steps, cell, teacher, per_epoch, epoch, data_dir, names, poolings,
+                                       noise_level, residual, seed)
                     tracking.log_metrics({k: v for k, v in row.items() if k.startswith(("latent_", "snr_", "val_snr",
                                                                                            "train_seconds"))},
                                          step=int(row["spectra_seen"]))

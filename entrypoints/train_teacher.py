@@ -90,10 +90,15 @@ def main(data, preset, num_layers, embed_dim, kernel_size, use_bn, input_sigma, 
             for step, metrics in enumerate(trainer.state.history, 1):
                 tracking.log_metrics(metrics, step=step)
         work = Path(tempfile.mkdtemp(prefix="teacher-"))
+
+        def snapshot():
+            if trainer.state.epoch in keep:
+                save(model, work / f"epoch_{trainer.state.epoch}.pt")
+                mlflow.log_artifact(str(work / f"epoch_{trainer.state.epoch}.pt"), "snapshots")
+
         if 0 in keep and trainer.state.epoch == 0:  # the untrained network: the control of every snapshot
             tracking.log_metrics(trainer.validate() | {"spectra_seen": 0, "train_seconds": 0}, step=0)
-            save(model, work / "epoch_0.pt")
-            mlflow.log_artifact(str(work / "epoch_0.pt"), "snapshots")
+            snapshot()
         t0, seen = time.time(), 0
         with progress_bar((epochs - trainer.state.epoch) * len(train), "train teacher") as bar:
             while trainer.state.epoch < epochs:
@@ -101,9 +106,7 @@ def main(data, preset, num_layers, embed_dim, kernel_size, use_bn, input_sigma, 
                 seen += len(train)
                 tracking.log_metrics(metrics, step=trainer.state.epoch)
                 bar.set_postfix(val_loss=f"{metrics['val_loss']:.4f}", snr=f"{metrics['val_snr_denoised']:.1f}")
-                if trainer.state.epoch in keep:
-                    save(model, work / f"epoch_{trainer.state.epoch}.pt")
-                    mlflow.log_artifact(str(work / f"epoch_{trainer.state.epoch}.pt"), "snapshots")
+                snapshot()
                 checkpoints.log_last(trainer.checkpoint(), run_record, work)
         if seen:
             tracking.log_metrics({"train_spectra_per_second": seen / (time.time() - t0)})

@@ -43,9 +43,11 @@ PHYSICS = ("forest_gravity",)
 """Switches of the physics stored beside the labels of every simulated spectrum (see ``lines.forest_scale``)."""
 
 
-def physics(params) -> tuple:
-    """The physics switches present in ``params`` (older datasets have none: the defaults apply)."""
-    return tuple(k for k in PHYSICS if k in params)
+def inputs(params) -> dict:
+    """The model's inputs as float arrays: the five labels, ``mag`` and the physics switches present in ``params``
+    (older datasets have none: the defaults apply)."""
+    keys = LABELS + ("mag",) + tuple(k for k in PHYSICS if k in params)
+    return {k: np.atleast_1d(np.asarray(params[k], dtype=float)) for k in keys}
 
 
 class SpectrumModel:
@@ -165,8 +167,7 @@ class SpectrumModel:
 
         ``params``: a DataFrame or mapping with the five labels and ``mag`` (arrays of length n).
         """
-        p = {k: np.atleast_1d(np.asarray(params[k], dtype=float)) for k in LABELS + ("mag",) + physics(params)}
-        fine = self.fine_flux(p).astype(np.float32)
+        fine = self.fine_flux(inputs(params)).astype(np.float32)
         out = (self.resample @ fine.T).T
         assert out.shape[1] == N_PIXELS
         return np.ascontiguousarray(out, dtype=np.float32)

@@ -54,8 +54,8 @@ def study_curves(table: pd.DataFrame, raw: dict, ceiling=None, error_only=None, 
     for ax, head in zip(axes[0], heads):
         for name, part in table.groupby("cell", sort=False):
             part = part.sort_values("spectra_seen")
-            ax.plot(part["spectra_seen"], part[f"latent_r2_{head}"], "o--" if "no error" in name else "o-",
-                    label=name)
+            no_error = part["input_sigma"].iloc[0] == "false"
+            ax.plot(part["spectra_seen"], part[f"latent_r2_{head}"], "o--" if no_error else "o-", label=name)
         lines = [(raw.get(head), "C7", "-", f"raw noisy flux + {head}"), (error_only, "C3", ":", "error only (A1)"),
                  (ceiling, "k", "--", "information ceiling"), (target, "C7", ":", "target: half raw-flux Ridge")]
         for value, colour, style, text in lines:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..errors import DistillError
+from ..errors import DistillError, check_choices
 from .model import PRESETS
 from .train import LOSSES
 
@@ -35,11 +35,8 @@ class Cell:
 def cells(presets, losses, n_trains, no_error: bool) -> list:
     """Every (preset, loss, n_train) cell; with ``no_error``, the no-error teacher (``input_sigma=false``) of the
     first preset and loss at every n_train beside them. Unknown presets or losses: one line."""
-    for name, given, valid in (("preset", presets, PRESETS), ("loss", losses, LOSSES)):
-        unknown = [g for g in given if g not in valid]
-        if unknown or not given:
-            raise DistillError(f"unknown {name} {unknown[0]!r}; valid: {', '.join(valid)}" if unknown
-                               else f"no {name} given")
+    check_choices("preset", presets, PRESETS)
+    check_choices("loss", losses, LOSSES)
     grid = [Cell(p, loss, n) for p in presets for loss in losses for n in n_trains]
     if no_error:
         grid += [Cell(presets[0], losses[0], n, input_sigma=False) for n in n_trains]
