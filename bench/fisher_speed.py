@@ -31,7 +31,7 @@ def main(n_test, workers):
         print(f"speed-up {max(times)} workers / 1: {times[min(times)] / times[max(times)]:.2f}x")
         var = float(spectra.params["log_g"].var())
         for level in (0.5, 1.0, 2.0):
-            c = fisher.ceiling(fisher.crb(info, 1, var, level), var)
+            c = fisher.ceiling(fisher.crb(info, 1, fisher.prior_variances(spectra.params), level), var)
             print(f"noise {level:g}: log g ceiling R^2 prior-aware {c['prior']:.3f}, unbiased {c['marginal']:.3f}, "
                   f"others known {c['known_others']:.3f}")
 

@@ -28,10 +28,10 @@ def check_simulated(spectra):
 
 def ceiling_metrics(info, params, noise_level) -> dict:
     """The three ceilings of every label, uninformative spectra, and quantiles and edge cases of the log g bound."""
-    out = {}
+    out, priors = {}, fisher.prior_variances(params)
     for k, label in enumerate(LABELS):
         var = float(params[label].var())
-        bounds = fisher.crb(info, k, var, noise_level)
+        bounds = fisher.crb(info, k, priors, noise_level)
         ceil = fisher.ceiling(bounds, var)
         out |= {f"ceiling_r2_{label}": ceil["marginal"], f"ceiling_known_others_r2_{label}": ceil["known_others"],
                 f"ceiling_prior_r2_{label}": ceil["prior"],
@@ -45,10 +45,10 @@ def ceiling_metrics(info, params, noise_level) -> dict:
 
 def step_check(info, half, params) -> pd.DataFrame:
     """|log| change of the unbiased bound when the steps are halved, per label (median and max over the spectra)."""
-    rows = []
+    rows, priors = [], fisher.prior_variances(params)
     for k, label in enumerate(LABELS):
-        var = float(params[label].var())
-        change = np.abs(np.log(fisher.crb(half, k, var)["marginal"] / fisher.crb(info[:len(half)], k, var)["marginal"]))
+        change = np.abs(np.log(fisher.crb(half, k, priors)["marginal"] /
+                               fisher.crb(info[:len(half)], k, priors)["marginal"]))
         rows.append({"label": label, "step": fisher.STEPS[label], "median_rel_change": float(np.nanmedian(change)),
                      "max_rel_change": float(np.nanmax(change))})
     return pd.DataFrame(rows)
@@ -56,9 +56,10 @@ def step_check(info, half, params) -> pd.DataFrame:
 
 def ceiling_by_noise(info, params, noise_level) -> pd.DataFrame:
     """The three ceilings of every label at each of ``LEVELS`` and ``noise_level``."""
-    rows = []
+    rows, priors = [], fisher.prior_variances(params)
     for k, label in enumerate(LABELS):
         var = float(params[label].var())
         for level in sorted({*LEVELS, noise_level}):
-            rows.append({"label": label, "noise_level": level, **fisher.ceiling(fisher.crb(info, k, var, level), var)})
+            rows.append({"label": label, "noise_level": level,
+                         **fisher.ceiling(fisher.crb(info, k, priors, level), var)})
     return pd.DataFrame(rows)

@@ -17,12 +17,13 @@ Bounds on the variance of one spectrum's label k (dex^2 for log g):
 - ``marginal`` = [I^-1]_kk = 1 / (I_kk - I_ko I_oo^+ I_ok): a hard lower bound for any
   *unbiased* estimator that does not know the other labels (degeneracies included);
 - ``known_others`` = 1 / I_kk: the same with the other four labels known;
-- ``prior`` = 1 / (1 / marginal + 1 / Var_prior): the posterior variance of a Gaussian
-  likelihood under a Gaussian prior of the label's variance. Regression models use the
-  prior and are biased, so they can beat the unbiased bound at low S/N; this one is an
-  approximation of the best such estimator, not a hard bound (the Van Trees bound would
-  be, but needs a prior density that vanishes at the range edges, which the uniform
-  prior lacks). It is the yardstick the reports use.
+- ``prior`` = [(I + diag(1 / Var_j))^-1]_kk: the posterior variance of a Gaussian
+  likelihood under independent Gaussian priors with every label's variance Var_j, so a
+  degeneracy with another label is broken by that label's prior too. Regression models
+  use the prior and are biased, so they can beat the unbiased bound at low S/N; this one
+  is an approximation of the best such estimator, not a hard bound (the Van Trees bound
+  would be, but needs a prior density that vanishes at the range edges, which the
+  uniform prior lacks). It is the yardstick the reports use.
 
 Ceiling on a split: R^2_max = 1 - mean(bound) / Var(label), clipped at 0. The mean is
 dominated by the few stars that carry almost no information, so quantiles are logged too.
@@ -86,11 +87,12 @@ def fisher_matrices(jac: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     return np.einsum("nkp,np,nlp->nkl", jac, w, jac)
 
 
-def crb(fisher: np.ndarray, index: int, var_prior: float, noise_level: float = 1.0) -> pd.DataFrame:
+def crb(fisher: np.ndarray, index: int, var_prior, noise_level: float = 1.0) -> pd.DataFrame:
     """Per-spectrum variance bounds of label ``index`` (columns ``BOUNDS``) at ``noise_level``.
 
-    ``fisher`` is at noise level 1; I scales as 1/noise_level^2. An uninformative label
-    (zero Schur complement) has infinite unbiased bounds and the prior's variance as ``prior``.
+    ``fisher`` is at noise level 1; I scales as 1/noise_level^2. ``var_prior``: every label's prior variance (one
+    value for all, or one per label; ``prior_variances``). An uninformative label (zero Schur complement) has
+    infinite unbiased bounds.
     """
     if noise_level == 0:
         return pd.DataFrame(0.0, index=range(len(fisher)), columns=list(BOUNDS))
@@ -107,7 +109,20 @@ def crb(fisher: np.ndarray, index: int, var_prior: float, noise_level: float = 1
     with np.errstate(divide="ignore"):
         marginal = np.where(schur > 0, 1.0 / schur, np.inf)
         known = np.where(i_kk > 0, 1.0 / i_kk, np.inf)
-    return pd.DataFrame({"marginal": marginal, "known_others": known, "prior": 1.0 / (schur + 1.0 / var_prior)})
+    precision = np.broadcast_to(1.0 / np.asarray(var_prior, dtype=np.float64), (info.shape[1],))
+    posterior = _unit_inverse(info + np.diag(precision))[:, index, index]
+    return pd.DataFrame({"marginal": marginal, "known_others": known, "prior": posterior})
+
+
+def prior_variances(params: pd.DataFrame, labels=LABELS) -> np.ndarray:
+    """Every label's variance over ``params``: the Gaussian priors of the ``prior`` bound."""
+    return params[list(labels)].var().to_numpy(np.float64)
+
+
+def _unit_inverse(a: np.ndarray) -> np.ndarray:
+    """Inverses of positive-definite (n, L, L) matrices, taken in unit-diagonal form (labels in K and in dex)."""
+    d = np.sqrt(np.einsum("nkk->nk", a))
+    return np.linalg.inv(a / d[:, :, None] / d[:, None, :]) / d[:, :, None] / d[:, None, :]
 
 
 def n_singular(fisher: np.ndarray) -> int:
@@ -140,8 +155,8 @@ def from_table(table: pd.DataFrame, labels=LABELS) -> np.ndarray:
 
 def ceiling_at(table: pd.DataFrame, noise_level: float, label: str = "log_g", labels=LABELS) -> dict:
     """{bound: R^2_max} for ``label`` at ``noise_level`` from a stored Fisher table."""
-    var = float(table[label].var())
-    return ceiling(crb(from_table(table, labels), labels.index(label), var, noise_level), var)
+    return ceiling(crb(from_table(table, labels), labels.index(label), prior_variances(table, labels), noise_level),
+                   float(table[label].var()))
 
 
 @cache

@@ -3,6 +3,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import mean_absolute_error, r2_score
 
+from . import intervals
+
 BINS = {"log_g": 0.5, "T_eff": 250.0}  # bin widths: dex, K
 
 
@@ -16,6 +18,14 @@ def keyed(split: str, label: str, values: dict, prefix: str = "") -> dict:
     """{'r2': ...} -> {'test_r2_log_g': ...} (optionally prefixed, e.g. 'student_test_r2_log_g')."""
     head = f"{prefix}_" if prefix else ""
     return {f"{head}{split}_{metric}_{label}": v for metric, v in values.items()}
+
+
+def split_scores(y: dict, predictions: dict, label: str) -> dict:
+    """Every split's keyed scores of one label, and the test R^2's bootstrap interval (``test_r2_{label}_lo/_hi``)."""
+    out = {}
+    for split in y:
+        out |= keyed(split, label, scores(y[split], predictions[split]))
+    return out | intervals.r2(y["test"], predictions["test"]).keyed(f"test_r2_{label}")
 
 
 def per_bin(y_true, y_pred, by: np.ndarray, width: float, name: str) -> pd.DataFrame:

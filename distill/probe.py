@@ -17,6 +17,8 @@ from .features import pooling, store
 
 BASELINES = ("noisy_flux", "denoised_flux", "clean_flux", "error", "noisy_flux+error")
 INPUTS = ("latent",) + BASELINES
+BOUNDED = ("noisy_flux",)  # inputs the information ceiling bounds: the teacher latent and denoised flux are computed
+# from sigma, the error is sigma, and clean flux carries no noise
 
 
 @dataclass
@@ -119,10 +121,7 @@ def fit_label(fs: FeatureSet, label: str, head: str, pooling_name: str = "", ear
         model = heads.fit(heads.make_pipeline(head, **head_params), fs.x["train"], y["train"], fs.x["val"],
                           y["val"], early_stop)
     predictions = {s: np.asarray(model.predict(fs.x[s]), dtype=np.float64) for s in SPLITS}
-    scores = {}
-    for s in SPLITS:
-        scores |= metrics.keyed(s, label, metrics.scores(y[s], predictions[s]))
-    return LabelResult(label, model, predictions, scores)
+    return LabelResult(label, model, predictions, metrics.split_scores(y, predictions, label))
 
 
 def fit_heads(fs: FeatureSet, labels, head_list, head_params: dict) -> dict:

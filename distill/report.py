@@ -8,8 +8,12 @@ import base64
 import html
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
+from . import intervals
+from .errors import DistillError
+from .intervals import BETTER, WORSE, Interval
 from .student.verdicts import PASSING_2_2
 from .thresholds import (
     COSINE_PASS,
@@ -19,11 +23,15 @@ from .thresholds import (
     STAGE_1_RIDGE,
     STAGE_1B_LIGHTGBM,
     TEACHER_FRACTION,
-    TIE,
     USEFUL,
 )
 
-PASS, FAIL, NOT_RUN, INFO = "pass", "fail", "not run", "info"
+PASS, FAIL, NOT_RUN, INFO, UNDECIDED = "pass", "fail", "not run", "info", "undecided"
+
+# cross-run comparisons the report draws from the runs' predictions/test.parquet: name -> ((step, column), (step,
+# column)), the first minus the second; each column is suffixed with the label
+PAIRS = {"student_vs_supervised": (("student", "student"), ("supervised_baseline", "student")),
+         "latent_vs_raw": (("probe_grid", "latent"), ("probe_raw", "noisy_flux"))}
 
 # research-plan.md section 3 and simulator.md: measured on real PFS spectra (100k train / 1k test)
 REFERENCE = [
@@ -54,19 +62,54 @@ def _fmt(v) -> str:
     return "-" if v is None else f"{v:.3f}"
 
 
-def _distillation_gain(student, supervised) -> str:
-    """The distilled student against plain supervision; gaps below ``TIE`` are a tie, not a win."""
-    if student is None or supervised is None:
+def _ci(run, key) -> Interval | None:
+    """The logged value of ``key`` with its ``_lo`` / ``_hi`` interval (None when any is missing)."""
+    values = [_m(run, key + end) for end in ("", "_lo", "_hi")]
+    return None if None in values else Interval(*values)
+
+
+def _fmt_ci(run, key) -> str:
+    """'0.512 [0.480, 0.541]', or the bare value when no interval was logged."""
+    ci = _ci(run, key)
+    return _fmt(_m(run, key)) if ci is None else f"{ci.value:.3f} [{ci.lo:.3f}, {ci.hi:.3f}]"
+
+
+def _against(ci: Interval | None, value, threshold: float) -> str:
+    """pass when the interval lies at or above ``threshold``, fail when below, undecided when it spans it (a bare
+    value without an interval is judged on the point)."""
+    if ci is None:
+        return NOT_RUN if value is None else PASS if value >= threshold else FAIL
+    return PASS if ci.lo >= threshold else FAIL if ci.hi < threshold else UNDECIDED
+
+
+def cross_run_deltas(predictions: dict, label: str = "log_g") -> dict:
+    """{pair name: Interval of the paired difference} for each of ``PAIRS`` whose two runs logged test predictions;
+    ``predictions`` maps step names to their ``predictions/test.parquet`` frames."""
+    out = {}
+    for name, ((step_a, col_a), (step_b, col_b)) in PAIRS.items():
+        a, b = predictions.get(step_a), predictions.get(step_b)
+        if a is None or b is None or f"{col_a}_{label}" not in a or f"{col_b}_{label}" not in b:
+            continue
+        if not np.array_equal(a[f"y_{label}"].to_numpy(), b[f"y_{label}"].to_numpy()):
+            raise DistillError(f"{step_a} and {step_b} were scored on different test rows")
+        out[name] = intervals.delta(a[f"y_{label}"], a[f"{col_a}_{label}"], b[f"{col_b}_{label}"])
+    return out
+
+
+def _distillation_gain(gain: Interval | None) -> str:
+    """The distilled student against plain supervision, on the interval of the paired difference."""
+    if gain is None:
         return ""
-    if abs(student - supervised) < TIE:
-        return (f"a tie (gap {student - supervised:+.3f} < {TIE}): distillation adds nothing measurable over plain "
-                f"supervision")
-    return "distillation beats plain supervision" if student > supervised else ("distillation adds nothing over plain "
-                                                                                "supervision")
+    verdict = gain.verdict()
+    return {BETTER: f"distillation beats plain supervision (student - end-to-end {gain.text()})",
+            WORSE: f"distillation loses to plain supervision (student - end-to-end {gain.text()})"}.get(
+        verdict, f"a tie (student - end-to-end {gain.text()}, interval includes 0): distillation adds nothing "
+                 "measurable over plain supervision")
 
 
-def stage_rows(runs: dict, ablations: dict) -> list:
-    """One row per stage / MVP of the plan, in the plan's order."""
+def stage_rows(runs: dict, ablations: dict, deltas: dict | None = None) -> list:
+    """One row per stage / MVP of the plan, in the plan's order; ``deltas`` from ``cross_run_deltas``."""
+    deltas = deltas or {}
     rows = []
     grid, decomp = runs.get("probe_grid"), runs.get("decompose_error")
     student, plus, baseline = runs.get("student"), runs.get("student_plus"), runs.get("supervised_baseline")
@@ -84,12 +127,13 @@ def stage_rows(runs: dict, ablations: dict) -> list:
     if grid is None:
         rows.append(Row("1.1 / 1.4", stage_1, "-", NOT_RUN))
     else:
-        rows.append(Row("1.1 / 1.4", f"{stage_1}, best layer x pooling", _fmt(ridge),
-                        PASS if ridge is not None and ridge >= STAGE_1_RIDGE else FAIL, grid["run_id"]))
-        warranted = lgbm is not None and lgbm >= STAGE_1B_LIGHTGBM
-        rows.append(Row("1b", f"latent LightGBM R^2 >= {STAGE_1B_LIGHTGBM}", _fmt(lgbm),
-                        NOT_RUN if lgbm is None else PASS if warranted else FAIL, grid["run_id"],
-                        "run 1.2 (noise sweep)" if warranted else "1.2 is not yet warranted"))
+        rows.append(Row("1.1 / 1.4", f"{stage_1}, best layer x pooling (95 % interval)",
+                        _fmt_ci(grid, "best_test_r2_log_g_ridge"),
+                        _against(_ci(grid, "best_test_r2_log_g_ridge"), ridge, STAGE_1_RIDGE), grid["run_id"]))
+        lgbm_status = _against(_ci(grid, "best_test_r2_log_g_lightgbm"), lgbm, STAGE_1B_LIGHTGBM)
+        rows.append(Row("1b", f"latent LightGBM R^2 >= {STAGE_1B_LIGHTGBM}", _fmt_ci(grid, "best_test_r2_log_g_lightgbm"),
+                        lgbm_status, grid["run_id"],
+                        "run 1.2 (noise sweep)" if lgbm_status == PASS else "1.2 is not yet warranted"))
     pca = runs.get("probe_pca")
     rows.append(Row("1.3", "PCA of the latent to 16-128 dims: is log g concentrated?", _fmt(_m(pca, "test_r2_log_g")),
                     INFO if pca else NOT_RUN, pca["run_id"] if pca else "", "" if pca else "`probe -P pca=32` runs it"))
@@ -135,9 +179,12 @@ def stage_rows(runs: dict, ablations: dict) -> list:
     else:
         s, te, ra = (_m(student, f"{name}_test_r2_log_g") for name in ("student", "teacher", "raw"))
         ok = v22 in PASSING_2_2
-        rows.append(Row("2.2", stage_2_2, f"student {_fmt(s)}, teacher {_fmt(te)}, raw {_fmt(ra)}",
-                        PASS if ok else FAIL,
-                        student["run_id"], "-> Stage 3" if ok else "below raw flux: back to 2.1" if v22 == "below_raw"
+        vacuous = v22 == "teacher_reads_nothing"
+        rows.append(Row("2.2", stage_2_2, student["tags"].get("verdict_2_2_text")
+                        or f"student {_fmt(s)}, teacher {_fmt(te)}, raw {_fmt(ra)}",
+                        INFO if vacuous else PASS if ok else FAIL, student["run_id"],
+                        "the teacher criterion is vacuous: the teacher latent reads nothing" if vacuous else
+                        "-> Stage 3" if ok else "below raw flux: back to 2.1" if v22 == "below_raw"
                         else f"below {TEACHER_FRACTION} x teacher: analyse"))
     if plus is None:
         rows.append(Row("2.3", "student-plus (flux + error) fits where flux-only does not", "-", NOT_RUN))
@@ -165,10 +212,9 @@ def stage_rows(runs: dict, ablations: dict) -> list:
                         student["tags"].get("verdict_3_1_text", "")))
     if baseline is not None:
         rows.append(Row("3 (baseline)", "distilled student vs the supervised end-to-end network (lambda_z = 0)",
-                        f"student {_fmt(_m(student, 'student_test_r2_log_g'))}, end-to-end "
-                        f"{_fmt(_m(baseline, 'student_test_r2_log_g'))}",
-                        INFO, baseline["run_id"], _distillation_gain(_m(student, "student_test_r2_log_g"),
-                                                                     _m(baseline, "student_test_r2_log_g"))))
+                        f"student {_fmt_ci(student, 'student_test_r2_log_g')}, end-to-end "
+                        f"{_fmt_ci(baseline, 'student_test_r2_log_g')}",
+                        INFO, baseline["run_id"], _distillation_gain(deltas.get("student_vs_supervised"))))
     stage_b = runs.get("student_residual")
     rows.append(Row("B", "student distilled towards the residual r: student -> r against flux -> r",
                     f"student {_fmt(_m(stage_b, 'student_test_r2_residual'))}, raw "
@@ -191,27 +237,47 @@ def stage_rows(runs: dict, ablations: dict) -> list:
             rows.append(Row(stage, criterion, "-", NOT_RUN))
             continue
         verdict = run["tags"]["verdict"]
-        status = INFO if kind == "shuffle_error" else FAIL if verdict in ("error_dominates", "leakage_alarm") else PASS
+        status = (UNDECIDED if verdict == "undecided" else INFO if kind == "shuffle_error"
+                  else FAIL if verdict in ("error_dominates", "leakage_alarm") else PASS)
         rows.append(Row(stage, criterion, run["tags"]["verdict_text"], status, run["run_id"], verdict))
     return rows
 
 
-def answer(rows: list, runs: dict) -> str:
-    """The plain-language answer: does the student beat the baselines without the sigma shortcut?"""
+def _versus(name: str, gain: Interval | None, value) -> tuple:
+    """(verdict, phrase) of the student against one rival from the interval of student - rival."""
+    if gain is None:
+        return None, f"{name} {_fmt(value)} (no interval)"
+    return gain.verdict(), f"{name} (student - it {gain.text()})"
+
+
+def answer(rows: list, runs: dict, deltas: dict | None = None) -> str:
+    """The plain-language answer: does the student beat the baselines without the sigma shortcut? "Beats" only where
+    the 95 % interval of the paired difference excludes zero."""
+    deltas = deltas or {}
     student = runs.get("student")
     if student is None:
         return "No student was trained: the research question is not answered yet."
-    s, ra = _m(student, "student_test_r2_log_g"), _m(student, "raw_test_r2_log_g")
-    de, base = _m(student, "denoised_test_r2_log_g"), _m(runs.get("supervised_baseline"), "student_test_r2_log_g")
-    parts = [f"The distilled flux-only student reads log g with test R^2 {_fmt(s)}; raw noisy flux with the same "
-             f"heads {_fmt(ra)}"
-             + (f", denoised flux {_fmt(de)}" if de is not None else "")
-             + (f", the supervised end-to-end network {_fmt(base)}" if base is not None else "") + "."]
-    losers = [name for name, v in (("raw noisy flux", ra), ("denoised flux", de),
-                                   ("the supervised end-to-end network", base))
-              if v is not None and s is not None and s < v]
-    parts.append(f"The student LOSES to {', '.join(losers)}." if losers else "The student beats every baseline it was "
-                                                                             "compared with.")
+    s = _m(student, "student_test_r2_log_g")
+    parts = [f"The distilled flux-only student reads log g with test R^2 {_fmt_ci(student, 'student_test_r2_log_g')} "
+             "(95 % interval)."]
+    rivals = [("raw noisy flux", _ci(student, "student_minus_raw_test_r2_log_g"), _m(student, "raw_test_r2_log_g")),
+              ("denoised flux", _ci(student, "student_minus_denoised_test_r2_log_g"),
+               _m(student, "denoised_test_r2_log_g")),
+              ("the supervised end-to-end network", deltas.get("student_vs_supervised"),
+               _m(runs.get("supervised_baseline"), "student_test_r2_log_g"))]
+    by = {}
+    for name, gain, value in rivals:
+        if gain is not None or value is not None:
+            verdict, phrase = _versus(name, gain, value)
+            by.setdefault(verdict, []).append(phrase)
+    for verdict, word in ((BETTER, "BEATS"), (intervals.TIE, "TIES with"), (WORSE, "LOSES to"),
+                          (None, "is not compared by interval with")):
+        if by.get(verdict):
+            parts.append(f"It {word} {'; '.join(by[verdict])}.")
+    latent = deltas.get("latent_vs_raw")
+    if latent is not None:
+        parts.append(f"The teacher latent (which sees sigma) against raw noisy flux, best head each: {latent.text()} "
+                     f"({latent.verdict()}).")
     cos = _m(student, "val_latent_cosine")
     if cos is not None:
         parts.append(f"It imitates the teacher latent with validation cosine {cos:.3f} "
@@ -239,7 +305,7 @@ def reference_table(runs: dict) -> pd.DataFrame:
 # (method, step, metric, sees sigma): the test R^2 of log g set against the information ceiling
 METHODS = [
     ("raw noisy flux, best head by val", "probe_raw", "best_test_r2_log_g", False),
-    ("denoised flux + Ridge", "probe_denoised", "test_r2_log_g", False),
+    ("denoised flux + Ridge (the teacher computes it from sigma)", "probe_denoised", "test_r2_log_g", True),
     ("teacher latent, best layer x pooling x head by val", "probe_grid", "best_test_r2_log_g", True),
     ("distilled flux-only student", "student", "student_test_r2_log_g", False),
     ("supervised end-to-end network", "supervised_baseline", "student_test_r2_log_g", False),
@@ -261,7 +327,9 @@ def ceiling_table(runs: dict) -> pd.DataFrame | None:
     for name, step, key, sees_sigma in METHODS:
         r2 = _m(runs.get(step), key)
         if r2 is not None:
-            rows.append({"method": name, "test R^2": r2, "ceiling": ceiling,
+            ci = _ci(runs.get(step), key)
+            rows.append({"method": name, "test R^2": r2,
+                         "95 % interval": "-" if ci is None else f"[{ci.lo:.3f}, {ci.hi:.3f}]", "ceiling": ceiling,
                          "fraction of ceiling": "sees sigma: not bounded" if sees_sigma else f"{r2 / ceiling:.2f}"})
     return pd.DataFrame(rows)
 

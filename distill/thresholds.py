@@ -22,7 +22,6 @@ ANALYSIS_GAP = 0.1  # 2.2: this far below the teacher needs analysis
 FAIL_DELTA = 0.05  # 3.1: this much R^2 below a baseline fails
 MIN_BIN = 20  # 3.1: bins with fewer test spectra are shown but not judged
 CLEARLY_HIGHER = 0.05  # 3.3: student R^2 above raw flux by this at small sizes counts as clearly higher
-TIE = 0.01  # the student and the supervised network closer than this are not ranked
 
 # 1.2 / 3.2: robustness to noise
 SLOWER = 0.02  # a latent degrades more slowly when it loses this much less R^2 than raw flux ...
@@ -32,4 +31,4 @@ USEFUL = 0.05  # ... from a training-level R^2 above this (an R^2 below it reads
 ERROR_HELPS = 0.05  # 4.1: up to this R^2 lost without sigma: error helps but does not dominate
 ERROR_DOMINATES = 0.1  # 4.1 / Stage 4: more than this: the error carries much of the log g information
 SIGMA_USED = 0.05  # 4.2: an R^2 drop above this when sigma is shuffled: the teacher really uses sigma
-SHUFFLE_TOLERANCE = 0.05  # 4.3: floor of the bar on the mean test R^2 with shuffled training labels
+FALSE_ALARM = 0.01  # 4.3: the label-shuffle guard's false-alarm rate on an honest pipeline (permutation test)

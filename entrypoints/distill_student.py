@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from distill import decompose, figures, probe, tracking
+from distill import decompose, figures, intervals, probe, tracking
 from distill.data import LABELS, SPLITS, open_dataset
 from distill.device import pick_device
 from distill.errors import DistillError, check_choices
@@ -167,10 +167,17 @@ def main(data, features, teacher, layer, pooling, direction, student, hidden, in
                 mlflow.set_tag(f"{name}_best_head_{label}", best_heads[name, label])
                 tracking.log_metrics(line)
                 lines |= line
-        student_r2, raw_r2 = lines[f"student_test_r2_{target}"], lines[f"raw_test_r2_{target}"]
-        report(*verdicts.student_vs_teacher(student_r2, lines.get(f"teacher_test_r2_{target}"), raw_r2), "2_2")
+        vs = compare.headline_deltas(results, best_heads, target, y["test"])
+        for name, d in vs.items():
+            tracking.log_metrics(d.keyed(f"student_minus_{name}_test_r2_{target}"))
+        tracking.log_parquet(compare.headline_predictions(results, best_heads, target, y["test"]),
+                             "predictions/test.parquet")
+        r2 = {name: intervals.Interval(*(lines[f"{name}_test_r2_{target}{end}"] for end in ("", "_lo", "_hi")))
+              for name in results}
+        report(*verdicts.student_vs_teacher(r2["student"], r2["raw"], vs["raw"], r2.get("teacher"),
+                                            vs.get("teacher_0.9")), "2_2")
         if target == "residual":
-            code, text = decompose.verdict(student_r2, raw_r2)
+            code, text = decompose.verdict(r2["student"].value, r2["raw"].value)
             report(code, text.replace("latent", "student"), "B")  # decompose's reading, student in the latent's place
 
         # Stage 3.1: the same head on the student and on raw / denoised flux, overall and per bin

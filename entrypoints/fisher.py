@@ -50,7 +50,7 @@ def main(data, split, noise_level, n_spectra, workers):
         levels = ceiling.ceiling_by_noise(info, params, noise_level)
         metrics["fd_half_step_median_rel_change_log_g"] = float(
             steps_table.set_index("label").at["log_g", "median_rel_change"])
-        log_g_bounds = fisher.crb(info, LABELS.index("log_g"), float(params["log_g"].var()), noise_level)
+        log_g_bounds = fisher.crb(info, LABELS.index("log_g"), fisher.prior_variances(params), noise_level)
         tracking.log_metrics(metrics)
         tracking.log_parquet(fisher.to_table(info, params), "fisher.parquet")
         tracking.log_parquet(pd.concat([params, log_g_bounds.add_prefix("crb_log_g_")], axis=1),

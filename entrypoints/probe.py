@@ -92,7 +92,8 @@ def main(data, input_, features, layer, pooling, direction, head, alpha, num_lea
             needed = sorted({p for lay in layers for p in lay.split("+")}) if input_ == "latent" else ["denoised"]
             local, manifest = download_features(run, needed)
         ceiling = log_ceiling(summary, noise_level, "log_g" if "log_g" in label_list else label_list[0])
-        rows = []
+        drawn = ceiling if input_ in probe.BOUNDED else None  # the ceiling bounds readers of the noisy flux only
+        rows, tests = [], []  # a row and the main label's test predictions per cell
         baseline = None  # raw-spectrum features are built once: one full-size copy
         if input_ != "latent":
             baseline = probe.subset_train(probe.baseline_features(ds, input_, noise_level, local), n_train, seed)
@@ -108,35 +109,41 @@ def main(data, input_, features, layer, pooling, direction, head, alpha, num_lea
                     mlflow.set_tag("mlflow.runName", f"{lay} | {pool_name} | {h}")
                     tracking.log_params({"layer": lay, "pooling": pool_name, "head": h, "direction": direction,
                                          "input": input_, "pca": pca, "n_train": n_train, "noise_level": noise_level})
-                    results = run_one(fs, label_list, h, pool_name, early_stop, head_params, tags, ceiling, cell=True)
+                    results = run_one(fs, label_list, h, pool_name, early_stop, head_params, tags, drawn, cell=True)
                     child_id = mlflow.active_run().info.run_id
             else:
-                results = run_one(fs, label_list, h, pool_name, early_stop, head_params, tags, ceiling)
+                results = run_one(fs, label_list, h, pool_name, early_stop, head_params, tags, drawn)
                 child_id = mlflow.active_run().info.run_id
             main = results.get("log_g") or next(iter(results.values()))
             rows.append({"layer": lay, "pooling": pool_name, "head": h, "direction": direction,
                          "n_features": int(np.prod(fs.x["train"].shape[1:])),
                          f"val_r2_{main.label}": main.scores[f"val_r2_{main.label}"],
-                         f"test_r2_{main.label}": main.scores[f"test_r2_{main.label}"],
+                         **{f"test_r2_{main.label}{end}": main.scores[f"test_r2_{main.label}{end}"]
+                            for end in ("", "_lo", "_hi")},
                          f"test_mae_{main.label}": main.scores[f"test_mae_{main.label}"], "run_id": child_id})
+            tests.append(main.predictions["test"])
             click.echo(f"{lay} | {pool_name} | {h}: test R^2 {main.label} "
                        f"{main.scores[f'test_r2_{main.label}']:.3f}", err=True)
         table = pd.DataFrame(rows)
         tracking.log_table(table, "tables/summary.json")
+        label = main.label
+        key, val_key = f"test_r2_{label}", f"val_r2_{label}"
+        chosen = int(table[val_key].to_numpy().argmax())  # chosen on validation, reported on test
+        tracking.log_parquet(pd.DataFrame({"row": np.arange(len(tests[chosen])), f"y_{label}": fs.y["test"][label],
+                                           f"{input_}_{label}": tests[chosen]}), "predictions/test.parquet")
         if grid:
-            key = [c for c in table.columns if c.startswith("test_r2_")][0]
             for h in head_list:
                 sub = table[table["head"] == h]
                 if sub["layer"].nunique() > 1 or sub["pooling"].nunique() > 1:
-                    title = f"{key} with {h}" + ("" if ceiling is None else f"; information ceiling {ceiling:.2f}")
+                    title = f"{key} with {h}" + ("" if ceiling is None else f"; information ceiling {ceiling:.2f}" + (
+                        "" if drawn else f" (the {input_} sees sigma: not bounded by it)"))
                     tracking.log_figure(figures.grid_heatmap(sub, "layer", "pooling", key, title),
                                         f"figures/grid_{h}.png")
-            val_key = key.replace("test_", "val_", 1)
-            best = table.loc[table[val_key].idxmax()]  # chosen on validation, reported on test
             cells = {f"{key}_{r.layer.replace('+', '-')}_{r.pooling}_{r.head}": getattr(r, key)
                      for r in table.itertuples()}
-            tracking.log_metrics({f"best_{key}": best[key], **cells} | {
-                f"best_{key}_{h}": sub.loc[sub[val_key].idxmax(), key] for h, sub in table.groupby("head")})
+            best = {"": table.iloc[chosen]} | {f"_{h}": sub.loc[sub[val_key].idxmax()] for h, sub in table.groupby("head")}
+            tracking.log_metrics(cells | {f"best_{key}{head}{end}": row[f"{key}{end}"]
+                                          for head, row in best.items() for end in ("", "_lo", "_hi")})
         click.echo(table.drop(columns=["run_id"]).to_string(index=False))
 
 

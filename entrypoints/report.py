@@ -66,6 +66,19 @@ def fetch_figures(runs: dict, ablations: dict, dst: Path) -> dict:
     return out
 
 
+def fetch_predictions(runs: dict, dst: Path) -> dict:
+    """{step: its predictions/test.parquet} for the steps of ``report.PAIRS`` that logged one."""
+    out = {}
+    for step in {step for pair in report.PAIRS.values() for step, _ in pair}:
+        if step in runs:
+            try:
+                out[step] = pd.read_parquet(tracking.download(runs[step]["run_id"], "predictions/test.parquet",
+                                                              str(dst / step)))
+            except Exception:  # a run made before predictions were logged
+                continue
+    return out
+
+
 @click.command()
 @click.option("--run-id", default="latest", show_default=True,
               help="a main run id, or latest (the newest FINISHED main)")
@@ -78,10 +91,13 @@ def main(run_id, out):
             raise DistillError(f"run {main_run.info.run_id} is not a main run")
         mlflow.set_tag("main_run_id", main_run.info.run_id)
         runs, ablations = collect(main_run)
-        rows = report.stage_rows(runs, ablations)
-        text = report.answer(rows, runs)
-        reference, ceiling = report.reference_table(runs), report.ceiling_table(runs)
         work = Path(tempfile.mkdtemp(prefix="report-"))
+        deltas = report.cross_run_deltas(fetch_predictions(runs, work / "predictions"))
+        tracking.log_metrics({f"{name}_test_r2_log_g{end}": v for name, d in deltas.items()
+                              for end, v in (("", d.value), ("_lo", d.lo), ("_hi", d.hi))})
+        rows = report.stage_rows(runs, ablations, deltas)
+        text = report.answer(rows, runs, deltas)
+        reference, ceiling = report.reference_table(runs), report.ceiling_table(runs)
         figures = fetch_figures(runs, ablations, work / "downloads")
         title = f"distill report: main run {main_run.info.run_id} ({main_run.data.tags.get('scale', '?')} scale)"
         if "latent_layer" in main_run.data.tags:

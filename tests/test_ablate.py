@@ -23,21 +23,49 @@ def planted(n=(400, 100, 300), d=20, seed=0) -> probe.FeatureSet:
     return probe.FeatureSet(x, y, "planted")
 
 
-def test_label_shuffle_guard(monkeypatch):
-    """Shuffled labels read nothing; a shuffle that does nothing must raise the alarm."""
+def demo_scale(seed=0) -> probe.FeatureSet:
+    """Features that carry log g, at the demo's split sizes (2,000 / 500 / 1,000)."""
+    return planted((2000, 500, 1000), d=64, seed=seed)
+
+
+def leaky_shuffle(weight):
+    """A shuffle that lets ``weight`` of the true training labels through."""
+    honest = ablations.shuffled_training_labels
+
+    def shuffle(fs, label, seed):
+        out = honest(fs, label, seed)
+        true = fs.y["train"][label].to_numpy()
+        out.y["train"][label] = np.sqrt(1 - weight ** 2) * out.y["train"][label].to_numpy() + weight * true
+        return out
+    return shuffle
+
+
+def test_label_shuffle_guard_passes_an_honest_pipeline():
     fs = planted()
     check = ablations.shuffle_check(fs, "log_g", "ridge", {})
-    assert check["test_r2"] > 0.8
-    assert abs(check["shuffled_mean"]) < check["tolerance_used"] < 0.2
-    assert ablations.leakage(check["shuffled_mean"], check["tolerance_used"])[0] == "pass"
+    assert check["test_r2"] > 0.8 and 0 < check["shuffled_p_value"] <= 1
+    assert ablations.leakage({("planted", "ridge"): check})[0] == "pass"
     shuffled = ablations.shuffled_training_labels(fs, "log_g", 0)
     assert sorted(shuffled.y["train"]["log_g"]) == sorted(fs.y["train"]["log_g"])
     assert (shuffled.y["train"]["log_g"] != fs.y["train"]["log_g"]).mean() > 0.9
     pd.testing.assert_frame_equal(shuffled.y["test"], fs.y["test"])
+    alarms = sum(ablations.leakage({("planted", "ridge"): ablations.shuffle_check(demo_scale(seed), "log_g", "ridge",
+                                                                                 {}, seed=seed)})[0] != "pass"
+                 for seed in range(10))
+    assert alarms <= 1  # false-alarm rate 0.01: P(2 or more of 10) = 0.004
 
-    monkeypatch.setattr(ablations, "shuffled_training_labels", lambda fs, label, seed: fs)  # a broken shuffle
-    broken = ablations.shuffle_check(fs, "log_g", "ridge", {})
-    assert ablations.leakage(broken["shuffled_mean"], broken["tolerance_used"])[0] == "leakage_alarm"
+
+def test_label_shuffle_guard_catches_a_leak_of_005_r2(monkeypatch):
+    """A shuffle that lets a little of the true labels through: the shuffled heads' predictions explain 0.05 of the
+    test labels' variance (squared correlation); their mean test R^2 stays near 0.04, under a bar of 0.05."""
+    fs = demo_scale()
+    monkeypatch.setattr(ablations, "shuffled_training_labels", leaky_shuffle(0.04))
+    check = ablations.shuffle_check(fs, "log_g", "ridge", {})
+    assert 0.03 < check["shuffled_correlation"] ** 2 < 0.07
+    code, text = ablations.leakage({("planted", "ridge"): check, ("other", "ridge"): dict(check, shuffled_p_value=0.5)})
+    assert code == "leakage_alarm" and "does not detect labels encoded in the features" in text
+    monkeypatch.setattr(ablations, "shuffled_training_labels", lambda fs, label, seed: fs)  # a shuffle that does nothing
+    assert ablations.leakage({("planted", "ridge"): ablations.shuffle_check(fs, "log_g", "ridge", {})})[0] != "pass"
 
 
 class Spy(BlindSpotUNet1D):

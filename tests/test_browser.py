@@ -17,8 +17,8 @@ pytestmark = pytest.mark.slow  # end-to-end: real processes, servers or a browse
 
 # what each ablation child logs, as the ablate entry point names it
 ABLATION_METRICS = {
-    "no_error_teacher": {"delta_test_r2": 0.0614},
-    "shuffle_error": {"drop_test_r2": 0.0021},
+    "no_error_teacher": {"delta_test_r2_log_g": 0.0614, "delta_test_r2_log_g_lo": 0.0311},
+    "shuffle_error": {"delta_test_r2_log_g": 0.0021, "delta_test_r2_log_g_hi": 0.0143},
     "shuffle_labels": {"teacher_ridge_shuffled_mean": -0.0551},
     "noise_sweep": {"raw_ridge_test_r2_log_g_noise_1": 0.3661},
     "sample_efficiency": {"student_ridge_test_r2_log_g_n_500": 0.2478},

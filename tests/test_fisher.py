@@ -42,7 +42,8 @@ def test_gaussian_line_crb_equals_the_analytic_value():
     np.testing.assert_allclose(bounds["known_others"], SIGMA**2 / gg, rtol=1e-9)
     np.testing.assert_allclose(bounds["marginal"], SIGMA**2 * hh / (gg * hh - gh**2), rtol=1e-9)
     assert (bounds["marginal"] > bounds["known_others"]).all()  # the degeneracy with b costs information
-    np.testing.assert_allclose(bounds["prior"], 1 / (1 / bounds["marginal"] + 12), rtol=1e-12)
+    np.testing.assert_allclose(bounds["prior"], np.linalg.inv(info + 12 * np.eye(2))[:, 0, 0], rtol=1e-10)
+    assert (bounds["prior"] < 1 / (1 / bounds["marginal"] + 12)).all()  # b's prior also breaks the degeneracy
     np.testing.assert_allclose(fisher.crb(info, 0, 1 / 12, noise_level=2.0)["marginal"],
                                4 * bounds["marginal"], rtol=1e-12)
 
@@ -75,6 +76,19 @@ def test_perfectly_degenerate_labels_have_no_unbiased_bound():
                                   np.full((1, X.size), SIGMA))
     bounds = fisher.crb(info, 0, 1.0)
     assert np.isinf(bounds["marginal"][0]) and np.isfinite(bounds["known_others"][0])
+
+
+def test_the_prior_aware_bound_is_the_gaussian_posterior_of_a_degenerate_pair():
+    """Flux that depends on a + b only: the data fix the sum, the priors split it. With prior variances v_a, v_b
+    the posterior variance of a is v_a (1 - v_a / (v_a + v_b + 1 / s)), s = the information on the sum."""
+    flux_fn = lambda p: 1 - (p["a"] + p["b"]).to_numpy()[:, None] * LINE_A  # noqa: E731
+    info = fisher.fisher_matrices(fisher.jacobian(flux_fn, pd.DataFrame({"a": [0.4], "b": [0.3]}), ("a", "b"),
+                                                  TOY_STEPS, TOY), np.full((1, X.size), SIGMA))
+    s = LINE_A @ LINE_A / SIGMA**2
+    v_a, v_b = 0.2, 0.05
+    analytic = v_a * (1 - v_a / (v_a + v_b + 1 / s))
+    assert fisher.crb(info, 0, [v_a, v_b])["prior"][0] == pytest.approx(analytic, rel=1e-8)
+    assert analytic < v_a  # the old bound (prior on a only, b profiled out) gave v_a: no information at all
 
 
 def test_simulator_jacobian_agrees_with_half_steps():
@@ -123,7 +137,7 @@ def test_fisher_entry_point_and_no_probe_above_the_ceiling(mlflow_store, tiny_da
     fs = probe.baseline_features(ds, "noisy_flux", 1.0)
     pred = probe.fit_label(fs, "log_g", "ridge").predictions["test"]
     sq = (pred - fs.y["test"]["log_g"].to_numpy()) ** 2
-    bound = fisher.crb(fisher.from_table(table), 1, float(table["log_g"].var()))["prior"].to_numpy()
+    bound = fisher.crb(fisher.from_table(table), 1, fisher.prior_variances(table))["prior"].to_numpy()
     assert sq.mean() >= bound.mean() - 2 * sq.std() / np.sqrt(len(sq))
 
 

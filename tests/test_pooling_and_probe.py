@@ -56,7 +56,9 @@ def test_probe_recovers_a_planted_linear_signal(head):
     result = probe.fit_label(planted(), "log_g", head, n_estimators=300 if head == "lightgbm" else 50)
     floor = {"lightgbm": 0.6, "mlp": 0.9}.get(head, 0.99)
     assert result.scores["test_r2_log_g"] > floor
-    assert set(result.scores) == {f"{s}_{m}_log_g" for s in ("train", "val", "test") for m in ("r2", "mae", "rmse")}
+    assert set(result.scores) == {f"{s}_{m}_log_g" for s in ("train", "val", "test")
+                                  for m in ("r2", "mae", "rmse")} | {"test_r2_log_g_lo", "test_r2_log_g_hi"}
+    assert result.scores["test_r2_log_g_lo"] < result.scores["test_r2_log_g"] < result.scores["test_r2_log_g_hi"]
 
 
 @pytest.mark.parametrize("head", ["ridge", "lightgbm"])

@@ -1,5 +1,6 @@
 """The report's decision rules on planted run results, and that it renders when stages were not run."""
 from distill import report
+from distill.intervals import Interval
 from distill.student import verdicts
 
 
@@ -7,17 +8,23 @@ def run(metrics=None, tags=None, run_id="r"):
     return {"run_id": run_id, "metrics": metrics or {}, "tags": tags or {}, "params": {}}
 
 
-def rows_by_stage(runs, ablations=None):
-    return {r.stage: r for r in report.stage_rows(runs, ablations or {})}
+def rows_by_stage(runs, ablations=None, deltas=None):
+    return {r.stage: r for r in report.stage_rows(runs, ablations or {}, deltas)}
 
 
-def student(cos, s, teacher, raw, v21="pass", v31="pass", denoised=None):
-    m = {"val_latent_cosine": cos, "student_test_r2_log_g": s, "teacher_test_r2_log_g": teacher,
-         "raw_test_r2_log_g": raw}
-    if denoised is not None:
-        m["denoised_test_r2_log_g"] = denoised
-    v22 = verdicts.student_vs_teacher(s, teacher, raw)[0]  # as distill_student logs it
-    return run(m, {"verdict_2_1": v21, "verdict_2_2": v22, "verdict_3_1": v31, "verdict_3_1_text": "planted"})
+def student(cos, s, teacher, raw, v21="pass", v31="pass", denoised=None, half=0.02):
+    """A student run's metrics and verdict tags as distill_student logs them, with intervals of half-width ``half``
+    around each R^2 and each difference."""
+    iv = lambda v: Interval(v, v - half, v + half)  # noqa: E731
+    m = {"val_latent_cosine": cos}
+    for name, value in (("student", s), ("teacher", teacher), ("raw", raw), ("denoised", denoised)):
+        if value is not None:
+            m |= iv(value).keyed(f"{name}_test_r2_log_g")
+            if name != "student":
+                m |= iv(s - value).keyed(f"student_minus_{name}_test_r2_log_g")
+    v22, t22 = verdicts.student_vs_teacher(iv(s), iv(raw), iv(s - raw), iv(teacher), iv(s - 0.9 * teacher))
+    return run(m, {"verdict_2_1": v21, "verdict_2_2": v22, "verdict_2_2_text": t22, "verdict_3_1": v31,
+                   "verdict_3_1_text": "planted"})
 
 
 def test_stage_1_and_the_noise_sweep_branch():
@@ -57,14 +64,21 @@ def test_stage_3_4_and_the_answer():
     rows = report.stage_rows(runs, {"shuffle_labels": leak})
     by = {r.stage: r for r in rows}
     assert by["3.1"].status == report.FAIL and by["4.3"].status == report.FAIL
-    assert by["3 (baseline)"].next == "distillation adds nothing over plain supervision"
-    tie = dict(runs, supervised_baseline=run({"student_test_r2_log_g": 0.295}))
-    assert rows_by_stage(tie)["3 (baseline)"].next.startswith("a tie (gap +0.005 < 0.01)")
-    text = report.answer(rows, runs)
-    assert "LOSES to raw noisy flux, denoised flux, the supervised end-to-end network" in text
-    assert "leakage alarm" in text
+    loss = {"student_vs_supervised": Interval(-0.15, -0.2, -0.1)}
+    assert rows_by_stage(runs, deltas=loss)["3 (baseline)"].next.startswith("distillation loses to plain supervision")
+    tie = {"student_vs_supervised": Interval(0.005, -0.02, 0.03)}
+    assert rows_by_stage(runs, deltas=tie)["3 (baseline)"].next.startswith("a tie (student - end-to-end +0.005 [-0.020, "
+                                                                      "+0.030], interval includes 0)")
+    text = report.answer(rows, runs, loss)
+    assert "LOSES to raw noisy flux (student - it -0.100" in text and "the supervised end-to-end network" in text
+    assert "BEATS" not in text and "leakage alarm" in text
     runs["student"] = student(0.95, 0.50, 0.52, 0.40, denoised=0.42)
-    assert "beats every baseline" in report.answer(report.stage_rows(runs, {}), runs)
+    text = report.answer(report.stage_rows(runs, {}), runs, {"student_vs_supervised": Interval(0.05, 0.01, 0.09)})
+    assert text.count("BEATS") == 1 and "TIES" not in text
+    runs["student"] = student(0.95, 0.50, 0.52, 0.49, denoised=0.42)  # +0.01 over raw: inside its interval
+    text = report.answer(report.stage_rows(runs, {}), runs, tie)
+    assert "TIES with raw noisy flux (student - it +0.010 [-0.010, +0.030]); the supervised" in text
+    assert "BEATS denoised flux" in text
 
 
 def test_report_renders_with_nothing_run():

@@ -4,9 +4,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import metrics, probe
+from .. import intervals, metrics, probe
 from ..data import SPLITS
 from ..device import to_device
+from ..thresholds import TEACHER_FRACTION
 from . import verdicts
 from .targets import throughput
 from .train import DistillTrainer
@@ -23,10 +24,7 @@ def heads_per_set(sets: dict, y_frames: dict, labels, head_list, head_params: di
 
 def trained_head(y_hat: dict, y: dict, label: str) -> probe.LabelResult:
     """The student's own head as a LabelResult, so it competes with Ridge and LightGBM."""
-    scores = {}
-    for s in SPLITS:
-        scores |= metrics.keyed(s, label, metrics.scores(y[s], y_hat[s]))
-    return probe.LabelResult(label, None, dict(y_hat), scores)
+    return probe.LabelResult(label, None, dict(y_hat), metrics.split_scores({s: y[s] for s in SPLITS}, y_hat, label))
 
 
 def headline(name: str, results: dict, label: str) -> tuple:
@@ -44,15 +42,36 @@ def bins_table(results: dict, names, head: str, label: str, y_test, frame_test: 
 
 
 def stage_3_1(results: dict, head_list, label: str, y_test, frame_test: pd.DataFrame) -> tuple:
-    """Stage 3.1: the student against raw / denoised flux with the same head, overall and per bin.
+    """Stage 3.1: the student against raw / denoised flux with the same head, overall (paired intervals of the
+    differences) and per bin.
 
     Returns ({head: per-bin table}, the head judged (the student's best on validation), its (code, sentence))."""
     names = ["student"] + [b for b in ("raw", "denoised") if b in results]
     judged = max(head_list, key=lambda h: results["student"][label, h].scores[f"val_r2_{label}"])
     tables = {head: bins_table(results, names, head, label, y_test, frame_test) for head in head_list}
+    test = {name: results[name][label, judged].predictions["test"] for name in names}
+    vs = {name: intervals.delta(y_test, test["student"], test[name]) for name in names[1:]}
     overall = {name: results[name][label, judged].scores[f"test_r2_{label}"] for name in names}
-    code, text = verdicts.end_to_end(overall, tables[judged])
+    code, text = verdicts.end_to_end(vs, overall, tables[judged])
     return tables, judged, (code, f"{judged} head: {text}")
+
+
+def headline_deltas(results: dict, best_heads: dict, label: str, y_test) -> dict:
+    """{rival: Interval of student - rival test R^2}, each feature set with its head best on validation (the
+    headline figures), and 'teacher_0.9' for student - 0.9 x teacher (Stage 2.2)."""
+    test = {name: results[name][label, best_heads[name, label]].predictions["test"] for name in results}
+    out = {name: intervals.delta(y_test, test["student"], p) for name, p in test.items() if name != "student"}
+    if "teacher" in test:
+        out["teacher_0.9"] = intervals.delta(y_test, test["student"], test["teacher"], scale=TEACHER_FRACTION)
+    return out
+
+
+def headline_predictions(results: dict, best_heads: dict, label: str, y_test) -> pd.DataFrame:
+    """Test rows with the true label and each feature set's headline prediction: ``predictions/test.parquet``, what
+    the report pairs across runs."""
+    return pd.DataFrame({"row": np.arange(len(y_test)), f"y_{label}": y_test}
+                        | {f"{name}_{label}": results[name][label, best_heads[name, label]].predictions["test"]
+                           for name in results})
 
 
 def fixed_noisy_splits(trainer: DistillTrainer, chunk=4096) -> dict:
