@@ -23,7 +23,7 @@ from entrypoints._cli import one_line_errors
 from entrypoints._steps import Steps
 
 SCALES = {  # sizes, teacher preset, loss and epochs per scale (the loss the reference teacher was trained with)
-    "demo": dict(n_train=2000, n_val=500, n_test=1000, preset="cpu", loss="supervised", teacher_epochs=2,
+    "demo": dict(n_train=2000, n_val=500, n_test=1000, preset="cpu", loss="supervised", teacher_epochs=1,
                  student_epochs=8, sizes="500,1000,0"),
     "study": dict(n_train=16_000, n_val=1000, n_test=1000, preset="cpu", loss="supervised", teacher_epochs=2,
                   student_epochs=3, sizes="1000,4000,0"),

@@ -104,6 +104,8 @@ def test_the_report_pairs_runs_on_their_test_rows():
     preds = {"student": frame.assign(student_log_g=a), "supervised_baseline": frame.assign(student_log_g=b)}
     deltas = report.cross_run_deltas(preds)
     assert set(deltas) == {"student_vs_supervised"} and deltas["student_vs_supervised"].verdict() == BETTER
+    preds["supervised_baseline"]["y_log_g"] = y.astype(np.float32)  # labels stored with the latents are float32
+    assert report.cross_run_deltas(preds)["student_vs_supervised"].value == deltas["student_vs_supervised"].value
     preds["supervised_baseline"] = frame.assign(y_log_g=y[::-1], student_log_g=b)
     with pytest.raises(DistillError, match="different test rows"):
         report.cross_run_deltas(preds)

@@ -68,12 +68,13 @@ def test_probe_finds_nothing_in_pure_noise(head):
     assert -0.1 < result.scores["test_r2_log_g"] < 0.02
 
 
-def test_gram_ridge_equals_scaler_plus_ridge():
+@pytest.mark.parametrize("n", [500, 40])  # more rows than features (primal), fewer (dual)
+def test_gram_ridge_equals_scaler_plus_ridge(n):
     from sklearn.linear_model import Ridge
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    fs = planted(n=500, d=60, noise=1.0)
+    fs = planted(n=n, d=60, noise=1.0)
     x, y = fs.x["train"].astype(np.float64), fs.y["train"]["log_g"]
     x[:, 3] = 2.0  # a constant column, as StandardScaler handles it
     reference = make_pipeline(StandardScaler(), Ridge(alpha=0.5)).fit(x, y)
