@@ -6,6 +6,7 @@ otherwise the two are tied. ``N_BOOT`` resamples from ``SEED`` by default, so th
 interval in every run.
 """
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -33,10 +34,13 @@ class Interval:
         return {key: self.value, f"{key}_lo": self.lo, f"{key}_hi": self.hi}
 
 
+@lru_cache(maxsize=4)
 def resamples(n: int, n_boot: int = N_BOOT, seed: int = SEED) -> np.ndarray:
     """(n_boot, n) counts of each row in each resample (rows drawn with replacement, each count row sums to n);
-    the same (n, n_boot, seed) gives the same resamples."""
-    return np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
+    the same (n, n_boot, seed) gives the same resamples (drawn once per process, read-only)."""
+    counts = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
+    counts.flags.writeable = False
+    return counts
 
 
 def _r2_each(y: np.ndarray, pred: np.ndarray, counts: np.ndarray) -> np.ndarray:

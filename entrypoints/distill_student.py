@@ -248,7 +248,7 @@ def log_student(trainer: DistillTrainer, work: Path):
     noisy, error = trainer.fixed_batch("test", 0, 2)
     channels = [noisy] + ([error] if trainer.s.input == "flux+error" else [])
     mlflow.pytorch.log_model(predictor, name="model", input_example=np.stack(channels, axis=1).astype(np.float32),
-                             serialization_format="pickle")
+                             serialization_format="pickle", pip_requirements=tracking.model_requirements("torch", "numpy", "cloudpickle"))
     save_predictor(predictor, work / "student_predictor.pt")
     torch.save(trainer.student.state_dict(), work / "student.pt")
     for name in ("student_predictor.pt", "student.pt"):

@@ -45,13 +45,16 @@ def run_one(fs: probe.FeatureSet, labels, head, pooling_name, early_stop, head_p
     if pooling_name == "attention":  # the network sees standardised maps (mu_, sd_ logged beside it)
         example = ((fs.x["train"][:2] - main.model.mu_) / main.model.sd_).astype(np.float32)
         mlflow.pytorch.log_model(main.model.net_.eval(), name=f"model_{main.label}", input_example=example,
-                                 serialization_format="pickle")
+                                 serialization_format="pickle",
+                                 pip_requirements=tracking.model_requirements("torch", "numpy", "cloudpickle"))
         mlflow.log_dict({"mu": main.model.mu_.ravel().tolist(), "sd": main.model.sd_.ravel().tolist(),
                          "y_mean": main.model.mean_, "y_std": main.model.std_},
                         f"model_{main.label}_standardisation.json")
     else:
         mlflow.sklearn.log_model(main.model, name=f"model_{main.label}", input_example=fs.x["train"][:2],
-                                 serialization_format="cloudpickle")
+                                 serialization_format="cloudpickle",
+                                 pip_requirements=tracking.model_requirements("scikit-learn", "lightgbm", "numpy",
+                                                                              "cloudpickle"))
     return results
 
 

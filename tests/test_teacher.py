@@ -124,6 +124,20 @@ def test_features_shapes_and_directions():
         model.features(noisy, sigma, ["enc_99"])
 
 
+def test_one_pass_denoising_and_features_equal_the_two_passes():
+    """What extract stores from one pass: the denoised flux and every layer's halves, as the separate calls give."""
+    model = random_model().eval()
+    noisy, sigma = torch.rand(3, 1024), torch.rand(3, 1024) + 0.1
+    layers = ["enc_1", "enc_pre_latent", "enc_last", "dec_input"]
+    with torch.inference_mode():
+        denoised, halves = model.denoise_with_features(noisy, sigma, layers)
+        separate = model.feature_halves(noisy, sigma, layers, "both", flip_back=False)
+        torch.testing.assert_close(denoised, model.denoise(noisy, sigma))
+    for name in layers:
+        for d in ("fwd", "bwd"):
+            torch.testing.assert_close(halves[name][d], separate[name][d])
+
+
 def test_encoder_features_do_not_run_the_decoder():
     model = random_model()
     calls = []

@@ -59,8 +59,12 @@ def extract_features(model: BlindSpotUNet1D, dataset: Dataset, layers: list, dir
             for start, flux, noisy, sigma in prefetch(_noisy_batches(sfile, split, batch_size, noise_level)):
                 noisy_t, sigma_t = to_device(noisy, device), to_device(sigma, device)
                 t = time.time()
+                one_pass = denoised and direction == "both" and model.config.blind_spot
                 with torch.inference_mode():
-                    halves = model.feature_halves(noisy_t, sigma_t, layers, direction, flip_back=False)
+                    if one_pass:  # the denoiser's own encoder pass gives the features
+                        clean_estimate, halves = model.denoise_with_features(noisy_t, sigma_t, layers)
+                    else:
+                        halves = model.feature_halves(noisy_t, sigma_t, layers, direction, flip_back=False)
                     summaries = {}
                     for name, parts in halves.items():
                         for d, part in parts.items():
@@ -78,9 +82,10 @@ def extract_features(model: BlindSpotUNet1D, dataset: Dataset, layers: list, dir
                         arrays[f"{d}_segmean"], arrays[f"{d}_max"] = summaries[name, d]
                     writers[name].write(meta, arrays)
                 if denoised_writer:
-                    with torch.inference_mode():
-                        clean_estimate = model.denoise(noisy_t, sigma_t).float().cpu().numpy()
-                    denoised_writer.write(meta, {"denoised": clean_estimate})
+                    if not one_pass:
+                        with torch.inference_mode():
+                            clean_estimate = model.denoise(noisy_t, sigma_t)
+                    denoised_writer.write(meta, {"denoised": clean_estimate.float().cpu().numpy()})
                 if progress:
                     progress(len(flux))
         for w in list(writers.values()) + ([denoised_writer] if denoised_writer else []):

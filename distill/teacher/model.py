@@ -123,7 +123,9 @@ class BlindSpotUNet1D(nn.Module):
         return torch.cat([F.interpolate(h, size=skip.shape[-1], mode="nearest"), skip], dim=1)
 
     def _unet(self, x):
-        h, skips, _ = self._encode(x)
+        return self._decode(*self._encode(x)[:2])
+
+    def _decode(self, h, skips):
         for dec_a, dec_b in zip(self.decoders_a, self.decoders_b):
             h = dec_b(dec_a(self._join(h, skips.pop())))
         return h
@@ -133,8 +135,10 @@ class BlindSpotUNet1D(nn.Module):
 
     # ----- public API -----------------------------------------------------------------------
     def forward(self, x):
-        b = x.shape[0]
-        h = self._unet(self._doubled(x) if self.config.blind_spot else x)
+        return self._head(self._unet(self._doubled(x) if self.config.blind_spot else x), x.shape[0])
+
+    def _head(self, h, b):
+        """Decoder output (2B blind-spot halves, or B) -> (B, 2, L) ``mu`` and ``s``."""
         h = self._shift(h)
         if self.config.blind_spot:
             h = torch.cat([h[:b], h[b:].flip(-1)], dim=1)
@@ -152,7 +156,25 @@ class BlindSpotUNet1D(nn.Module):
     def denoise(self, noisy, sigma):
         """Posterior-mean denoised flux (B, L) from noisy flux and sigma (B, L), same unit."""
         mu, s = self(self.inputs(noisy, sigma)).unbind(1)
+        return self._posterior_mean(noisy, sigma, mu, s)
+
+    @staticmethod
+    def _posterior_mean(noisy, sigma, mu, s):
         return (s**2 * noisy + sigma**2 * mu) / (s**2 + sigma**2)
+
+    def denoise_with_features(self, noisy, sigma, layers) -> tuple:
+        """(``denoise``, ``feature_halves(..., "both", flip_back=False)``) from one pass of the encoder, which the
+        denoiser runs on both halves anyway (blind-spot teachers only)."""
+        if not self.config.blind_spot:
+            raise ValueError("denoise_with_features needs a blind-spot teacher")
+        x = self.inputs(noisy, sigma)
+        b = x.shape[0]
+        h, skips, named = self._encode(self._doubled(x), set(layers))
+        if "dec_input" in layers:
+            named["dec_input"] = self._join(h, skips[-1])
+        mu, s = self._head(self._decode(h, skips), b).unbind(1)
+        halves = {name: dict(zip(("fwd", "bwd"), named[name].split(b))) for name in layers}
+        return self._posterior_mean(noisy, sigma, mu, s), halves
 
     def layer_names(self) -> list:
         n = self.config.num_layers
