@@ -70,7 +70,7 @@ def end_to_end(vs: dict, overall: dict, bins: pd.DataFrame) -> tuple:
         ties = [name for name, d in vs.items() if d.verdict() == TIE]
         how = f"ties with {', '.join(ties)}" if ties else "beats every baseline"
         return "pass", f"The student {how} and no judged bin has a higher MAE ({numbers}; {gaps})."
-    where = (f"below {', '.join(below)}" if below else "") + ("; " if below and worse else "") + (
-        f"higher MAE in bins {', '.join(worse)}" if worse else "")
-    return "acceptable", (f"The student is {where}, within {FAIL_DELTA} R^2 of every baseline ({numbers}; {gaps}): "
-                          "acceptable only if smaller, faster or more robust.")
+    faults = ([f"is below {', '.join(below)} (not surely by {FAIL_DELTA})"] if below else []) + (
+        [f"has a higher MAE in bins {', '.join(worse)} (point estimates)"] if worse else [])
+    return "acceptable", (f"The student {' and '.join(faults)} ({numbers}; {gaps}): acceptable only if smaller, "
+                          "faster or more robust.")
