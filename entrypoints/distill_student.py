@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from distill import decompose, figures, intervals, probe, tracking
-from distill.data import LABELS, SPLITS, open_dataset
+from distill.data import LABELS, NOISE_SEED, SPLITS, open_dataset
 from distill.device import pick_device
 from distill.errors import DistillError, check_choices
 from distill.heads import SHARED_HEADS
@@ -142,7 +142,11 @@ def main(data, features, teacher, layer, pooling, direction, student, hidden, in
         if distilling:
             fit = {s: latent_scores(predicted[s][0], trainer.z[s]) for s in SPLITS}
             tracking.log_metrics({f"{s}_{k}": v for s in SPLITS for k, v in fit[s].items()})
-            report(*verdicts.latent_fit(fit["train"], fit["val"]), "2_1")
+            redrawn = fixed_targets(model, ds["test"], "test", noise_level, layer, pooling, direction, device,
+                                    noise_seed=NOISE_SEED + 1)  # the same test spectra under another noise draw
+            reproducible = latent_scores(trainer.standardise_z(redrawn), trainer.z["test"])["latent_cosine"]
+            tracking.log_metrics({"test_latent_cosine_reproducible": reproducible})
+            report(*verdicts.latent_fit(fit["train"], fit["test"], reproducible), "2_1")
 
         # Stage 2.2 / B: the same heads on z_s, z*, raw and denoised flux
         sets = {"student": lambda: {s: predicted[s][0] for s in SPLITS},

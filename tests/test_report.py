@@ -16,7 +16,7 @@ def student(cos, s, teacher, raw, v21="pass", v31="pass", denoised=None, half=0.
     """A student run's metrics and verdict tags as distill_student logs them, with intervals of half-width ``half``
     around each R^2 and each difference."""
     iv = lambda v: Interval(v, v - half, v + half)  # noqa: E731
-    m = {"val_latent_cosine": cos}
+    m = {"test_latent_cosine": cos}
     for name, value in (("student", s), ("teacher", teacher), ("raw", raw), ("denoised", denoised)):
         if value is not None:
             m |= iv(value).keyed(f"{name}_test_r2_log_g")
@@ -52,7 +52,7 @@ def test_stage_2_branches():
     assert rows["2.2"].status == report.FAIL and rows["2.2"].next == "below raw flux: back to 2.1"
     rows = rows_by_stage({"student": student(0.95, 0.41, 0.60, 0.40)})
     assert rows["2.2"].status == report.FAIL and rows["2.2"].next == "below 0.9 x teacher: analyse"
-    plus = run({"val_latent_cosine": 0.95, "student_test_r2_log_g": 0.5}, {"verdict_2_1": "pass"})
+    plus = run({"test_latent_cosine": 0.95, "student_test_r2_log_g": 0.5}, {"verdict_2_1": "pass"})
     rows = rows_by_stage({"student": student(0.40, 0.3, 0.5, 0.2, v21="underfit"), "student_plus": plus})
     assert rows["2.3"].next == "flux alone has an information bottleneck"
 

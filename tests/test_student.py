@@ -161,3 +161,24 @@ def test_online_targets_equal_extracted_latents(tiny_data, tmp_path, direction, 
         online = fixed_targets(teacher, ds[s], s, 1.0, "enc_pre_latent+enc_last", pooling_name, direction,
                                torch.device("cpu"), batch_size=13)
         np.testing.assert_allclose(online, stored.x[s], rtol=1e-5, atol=1e-5)
+
+
+def test_another_noise_draw_gives_the_reproducibility_ceiling_of_2_1(tiny_data):
+    """2.1's ceiling: the teacher's z* of the same spectra under a second noise draw. The default draw is the fixed
+    one extract stores; another seed changes the noise and so z*, which no flux-only student can predict."""
+    from distill.data import NOISE_SEED
+    from distill.student import verdicts
+
+    ds = open_dataset(tiny_data)
+    torch.manual_seed(0)
+    teacher = BlindSpotUNet1D(PRESETS["cpu"]).eval()
+    args = (teacher, ds["test"], "test", 1.0, "enc_1", "seg_mean_K8", "fwd", torch.device("cpu"))
+    fixed, same, other = fixed_targets(*args), fixed_targets(*args, noise_seed=NOISE_SEED), fixed_targets(
+        *args, noise_seed=NOISE_SEED + 1)
+    np.testing.assert_array_equal(fixed, same)
+    reach = latent_scores(other, fixed)["latent_cosine"]
+    assert not np.allclose(other, fixed) and 0 < reach < 1
+    scores = {"latent_cosine": 0.5, "latent_nmse": 0.5}
+    code, text = verdicts.latent_fit(scores, scores, reproducible=0.6)
+    assert code == "partial" and "0.9 is out of reach for any student" in text and "test cosine 0.500" in text
+    assert "out of reach" not in verdicts.latent_fit(scores, scores, reproducible=0.95)[1]

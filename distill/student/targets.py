@@ -9,7 +9,7 @@ import time
 import numpy as np
 import torch
 
-from ..data import add_noise, noise_draw
+from ..data import NOISE_SEED, add_noise, noise_draw
 from ..features.pooling import check_pooling, pool, summarise
 
 
@@ -33,18 +33,19 @@ def pooled_latent(teacher, noisy: torch.Tensor, sigma: torch.Tensor, layer: str,
 
 def fixed_targets(teacher, spectra, split: str, noise_level: float, layer, pooling_name, direction,
                   device, batch_size=256,
-                  sigma_error: np.ndarray | None = None) -> np.ndarray:
+                  sigma_error: np.ndarray | None = None, noise_seed: int = NOISE_SEED) -> np.ndarray:
     """z* of a whole split (``SpectrumFile`` or ``ArraySpectra``) at its fixed noise draw (seed 42, split, row):
     what ``extract`` stores.
 
     ``sigma_error``: another error array for the teacher's sigma channel only (ablation 4.2
     feeds sigma permuted across spectra); the noise is always drawn with the spectra's own error.
+    ``noise_seed``: another draw of the noise (2.1's reproducibility ceiling).
     """
     out = []
     for i in range(0, len(spectra), batch_size):
         rows = range(i, min(i + batch_size, len(spectra)))
         flux, error = spectra.read(rows.start, rows.stop)
-        noisy = add_noise(flux, error, noise_level, noise_draw(split, rows, flux.shape[1]))
+        noisy = add_noise(flux, error, noise_level, noise_draw(split, rows, flux.shape[1], noise_seed))
         sigma = (error if sigma_error is None else sigma_error[rows.start:rows.stop]) * np.float32(noise_level)
         out.append(pooled_latent(teacher, torch.as_tensor(noisy, device=device), torch.as_tensor(sigma, device=device),
                                  layer, pooling_name, direction))

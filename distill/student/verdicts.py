@@ -10,18 +10,24 @@ from ..thresholds import ANALYSIS_GAP, COSINE_PASS, FAIL_DELTA, MIN_BIN, OVERFIT
 PASSING_2_2 = ("pass", "above_raw", "ties_raw")  # Stage 2.2 codes that let the plan go on to Stage 3
 
 
-def latent_fit(train: dict, val: dict) -> tuple:
-    """Stage 2.1 from the latent scores (``latent_nmse``, ``latent_cosine``) on train and val."""
-    cos, t_nmse, v_nmse = val["latent_cosine"], train["latent_nmse"], val["latent_nmse"]
-    numbers = f"val cosine {cos:.3f}, NMSE train {t_nmse:.3f} / val {v_nmse:.3f}"
+def latent_fit(train: dict, test: dict, reproducible: float | None = None) -> tuple:
+    """Stage 2.1 from the latent scores (``latent_nmse``, ``latent_cosine``) on train and test (validation chose
+    the student's weights, so it would flatter them). ``reproducible``: the cosine between the teacher's own z* of
+    the test spectra under two noise draws, the most any flux-only student can reach."""
+    cos, t_nmse, v_nmse = test["latent_cosine"], train["latent_nmse"], test["latent_nmse"]
+    numbers = f"test cosine {cos:.3f}, NMSE train {t_nmse:.3f} / test {v_nmse:.3f}"
+    if reproducible is not None:
+        numbers += f"; the teacher's z* under two noise draws: cosine {reproducible:.3f}"
+        if reproducible < COSINE_PASS:
+            numbers += f", so {COSINE_PASS} is out of reach for any student"
     if cos >= COSINE_PASS:
         return "pass", (f"The student imitates the teacher latent ({numbers}; pass at cosine >= {COSINE_PASS}): go to "
                         f"2.2.")
     if t_nmse > UNDERFIT_NMSE:
-        return "underfit", (f"Neither training nor validation error fell far ({numbers}): go to 2.3 (student-plus) "
+        return "underfit", (f"Neither training nor test error fell far ({numbers}): go to 2.3 (student-plus) "
                             "to tell an information bottleneck from a bug.")
     if v_nmse > OVERFIT_RATIO * t_nmse:
-        return "overfit", f"Training error low, validation error high ({numbers}): the student overfits."
+        return "overfit", f"Training error low, test error high ({numbers}): the student overfits."
     return "partial", f"The student learns part of the latent ({numbers}), short of cosine {COSINE_PASS}."
 
 
