@@ -170,7 +170,7 @@ def stage_rows(runs: dict, ablations: dict, deltas: dict | None = None) -> list:
     v21 = student["tags"].get("verdict_2_1") if student else None  # the verdicts distill_student logged
     reach = _m(student, "test_latent_cosine_reproducible")
     rows.append(Row("2.1", f"student test cosine(z_s, z*) >= {COSINE_PASS}",
-                    _fmt(cos) + ("" if reach is None else f" (teacher's z* under two noise draws: {reach:.3f})"),
+                    _fmt(cos) + ("" if reach is None else f" (reachable about {reach:.3f}: the teacher's z* under two noise draws)"),
                     NOT_RUN if v21 is None else PASS if v21 == "pass" else FAIL, student["run_id"] if student else "",
                     "" if v21 is None else (f"cosine >= {COSINE_PASS} -> 2.2" if v21 == "pass" else
                                             f"{v21}: " + ("go to 2.3" if v21 == "underfit" else "revisit 2.1"))))
@@ -285,8 +285,8 @@ def answer(rows: list, runs: dict, deltas: dict | None = None) -> str:
         reach = _m(student, "test_latent_cosine_reproducible")
         parts.append(f"It imitates the teacher latent with test cosine {cos:.3f} "
                      f"({'>=' if cos >= COSINE_PASS else '<'} {COSINE_PASS})"
-                     + ("." if reach is None else f"; the teacher's own latent of the same spectra under another noise "
-                                                  f"draw reaches {reach:.3f}."))
+                     + ("." if reach is None else f"; about {reach:.3f} is reachable, judged from the teacher's own latent "
+                                                  "of the same spectra under two noise draws."))
     ceiling = _m(runs.get("fisher"), "ceiling_prior_r2_log_g")
     if ceiling and s is not None:
         parts.append(f"That is {s / ceiling:.0%} of the information ceiling (prior-aware R^2 {ceiling:.3f}).")

@@ -12,12 +12,14 @@ PASSING_2_2 = ("pass", "above_raw", "ties_raw")  # Stage 2.2 codes that let the 
 
 def latent_fit(train: dict, test: dict, reproducible: float | None = None) -> tuple:
     """Stage 2.1 from the latent scores (``latent_nmse``, ``latent_cosine``) on train and test (validation chose
-    the student's weights, so it would flatter them). ``reproducible``: the cosine between the teacher's own z* of
-    the test spectra under two noise draws, the most any flux-only student can reach."""
+    the student's weights, so it would flatter them). ``reproducible``: the square root of the cosine between the
+    teacher's own z* of the test spectra under two noise draws, about the most any flux-only student can reach
+    (z* carries its noise draw; one draw agrees with the noise-free latent as the square root of two draws'
+    agreement, for independent draws of equal spread)."""
     cos, t_nmse, v_nmse = test["latent_cosine"], train["latent_nmse"], test["latent_nmse"]
     numbers = f"test cosine {cos:.3f}, NMSE train {t_nmse:.3f} / test {v_nmse:.3f}"
     if reproducible is not None:
-        numbers += f"; the teacher's z* under two noise draws: cosine {reproducible:.3f}"
+        numbers += f"; reachable about {reproducible:.3f} (the teacher's z* under two noise draws)"
         if reproducible < COSINE_PASS:
             numbers += f", so {COSINE_PASS} is out of reach for any student"
     if cos >= COSINE_PASS:
