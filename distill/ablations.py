@@ -45,8 +45,9 @@ def shuffle_check(fs: probe.FeatureSet, label: str, head: str, head_params: dict
     else:  # every shuffle gave the same predictions: the shuffle does nothing
         p = 0.0 if corr.mean() > 0 else 1.0
     shuffled_r2 = np.array([f.scores[f"test_r2_{label}"] for f in fits])
-    return {"test_r2": r2, "shuffles": shuffles, "shuffled_correlation": float(corr.mean()), "shuffled_correlation_sd": float(corr.std(ddof=1)),
-            "shuffled_p_value": float(p), "shuffled_mean": float(shuffled_r2.mean()),
+    return {"test_r2": r2, "shuffles": shuffles, "shuffled_correlation": float(corr.mean()),
+            "shuffled_correlation_sd": float(corr.std(ddof=1)), "shuffled_p_value": float(p),
+            "shuffled_mean": float(shuffled_r2.mean()),
             "shuffled_min": float(shuffled_r2.min()), "shuffled_max": float(shuffled_r2.max())}
 
 
@@ -67,8 +68,9 @@ def leakage(checks: dict, false_alarm: float = FALSE_ALARM) -> tuple:
     ``false_alarm``."""
     name, worst = min(checks.items(), key=lambda kv: kv[1]["shuffled_p_value"])
     bar = false_alarm / len(checks)
-    numbers = (f"{' '.join(name)}: shuffled heads' correlation with the test labels {worst['shuffled_correlation']:+.3f}"
-               f" (R^2-equivalent {np.sign(worst['shuffled_correlation']) * worst['shuffled_correlation'] ** 2:+.3f}), "
+    corr = worst["shuffled_correlation"]
+    numbers = (f"{' '.join(name)}: shuffled heads' correlation with the test labels {corr:+.3f}"
+               f" (R^2-equivalent {np.sign(corr) * corr ** 2:+.3f}), "
                f"over {worst['shuffles']} shuffles t-test p = {worst['shuffled_p_value']:.4f} against {bar:.4f} "
                f"(false-alarm rate {false_alarm:g} over {len(checks)} check(s)); mean shuffled test R^2 "
                f"{worst['shuffled_mean']:.3f}")

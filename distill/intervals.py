@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from sklearn.metrics import r2_score
 
 N_BOOT = 1000
 SEED = 0
@@ -33,6 +34,12 @@ class Interval:
         """{key: value, key_lo: lo, key_hi: hi}: the project's metric keys of an interval."""
         return {key: self.value, f"{key}_lo": self.lo, f"{key}_hi": self.hi}
 
+    @classmethod
+    def read(cls, metrics: dict, key: str) -> "Interval | None":
+        """The inverse of ``keyed``: None when any of the three keys is missing."""
+        values = [metrics.get(key + end) for end in ("", "_lo", "_hi")]
+        return None if None in values else cls(*values)
+
 
 @lru_cache(maxsize=4)
 def resamples(n: int, n_boot: int = N_BOOT, seed: int = SEED) -> np.ndarray:
@@ -56,10 +63,6 @@ def _interval(value: float, samples: np.ndarray) -> Interval:
     return Interval(float(value), float(lo), float(hi))
 
 
-def _r2(y, pred) -> float:
-    return float(1.0 - ((y - pred) ** 2).sum() / ((y - y.mean()) ** 2).sum())
-
-
 def _checked(y, *preds):
     y = np.asarray(y, float)
     preds = [np.asarray(p, float) for p in preds]
@@ -71,7 +74,7 @@ def _checked(y, *preds):
 def r2(y_true, y_pred, n_boot: int = N_BOOT, seed: int = SEED) -> Interval:
     """Test R^2 with its percentile bootstrap interval."""
     y, (p,) = _checked(y_true, y_pred)
-    return _interval(_r2(y, p), _r2_each(y, p, resamples(len(y), n_boot, seed)))
+    return _interval(r2_score(y, p), _r2_each(y, p, resamples(len(y), n_boot, seed)))
 
 
 def delta(y_true, pred_a, pred_b, scale: float = 1.0, n_boot: int = N_BOOT, seed: int = SEED) -> Interval:
@@ -79,4 +82,4 @@ def delta(y_true, pred_a, pred_b, scale: float = 1.0, n_boot: int = N_BOOT, seed
     ``scale`` states relative criteria such as "a >= 0.9 x b" as a difference."""
     y, (a, b) = _checked(y_true, pred_a, pred_b)
     rows = resamples(len(y), n_boot, seed)
-    return _interval(_r2(y, a) - scale * _r2(y, b), _r2_each(y, a, rows) - scale * _r2_each(y, b, rows))
+    return _interval(r2_score(y, a) - scale * r2_score(y, b), _r2_each(y, a, rows) - scale * _r2_each(y, b, rows))

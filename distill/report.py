@@ -64,8 +64,7 @@ def _fmt(v) -> str:
 
 def _ci(run, key) -> Interval | None:
     """The logged value of ``key`` with its ``_lo`` / ``_hi`` interval (None when any is missing)."""
-    values = [_m(run, key + end) for end in ("", "_lo", "_hi")]
-    return None if None in values else Interval(*values)
+    return None if run is None else Interval.read(run["metrics"], key)
 
 
 def _fmt_ci(run, key) -> str:
@@ -131,8 +130,8 @@ def stage_rows(runs: dict, ablations: dict, deltas: dict | None = None) -> list:
                         _fmt_ci(grid, "best_test_r2_log_g_ridge"),
                         _against(_ci(grid, "best_test_r2_log_g_ridge"), ridge, STAGE_1_RIDGE), grid["run_id"]))
         lgbm_status = _against(_ci(grid, "best_test_r2_log_g_lightgbm"), lgbm, STAGE_1B_LIGHTGBM)
-        rows.append(Row("1b", f"latent LightGBM R^2 >= {STAGE_1B_LIGHTGBM}", _fmt_ci(grid, "best_test_r2_log_g_lightgbm"),
-                        lgbm_status, grid["run_id"],
+        rows.append(Row("1b", f"latent LightGBM R^2 >= {STAGE_1B_LIGHTGBM}",
+                        _fmt_ci(grid, "best_test_r2_log_g_lightgbm"), lgbm_status, grid["run_id"],
                         "run 1.2 (noise sweep)" if lgbm_status == PASS else "1.2 is not yet warranted"))
     pca = runs.get("probe_pca")
     rows.append(Row("1.3", "PCA of the latent to 16-128 dims: is log g concentrated?", _fmt(_m(pca, "test_r2_log_g")),
@@ -170,7 +169,8 @@ def stage_rows(runs: dict, ablations: dict, deltas: dict | None = None) -> list:
     v21 = student["tags"].get("verdict_2_1") if student else None  # the verdicts distill_student logged
     reach = _m(student, "test_latent_cosine_reproducible")
     rows.append(Row("2.1", f"student test cosine(z_s, z*) >= {COSINE_PASS}",
-                    _fmt(cos) + ("" if reach is None else f" (reachable about {reach:.3f}: the teacher's z* under two noise draws)"),
+                    _fmt(cos) + ("" if reach is None
+                                 else f" (reachable about {reach:.3f}: the teacher's z* under two noise draws)"),
                     NOT_RUN if v21 is None else PASS if v21 == "pass" else FAIL, student["run_id"] if student else "",
                     "" if v21 is None else (f"cosine >= {COSINE_PASS} -> 2.2" if v21 == "pass" else
                                             f"{v21}: " + ("go to 2.3" if v21 == "underfit" else "revisit 2.1"))))
@@ -285,8 +285,8 @@ def answer(rows: list, runs: dict, deltas: dict | None = None) -> str:
         reach = _m(student, "test_latent_cosine_reproducible")
         parts.append(f"It imitates the teacher latent with test cosine {cos:.3f} "
                      f"({'>=' if cos >= COSINE_PASS else '<'} {COSINE_PASS})"
-                     + ("." if reach is None else f"; about {reach:.3f} is reachable, judged from the teacher's own latent "
-                                                  "of the same spectra under two noise draws."))
+                     + ("." if reach is None else f"; about {reach:.3f} is reachable, judged from the teacher's own "
+                                                  "latent of the same spectra under two noise draws."))
     ceiling = _m(runs.get("fisher"), "ceiling_prior_r2_log_g")
     if ceiling and s is not None:
         parts.append(f"That is {s / ceiling:.0%} of the information ceiling (prior-aware R^2 {ceiling:.3f}).")

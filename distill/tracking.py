@@ -58,6 +58,10 @@ def log_head_scores(prefix: str, results: dict):
     log_metrics({f"{prefix}_{head}_{k}": v for (_, head), r in results.items() for k, v in r.scores.items()})
 
 
+TORCH_MODEL = ("torch", "numpy", "cloudpickle")  # what a logged PyTorch model needs
+SKLEARN_MODEL = ("scikit-learn", "lightgbm", "numpy", "cloudpickle")  # a logged head pipeline
+
+
 def model_requirements(*packages) -> list:
     """Pinned pip requirements of a logged model (local build tags such as +cpu dropped). Given explicitly, they spare
     MLflow its inference, which imports the model in a subprocess: ~8 s per logged model."""

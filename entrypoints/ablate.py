@@ -209,7 +209,8 @@ RUNNERS = {"no_error_teacher": run_no_error_teacher, "shuffle_error": run_shuffl
 @click.option("--noise-levels", default=",".join(f"{v:g}" for v in ablations.NOISE_LEVELS), show_default=True)
 @click.option("--sizes", default=",".join(map(str, ablations.TRAIN_SIZES)), show_default=True,
               help="0: the whole training set")
-@click.option("--false-alarm", default=ablations.FALSE_ALARM, type=click.FloatRange(0, 1, min_open=True), show_default=True,
+@click.option("--false-alarm", default=ablations.FALSE_ALARM, type=click.FloatRange(0, 1, min_open=True),
+              show_default=True,
               help="shuffle_labels: the guard's false-alarm rate on an honest pipeline")
 @click.option("--shuffles", default=ablations.SHUFFLES, type=click.IntRange(2), show_default=True,
               help="shuffle_labels: label permutations per feature set and head")

@@ -174,13 +174,11 @@ def main(data, features, teacher, layer, pooling, direction, student, hidden, in
                 mlflow.set_tag(f"{name}_best_head_{label}", best_heads[name, label])
                 tracking.log_metrics(line)
                 lines |= line
-        vs = compare.headline_deltas(results, best_heads, target, y["test"])
+        predictions, vs = compare.headlines(results, best_heads, target, y["test"])
         for name, d in vs.items():
             tracking.log_metrics(d.keyed(f"student_minus_{name}_test_r2_{target}"))
-        tracking.log_parquet(compare.headline_predictions(results, best_heads, target, y["test"]),
-                             "predictions/test.parquet")
-        r2 = {name: intervals.Interval(*(lines[f"{name}_test_r2_{target}{end}"] for end in ("", "_lo", "_hi")))
-              for name in results}
+        tracking.log_parquet(predictions, "predictions/test.parquet")
+        r2 = {name: intervals.Interval.read(lines, f"{name}_test_r2_{target}") for name in results}
         report(*verdicts.student_vs_teacher(r2["student"], r2["raw"], vs["raw"], r2.get("teacher"),
                                             vs.get("teacher_0.9")), "2_2")
         if target == "residual":
@@ -255,7 +253,8 @@ def log_student(trainer: DistillTrainer, work: Path):
     noisy, error = trainer.fixed_batch("test", 0, 2)
     channels = [noisy] + ([error] if trainer.s.input == "flux+error" else [])
     mlflow.pytorch.log_model(predictor, name="model", input_example=np.stack(channels, axis=1).astype(np.float32),
-                             serialization_format="pickle", pip_requirements=tracking.model_requirements("torch", "numpy", "cloudpickle"))
+                             serialization_format="pickle",
+                             pip_requirements=tracking.model_requirements(*tracking.TORCH_MODEL))
     save_predictor(predictor, work / "student_predictor.pt")
     torch.save(trainer.student.state_dict(), work / "student.pt")
     for name in ("student_predictor.pt", "student.pt"):

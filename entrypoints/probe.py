@@ -46,15 +46,14 @@ def run_one(fs: probe.FeatureSet, labels, head, pooling_name, early_stop, head_p
         example = ((fs.x["train"][:2] - main.model.mu_) / main.model.sd_).astype(np.float32)
         mlflow.pytorch.log_model(main.model.net_.eval(), name=f"model_{main.label}", input_example=example,
                                  serialization_format="pickle",
-                                 pip_requirements=tracking.model_requirements("torch", "numpy", "cloudpickle"))
+                                 pip_requirements=tracking.model_requirements(*tracking.TORCH_MODEL))
         mlflow.log_dict({"mu": main.model.mu_.ravel().tolist(), "sd": main.model.sd_.ravel().tolist(),
                          "y_mean": main.model.mean_, "y_std": main.model.std_},
                         f"model_{main.label}_standardisation.json")
     else:
         mlflow.sklearn.log_model(main.model, name=f"model_{main.label}", input_example=fs.x["train"][:2],
                                  serialization_format="cloudpickle",
-                                 pip_requirements=tracking.model_requirements("scikit-learn", "lightgbm", "numpy",
-                                                                              "cloudpickle"))
+                                 pip_requirements=tracking.model_requirements(*tracking.SKLEARN_MODEL))
     return results
 
 
@@ -144,7 +143,8 @@ def main(data, input_, features, layer, pooling, direction, head, alpha, num_lea
                                         f"figures/grid_{h}.png")
             cells = {f"{key}_{r.layer.replace('+', '-')}_{r.pooling}_{r.head}": getattr(r, key)
                      for r in table.itertuples()}
-            best = {"": table.iloc[chosen]} | {f"_{h}": sub.loc[sub[val_key].idxmax()] for h, sub in table.groupby("head")}
+            best = {"": table.iloc[chosen]} | {f"_{h}": sub.loc[sub[val_key].idxmax()]
+                                               for h, sub in table.groupby("head")}
             tracking.log_metrics(cells | {f"best_{key}{head}{end}": row[f"{key}{end}"]
                                           for head, row in best.items() for end in ("", "_lo", "_hi")})
         click.echo(table.drop(columns=["run_id"]).to_string(index=False))

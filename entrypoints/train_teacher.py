@@ -124,7 +124,7 @@ def main(data, preset, num_layers, embed_dim, kernel_size, use_bn, input_sigma, 
         mlflow.log_artifact(str(work / "teacher.pt"))
         example = model.inputs(torch.as_tensor(noisy[:1]), torch.as_tensor(error[:1] * np.float32(noise_level)))
         mlflow.pytorch.log_model(model, name="model", input_example=example.numpy(), serialization_format="pickle",
-                                 pip_requirements=tracking.model_requirements("torch", "numpy", "cloudpickle"))
+                                 pip_requirements=tracking.model_requirements(*tracking.TORCH_MODEL))
         click.echo(f"teacher: val S/N {best['val_snr_noisy']:.1f} -> {best['val_snr_denoised']:.1f} "
                    f"(Ca II triplet {best['val_snr_denoised_ca_triplet']:.1f}); weights in artifact teacher.pt")
 

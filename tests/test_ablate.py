@@ -64,7 +64,7 @@ def test_label_shuffle_guard_catches_a_leak_of_005_r2(monkeypatch):
     assert 0.03 < check["shuffled_correlation"] ** 2 < 0.07
     code, text = ablations.leakage({("planted", "ridge"): check, ("other", "ridge"): dict(check, shuffled_p_value=0.5)})
     assert code == "leakage_alarm" and "does not detect labels encoded in the features" in text
-    monkeypatch.setattr(ablations, "shuffled_training_labels", lambda fs, label, seed: fs)  # a shuffle that does nothing
+    monkeypatch.setattr(ablations, "shuffled_training_labels", lambda fs, label, seed: fs)  # a shuffle doing nothing
     assert ablations.leakage({("planted", "ridge"): ablations.shuffle_check(fs, "log_g", "ridge", {})})[0] != "pass"
 
 

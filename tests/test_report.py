@@ -67,8 +67,8 @@ def test_stage_3_4_and_the_answer():
     loss = {"student_vs_supervised": Interval(-0.15, -0.2, -0.1)}
     assert rows_by_stage(runs, deltas=loss)["3 (baseline)"].next.startswith("distillation loses to plain supervision")
     tie = {"student_vs_supervised": Interval(0.005, -0.02, 0.03)}
-    assert rows_by_stage(runs, deltas=tie)["3 (baseline)"].next.startswith("a tie (student - end-to-end +0.005 [-0.020, "
-                                                                      "+0.030], interval includes 0)")
+    tie_text = rows_by_stage(runs, deltas=tie)["3 (baseline)"].next
+    assert tie_text.startswith("a tie (student - end-to-end +0.005 [-0.020, +0.030], interval includes 0)")
     text = report.answer(rows, runs, loss)
     assert "LOSES to raw noisy flux (student - it -0.100" in text and "the supervised end-to-end network" in text
     assert "BEATS" not in text and "leakage alarm" in text

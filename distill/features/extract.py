@@ -52,6 +52,7 @@ def extract_features(model: BlindSpotUNet1D, dataset: Dataset, layers: list, dir
     model = model.to(device).eval()
     writers = {name: store.LayerWriter(tmp / f"{name}.parquet") for name in layers}
     denoised_writer = store.LayerWriter(tmp / "denoised.parquet") if denoised else None
+    one_pass = denoised and direction == "both" and model.config.blind_spot  # features from the denoiser's pass
     forward_seconds, t0 = 0.0, time.time()
     try:
         for split, sfile in dataset.splits.items():
@@ -59,9 +60,8 @@ def extract_features(model: BlindSpotUNet1D, dataset: Dataset, layers: list, dir
             for start, flux, noisy, sigma in prefetch(_noisy_batches(sfile, split, batch_size, noise_level)):
                 noisy_t, sigma_t = to_device(noisy, device), to_device(sigma, device)
                 t = time.time()
-                one_pass = denoised and direction == "both" and model.config.blind_spot
                 with torch.inference_mode():
-                    if one_pass:  # the denoiser's own encoder pass gives the features
+                    if one_pass:
                         clean_estimate, halves = model.denoise_with_features(noisy_t, sigma_t, layers)
                     else:
                         halves = model.feature_halves(noisy_t, sigma_t, layers, direction, flip_back=False)

@@ -56,22 +56,17 @@ def stage_3_1(results: dict, head_list, label: str, y_test, frame_test: pd.DataF
     return tables, judged, (code, f"{judged} head: {text}")
 
 
-def headline_deltas(results: dict, best_heads: dict, label: str, y_test) -> dict:
-    """{rival: Interval of student - rival test R^2}, each feature set with its head best on validation (the
-    headline figures), and 'teacher_0.9' for student - 0.9 x teacher (Stage 2.2)."""
+def headlines(results: dict, best_heads: dict, label: str, y_test) -> tuple:
+    """Each feature set's test predictions with its head best on validation (the headline figures), as
+    (``predictions/test.parquet``, what the report pairs across runs; {rival: Interval of student - rival test R^2},
+    and 'teacher_0.9' for student - 0.9 x teacher, Stage 2.2)."""
     test = {name: results[name][label, best_heads[name, label]].predictions["test"] for name in results}
-    out = {name: intervals.delta(y_test, test["student"], p) for name, p in test.items() if name != "student"}
+    vs = {name: intervals.delta(y_test, test["student"], p) for name, p in test.items() if name != "student"}
     if "teacher" in test:
-        out["teacher_0.9"] = intervals.delta(y_test, test["student"], test["teacher"], scale=TEACHER_FRACTION)
-    return out
-
-
-def headline_predictions(results: dict, best_heads: dict, label: str, y_test) -> pd.DataFrame:
-    """Test rows with the true label and each feature set's headline prediction: ``predictions/test.parquet``, what
-    the report pairs across runs."""
-    return pd.DataFrame({"row": np.arange(len(y_test)), f"y_{label}": y_test}
-                        | {f"{name}_{label}": results[name][label, best_heads[name, label]].predictions["test"]
-                           for name in results})
+        vs["teacher_0.9"] = intervals.delta(y_test, test["student"], test["teacher"], scale=TEACHER_FRACTION)
+    frame = pd.DataFrame({"row": np.arange(len(y_test)), f"y_{label}": y_test}
+                         | {f"{name}_{label}": p for name, p in test.items()})
+    return frame, vs
 
 
 def fixed_noisy_splits(trainer: DistillTrainer, chunk=4096) -> dict:
