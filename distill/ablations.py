@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import metrics, probe
+from . import intervals, probe
 from .intervals import Interval
-from .thresholds import CLEARLY_HIGHER, ERROR_DOMINATES, ERROR_HELPS, FALSE_ALARM, SIGMA_USED, SLOWER, USEFUL
+from .thresholds import ERROR_DOMINATES, ERROR_HELPS, FALSE_ALARM, SIGMA_USED, SLOWER, USEFUL
 
 # 4.3: heads trained on permuted training labels must predict the test labels no better than chance. Their test
 # R^2 is no fair statistic: a head fitted to noise scores about -p / (n - p) on average (Ridge, p = 384, n = 2,000:
@@ -35,8 +35,8 @@ def shuffle_check(fs: probe.FeatureSet, label: str, head: str, head_params: dict
                   seed=42) -> dict:
     """4.3 on one feature set and head: ``shuffles`` heads trained on permuted training labels; the mean correlation
     of their test predictions with the test labels and its one-sided t-test p-value against 0."""
-    r2 = probe.fit_label(fs, label, head, **head_params).scores[f"test_r2_{label}"]
     y = fs.y["test"][label].to_numpy(float)
+    r2 = intervals.r2(y, probe.fit_label(fs, label, head, **head_params).predictions["test"])
     fits = [probe.fit_label(shuffled_training_labels(fs, label, seed + i), label, head, **head_params)
             for i in range(shuffles)]
     corr = np.array([_correlation(f.predictions["test"], y) for f in fits])
@@ -45,7 +45,8 @@ def shuffle_check(fs: probe.FeatureSet, label: str, head: str, head_params: dict
     else:  # every shuffle gave the same predictions: the shuffle does nothing
         p = 0.0 if corr.mean() > 0 else 1.0
     shuffled_r2 = np.array([f.scores[f"test_r2_{label}"] for f in fits])
-    return {"test_r2": r2, "shuffles": shuffles, "shuffled_correlation": float(corr.mean()),
+    return {"test_r2": r2.value, "test_r2_lo": r2.lo, "test_r2_hi": r2.hi, "shuffles": shuffles,
+            "shuffled_correlation": float(corr.mean()),
             "shuffled_correlation_sd": float(corr.std(ddof=1)), "shuffled_p_value": float(p),
             "shuffled_mean": float(shuffled_r2.mean()),
             "shuffled_min": float(shuffled_r2.min()), "shuffled_max": float(shuffled_r2.max())}
@@ -111,54 +112,32 @@ def permuted_sigma(error: np.ndarray, seed: int = 42) -> np.ndarray:
 
 
 def noise_curves(sets: dict, test_at: dict, levels, label: str, head: str, head_params: dict) -> dict:
-    """1.2 / 3.2: {name: {level: test R^2}}; each head is fitted once on ``sets[name]`` (the training
-    noise level) and scored on ``test_at[name](level)``, the test features made at each noise level."""
+    """1.2 / 3.2: {(name, level): test predictions}; each head is fitted once on ``sets[name]`` (the training
+    noise level) and predicts ``test_at[name](level)``, the test features made at each noise level."""
     out = {}
     for name, fs in sets.items():
         model = probe.fit_label(fs, label, head, **head_params).model
-        y = fs.y["test"][label].to_numpy(float)
-        out[name] = {level: metrics.scores(y, model.predict(test_at[name](level)))["r2"] for level in levels}
+        out |= {(name, level): np.asarray(model.predict(test_at[name](level)), float) for level in levels}
     return out
 
 
-def size_curves(sets: dict, sizes, label: str, head: str, head_params: dict, seed: int = 42) -> dict:
-    """3.3: {name: {size: test R^2}} with the head trained on a random labelled subset (0: all)."""
-    return {name: {size: probe.fit_label(probe.subset_train(fs, size, seed), label, head,
-                                         **head_params).scores[f"test_r2_{label}"]
-                   for size in sizes} for name, fs in sets.items()}
+SIGMA_CONTROL = "raw+sigma"  # the sweep's flux reader that sees the true sigma at every level
 
 
-def robustness(curves: dict, train_level: float) -> tuple:
-    """1.2 / 3.2: R^2 lost from the training noise level to the highest level, latents vs raw flux."""
-    top = max(next(iter(curves.values())))
-    drops = {name: c[train_level] - c[top] for name, c in curves.items()}
+def robustness(table: pd.DataFrame, train_level: float) -> tuple:
+    """1.2 / 3.2: R^2 lost from the training noise level to the highest level (``noise_curves`` as a curve table),
+    latents against raw flux; readers marked "sees sigma" get the true sigma at every level."""
+    r2 = table.pivot(index="features", columns="noise_level", values="test_r2")
+    top = r2.columns.max()
+    drops = (r2[train_level] - r2[top]).to_dict()
     numbers = ", ".join(f"{name} loses {d:.3f}" for name, d in drops.items())
-    slower = [name for name, d in drops.items()
-              if name != "raw" and d < drops["raw"] - SLOWER and curves[name][train_level] > USEFUL]
+    slower = [name for name, d in drops.items() if name not in ("raw", SIGMA_CONTROL)
+              and d < drops["raw"] - SLOWER and r2.loc[name, train_level] > USEFUL]
     if slower:
-        return "latent_more_robust", (f"From noise {train_level} to {top}: {numbers}; {', '.join(slower)} degrade(s) "
-                                      f"more slowly.")
+        text = f"From noise {train_level} to {top}: {numbers}; {', '.join(slower)} degrade(s) more slowly."
+        if SIGMA_CONTROL in drops and drops[SIGMA_CONTROL] < drops["raw"] - SLOWER:
+            text += (f" Raw flux read beside the true sigma ({SIGMA_CONTROL}) degrades more slowly too: the "
+                     "robustness may come through sigma.")
+        return "latent_more_robust", text
     return "not_more_robust", (f"From noise {train_level} to {top}: {numbers}; no latent that reads log g at the "
-                               f"training "
-                               f"level (R^2 > {USEFUL}) degrades more slowly than raw flux.")
-
-
-def sample_efficiency(curves: dict, name: str = "student", small=5000) -> tuple:
-    """3.3: is ``name`` (the student; the teacher latent when no student is given) clearly above raw
-    flux with few labels (sizes up to ``small``)?"""
-    sizes = [s for s in curves[name] if 0 < s <= small]
-    if not sizes:
-        return "not_measured", f"No training size up to {small} was run."
-    gaps = {s: curves[name][s] - curves["raw"][s] for s in sizes}
-    numbers = ", ".join(f"{s}: {gaps[s]:+.3f}" for s in sizes)
-    if min(gaps.values()) >= CLEARLY_HIGHER:
-        return "pays_off", (f"The {name} is clearly above raw flux with few labels (R^2 gap {numbers}): "
-                            f"representation learning pays off.")
-    return "does_not_pay_off", (f"The {name} is not clearly above raw flux with few labels (R^2 gap {numbers}; needs "
-                                f">= {CLEARLY_HIGHER}).")
-
-
-def curve_table(curves: dict, axis: str) -> pd.DataFrame:
-    return pd.DataFrame([{"features": name, axis: level,
-                          "test_r2": r2} for name, c in curves.items() for level, r2 in c.items()])
-
+                               f"training level (R^2 > {USEFUL}) degrades more slowly than raw flux.")

@@ -5,12 +5,13 @@ predicts log g. A1 fits that error-only baseline; A2 takes its residual
 ``r = y - y_hat_error_only`` (out-of-fold on train, so the training residual is
 honest); A3/A4 ask how much of r the flux and the teacher latent explain.
 
-Reading (research-plan section 4, Stage A), on test R^2 of r:
+Reading (research-plan section 4, Stage A), on test R^2 of r with 95 % intervals:
 latent ~ 0: the latent rides the shortcut; latent ~ flux: it keeps the flux
-information; latent > flux: the representation adds value; latent < flux: it
-loses flux information; R^2(r) > 0.1 counts as real extra information. When
-the flux itself explains ~none of r, the error-only baseline left no learnable
-signal and the four readings cannot be told apart: that is reported as such.
+information; latent > flux: the representation adds value, unless the noisy
+flux read beside sigma does as well (the control: the latent saw sigma);
+latent < flux: it loses flux information; R^2(r) above 0.1 is real extra
+information. When the flux itself explains ~none of r, the error-only baseline
+left no learnable signal and the readings cannot be told apart.
 """
 import numpy as np
 import pandas as pd
@@ -19,7 +20,8 @@ from sklearn.model_selection import KFold
 
 from . import heads, probe
 from .data import SPLITS
-from .thresholds import EXTRA_INFORMATION, NEAR_EQUAL, NEAR_ZERO
+from .intervals import BETTER, TIE, WORSE, Interval
+from .thresholds import EXTRA_INFORMATION
 
 
 def out_of_fold(pipeline, x, y, folds=5, seed=42) -> np.ndarray:
@@ -66,23 +68,31 @@ def variance_decomposition(y, y_hat) -> dict:
             "r_mean": float(r.mean()), "r_std": float(r.std()), "r_share": float(r.var() / y.var())}
 
 
-def verdict(latent_r2: float, flux_r2: float) -> tuple:
-    """(code, sentence) for latent->r against flux->r (test R^2 of the residual)."""
-    extra = latent_r2 > EXTRA_INFORMATION
-    tail = f" latent->r R^2 {latent_r2:.3f}, flux->r {flux_r2:.3f}; " + (
-        f"above {EXTRA_INFORMATION}: real extra information." if extra else f"not above {EXTRA_INFORMATION}: no real "
-                                                                            f"extra information.")
-    if flux_r2 < NEAR_ZERO:
-        return "no_residual_signal", ("Even the flux explains ~none of the residual: the error-only baseline leaves "
-                                      "no learnable "
-                                      "signal, so shortcut and flux information cannot be told apart." + tail)
-    if latent_r2 < NEAR_ZERO:
-        return "shortcut", "The latent explains ~none of the residual: it rides the error shortcut." + tail
-    if abs(latent_r2 - flux_r2) <= NEAR_EQUAL:
+def verdict(latent: Interval, flux: Interval, gain: Interval, control: Interval | None = None) -> tuple:
+    """(code, sentence) for latent->r against flux->r on test R^2 of the residual, each with its interval, and
+    ``gain`` = latent - flux paired on the same rows. "~0" and "as well as" are read in units of the interval: a
+    reading is ~0 when its interval includes 0, two readings are close when the interval of their difference does.
+    ``control``: latent - (noisy flux + sigma)->r; a latent that beats the flux but not the flux read beside sigma may
+    be the shortcut read non-linearly."""
+    numbers = f" (latent->r {latent.text()}, flux->r {flux.text()}, latent - flux {gain.text()})"
+    if flux.lo <= 0:
+        return "no_residual_signal", ("Even the flux explains no measurable part of the residual: the error-only "
+                                      "baseline leaves no learnable signal, so shortcut and flux information cannot "
+                                      "be told apart" + numbers + ".")
+    if latent.lo <= 0:
+        return "shortcut", "The latent explains no measurable part of the residual: it rides the error shortcut" + \
+            numbers + "."
+    status = gain.verdict()
+    if status == TIE:
         return "keeps_flux_information", ("The latent explains the residual as well as the flux: it keeps the flux "
-                                          "information.") + tail
-    if latent_r2 > flux_r2:
-        return "adds_value", ("The latent explains more of the residual than the flux: the representation adds value."
-                              + tail)
-    return "loses_flux_information", ("The latent explains less of the residual than the flux: it loses flux "
-                                      "information.") + tail
+                                          "information" + numbers + ".")
+    if status == WORSE:
+        return "loses_flux_information", "The latent explains less of the residual than the flux: it loses flux " \
+                                         "information" + numbers + "."
+    extra = f"; R^2 of r above {EXTRA_INFORMATION}: real extra information" if latent.lo > EXTRA_INFORMATION else ""
+    if control is not None and control.verdict() != BETTER:
+        return "adds_value_or_shortcut", ("The latent explains more of the residual than the flux, but not more than "
+                                          f"the flux read beside sigma (latent - flux+sigma {control.text()}): the "
+                                          "gain may be the error shortcut read non-linearly" + numbers + ".")
+    return "adds_value", "The latent explains more of the residual than the flux: the representation adds value" + \
+        numbers + extra + "."

@@ -63,13 +63,14 @@ def residual_distribution(residuals: dict, label="log_g"):
 
 
 def residual_r2_bars(table: pd.DataFrame):
-    """Test R^2 of the residual r (and of y directly, beside it) for each input."""
+    """Test R^2 of the residual r for each input and head; inputs that see sigma hatched."""
     fig, ax = plt.subplots(figsize=(7, 4))
     x = np.arange(len(table))
-    ax.bar(x - 0.2, table["test_r2_residual"], 0.4, label="input -> r")
-    ax.bar(x + 0.2, table["test_r2_direct"], 0.4, label="input -> y (direct)")
+    ax.bar(x, table["test_r2_residual"], 0.6, label="input -> r",
+           hatch=["//" if s else "" for s in table["sees_sigma"]])
     ax.axhline(EXTRA_INFORMATION, color="k", ls="--", lw=1, label=f"{EXTRA_INFORMATION}: real extra information")
-    ax.set_xticks(x, table["input"] + " / " + table["head"], rotation=20, ha="right")
+    names = table["input"] + np.where(table["sees_sigma"], " (sees sigma)", "") + " / " + table["head"]
+    ax.set_xticks(x, names, rotation=20, ha="right")
     ax.set_ylabel("test R^2")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -93,11 +94,14 @@ def variance_chart(parts: dict):
 def curves(table: pd.DataFrame, axis: str, title: str, log_x=False, ceiling=None, ylabel="test R^2"):
     """Test R^2 against ``axis`` (noise level, training size) for each feature set in ``table``.
 
-    ``ceiling``: the information ceiling, one R^2 or a Series indexed by ``axis``, drawn dashed.
+    ``ceiling``: the information ceiling, one R^2 or a Series indexed by ``axis``, drawn dashed. Columns
+    ``test_r2_lo`` / ``test_r2_hi``, when present, are drawn as each curve's 95 % band.
     """
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for name, part in table.groupby("features", sort=False):
-        ax.plot(part[axis], part["test_r2"], "o-", label=name)
+        (line,) = ax.plot(part[axis], part["test_r2"], "o-", label=name)
+        if "test_r2_lo" in part:
+            ax.fill_between(part[axis], part["test_r2_lo"], part["test_r2_hi"], color=line.get_color(), alpha=0.15)
     if isinstance(ceiling, pd.Series):
         ax.plot(ceiling.index, ceiling.to_numpy(), "k--", lw=1.2, label="information ceiling (prior-aware)")
     elif ceiling is not None:

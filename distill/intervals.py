@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import r2_score
 
 N_BOOT = 1000
@@ -83,3 +84,12 @@ def delta(y_true, pred_a, pred_b, scale: float = 1.0, n_boot: int = N_BOOT, seed
     y, (a, b) = _checked(y_true, pred_a, pred_b)
     rows = resamples(len(y), n_boot, seed)
     return _interval(r2_score(y, a) - scale * r2_score(y, b), _r2_each(y, a, rows) - scale * _r2_each(y, b, rows))
+
+
+def curve_table(preds: dict, y_true, axis: str) -> pd.DataFrame:
+    """{(features, x): test predictions} -> rows features, ``axis``, test_r2, test_r2_lo, test_r2_hi."""
+    rows = []
+    for (name, x), p in preds.items():
+        ci = r2(y_true, p)
+        rows.append({"features": name, axis: x, "test_r2": ci.value, "test_r2_lo": ci.lo, "test_r2_hi": ci.hi})
+    return pd.DataFrame(rows)

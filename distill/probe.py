@@ -89,14 +89,21 @@ def _by_split(meta: pd.DataFrame, x, name, labels) -> FeatureSet:
     return FeatureSet(xs, ys, name)
 
 
-def subset_train(fs: FeatureSet, n_train: int, seed: int = 42) -> FeatureSet:
-    """A reproducible random subset of n_train training rows (0: all)."""
-    n = len(fs.y["train"])
+def subset_rows(n: int, n_train: int, seed: int = 42) -> np.ndarray:
+    """A reproducible random subset of n_train of n training rows, sorted (0 or n: all)."""
     if n_train == 0 or n_train == n:
-        return fs
+        return np.arange(n)
     if n_train > n:
         raise DistillError(f"n_train={n_train} is larger than the training set ({n} spectra)")
-    rows = np.sort(np.random.default_rng(seed).choice(n, n_train, replace=False))
+    return np.sort(np.random.default_rng(seed).choice(n, n_train, replace=False))
+
+
+def subset_train(fs: FeatureSet, n_train: int, seed: int = 42) -> FeatureSet:
+    """The feature set with ``subset_rows`` of its training rows (0: all)."""
+    n = len(fs.y["train"])
+    if n_train in (0, n):
+        return fs
+    rows = subset_rows(n, n_train, seed)
     x = dict(fs.x, train=fs.x["train"][rows])
     y = dict(fs.y, train=fs.y["train"].iloc[rows].reset_index(drop=True))
     return FeatureSet(x, y, fs.name)

@@ -137,20 +137,23 @@ def stage_rows(runs: dict, ablations: dict, deltas: dict | None = None) -> list:
     rows.append(Row("1.3", "PCA of the latent to 16-128 dims: is log g concentrated?", _fmt(_m(pca, "test_r2_log_g")),
                     INFO if pca else NOT_RUN, pca["run_id"] if pca else "", "" if pca else "`probe -P pca=32` runs it"))
     # Stage A
-    stage_a = f"latent -> r vs flux -> r (> {EXTRA_INFORMATION} = real extra information)"
+    stage_a = (f"latent -> r vs flux -> r, and vs flux + sigma -> r (the control); above {EXTRA_INFORMATION}: real "
+               "extra information")
     if decomp is None:
         rows.append(Row("A", stage_a, "-", NOT_RUN))
     else:
         rows.append(Row("A", stage_a,
-                        f"latent {_fmt(_m(decomp, 'verdict_latent_r2_residual'))}, flux "
-                        f"{_fmt(_m(decomp, 'verdict_flux_r2_residual'))}; "
+                        f"latent (sees sigma) {_fmt_ci(decomp, 'verdict_latent_r2_residual')}, flux "
+                        f"{_fmt_ci(decomp, 'verdict_flux_r2_residual')}, flux + sigma "
+                        f"{_fmt_ci(decomp, 'verdict_flux_error_r2_residual')}; "
                         f"error-only {_fmt(_m(decomp, 'error_ridge_test_r2_log_g'))}", INFO, decomp["run_id"],
                         decomp["tags"].get("verdict", "")))
     # 1.2 / 3.2, 3.3, 4.x
     sweep = ablations.get("noise_sweep")
     latent_beats_raw = None
     if sweep is not None:
-        top = max(float(k.rsplit("_", 1)[1]) for k in sweep["metrics"] if k.startswith("raw_") and "_noise_" in k)
+        top = max(float(k.rsplit("_", 1)[1]) for k in sweep["metrics"]
+                  if k.startswith("raw_") and "_noise_" in k and not k.endswith(("_lo", "_hi")))
         at = {name: next((v for k, v in sweep["metrics"].items()
                           if k.startswith(f"{name}_") and k.endswith(f"_noise_{top:g}")), None)
               for name in ("teacher", "student", "raw")}
@@ -225,9 +228,10 @@ def stage_rows(runs: dict, ablations: dict, deltas: dict | None = None) -> list:
                     stage_b["tags"].get("verdict_B",
                                         "") if stage_b else "`distill_student -P target=residual` runs it"))
     eff = ablations.get("sample_efficiency")
-    rows.append(Row("3.3", "student clearly above raw flux at 1k-5k labels",
-                    eff["tags"]["verdict_text"] if eff else "-",
-                    NOT_RUN if eff is None else PASS if eff["tags"]["verdict"] == "pays_off" else FAIL,
+    rows.append(Row("3.3", "a student distilled without labels, heads on 1k-5k labels, above every comparator on "
+                           "the same labels", eff["tags"]["verdict_text"] if eff else "-",
+                    NOT_RUN if eff is None else {"pays_off": PASS, "does_not_pay_off": FAIL}.get(eff["tags"]["verdict"],
+                                                                                                   UNDECIDED),
                     eff["run_id"] if eff else ""))
     # Stage 4
     for kind, stage, criterion in (("no_error_teacher", "4.1",

@@ -7,8 +7,6 @@ STAGE_1_RIDGE = 0.5  # latent Ridge R^2 >= this passes Stage 1
 STAGE_1B_LIGHTGBM = 0.25  # latent LightGBM R^2 >= this passes Stage 1b (and warrants 1.2)
 
 # Stage A: where does the log g information come from?
-NEAR_ZERO = 0.02  # R^2 of the residual below this counts as ~0
-NEAR_EQUAL = 0.02  # |latent - flux| R^2 of the residual within this counts as "close"
 EXTRA_INFORMATION = 0.1  # R^2 of the residual above this is real extra information
 
 # Stage 2: can a flux-only student imitate the teacher latent?
@@ -21,7 +19,7 @@ ANALYSIS_GAP = 0.1  # 2.2: this far below the teacher needs analysis
 # Stage 3: end to end against baselines
 FAIL_DELTA = 0.05  # 3.1: this much R^2 below a baseline fails
 MIN_BIN = 20  # 3.1: bins with fewer test spectra are shown but not judged
-CLEARLY_HIGHER = 0.05  # 3.3: student R^2 above raw flux by this at small sizes counts as clearly higher
+FEW_LABELS = 5000  # 3.3: "few labels": the label-free student must beat every comparator at each size up to this
 
 # 1.2 / 3.2: robustness to noise
 SLOWER = 0.02  # a latent degrades more slowly when it loses this much less R^2 than raw flux ...

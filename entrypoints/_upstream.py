@@ -152,11 +152,16 @@ def residual_target(ref: str, data: str, label: str, n: dict) -> dict:
     return out
 
 
-def student(ref: str, data: str, noise_level: float, device) -> tuple:
-    """(predictor, input kind, lambda_y) of a distill_student run id or latest, trained on this data and noise
-    level; the predictor is rebuilt from plain tensors (``student_predictor.pt``), never unpickled."""
+def student(ref: str, data: str, noise_level: float, device, label_free: bool = False) -> tuple:
+    """(predictor, run) of a distill_student run id or latest, trained on this data and noise level (and without
+    labels, ``label_free``); the predictor is rebuilt from plain tensors (``student_predictor.pt``), never
+    unpickled."""
     data_dir = str(Path(data).resolve())
-    run = tracking.resolve_run(ref, "distill_student", {"data_dir": data_dir})
+    run = tracking.resolve_run(ref, "distill_student", {"data_dir": data_dir} | ({"label_free": "true"}
+                                                                                 if label_free else {}))
+    if label_free and run.data.tags.get("label_free") != "true":
+        raise DistillError(f"student run {run.info.run_id} was trained with labels (lambda_y "
+                           f"{run.data.params.get('lambda_y')}); label efficiency needs one distilled with lambda_y=0")
     if run.data.tags.get("data_dir") != data_dir:
         raise DistillError(f"student run {run.info.run_id} was trained on another dataset "
                            f"({run.data.tags.get('data_dir')})")
@@ -172,8 +177,8 @@ def student(ref: str, data: str, noise_level: float, device) -> tuple:
         predictor = load_predictor(path, map_location=device)
     except (ValueError, RuntimeError) as e:
         raise DistillError(f"student run {run.info.run_id}: {e}") from None
-    mlflow.set_tag("student_run_id", run.info.run_id)
-    return predictor, run.data.tags.get("input", "flux"), float(run.data.params.get("lambda_y", "0"))
+    mlflow.set_tag("label_free_student_run_id" if label_free else "student_run_id", run.info.run_id)
+    return predictor, run
 
 
 def run_entry_point(entry: str, params: dict) -> None:

@@ -10,17 +10,19 @@ import click
 import mlflow
 import numpy as np
 import pandas as pd
+import torch
 
-from distill import ablations, figures, intervals, probe, tracking
+from distill import ablations, figures, intervals, label_efficiency, probe, tracking
 from distill.data import LABELS, SPLITS, ArraySpectra, add_noise, noise_draw, open_dataset
 from distill.device import pick_device
 from distill.errors import DistillError, check_choices
 from distill.heads import SHARED_HEADS
-from distill.student.model import student_latent
+from distill.student.model import Student, student_latent
 from distill.student.targets import fixed_targets
+from distill.student.train import DistillSettings, DistillTrainer
 from entrypoints import _options as opt
 from entrypoints import _upstream as upstream
-from entrypoints._cli import number_list, one_line_errors, split_list
+from entrypoints._cli import number_list, one_line_errors, progress_bar, split_list
 
 KINDS = ("no_error_teacher", "shuffle_error", "shuffle_labels", "noise_sweep", "sample_efficiency")
 MVP = {"no_error_teacher": "4.1", "shuffle_error": "4.2", "shuffle_labels": "4.3", "noise_sweep": "1.2,3.2",
@@ -30,8 +32,9 @@ MVP = {"no_error_teacher": "4.1", "shuffle_error": "4.2", "shuffle_labels": "4.3
 class Inputs:
     """What the ablations share, loaded once and only when a child needs it."""
 
-    def __init__(self, ds, data, features, teacher, student, layer, pooling, direction, noise_level, summary, device):
-        self.data, self.layer, self.pooling, self.direction = data, layer, pooling, direction
+    def __init__(self, ds, data, features, teacher, student, label_free_student, layer, pooling, direction, noise_level,
+                 summary, device, opts):
+        self.data, self.layer, self.pooling, self.direction, self.opts = data, layer, pooling, direction, opts
         self.noise_level, self.device, self.summary = noise_level, device, summary
         self.arrays = {s: ds[s].read() for s in SPLITS}
         self.y = {s: ds[s].params[list(LABELS)].reset_index(drop=True) for s in SPLITS}
@@ -41,14 +44,23 @@ class Inputs:
         self.extract = (run, manifest)
         self.latent = probe.latent_features(local, manifest, layer, pooling, direction)
         self.latent.name = "teacher"
-        self.student_ref, self.student_lambda_y = student, 0.0
-        self._teacher_ref = teacher
+        self.student_ref, self.label_free_ref, self._teacher_ref = student, label_free_student, teacher
 
     @functools.cached_property
     def teacher(self):
         model, ref = upstream.teacher_of(self._teacher_ref, self.extract, self.data)
         mlflow.set_tags(ref)
         return model.to(self.device).eval().requires_grad_(False)
+
+    @functools.cached_property
+    def no_error(self) -> tuple:
+        """(the teacher without the sigma input, its train_teacher run id or None): found or trained once. Trained,
+        it runs as long as the teacher (``teacher_epochs`` 0) and always with its loss, so the two differ only in
+        sigma."""
+        epochs, loss = upstream.teacher_training(self.extract[1])
+        model, run_id = upstream.no_error_teacher(self.opts["no_error_teacher"], self.teacher, self.data,
+                                                  self.noise_level, self.opts["teacher_epochs"] or epochs, loss)
+        return model.to(self.device).eval().requires_grad_(False), run_id
 
     def teacher_latent(self, model, split, noise_level=None, sigma_error=None) -> np.ndarray:
         nl = self.noise_level if noise_level is None else noise_level
@@ -59,27 +71,66 @@ class Inputs:
         flux, error = self.arrays[split]
         return add_noise(flux, error, noise_level, noise_draw(split, range(len(flux)), flux.shape[1]))
 
+    def noisy_and_sigma(self, split, noise_level) -> np.ndarray:
+        """Noisy flux and the true sigma at ``noise_level`` side by side: a flux reader that sees sigma."""
+        return np.hstack([self.noisy(split, noise_level), self.arrays[split][1] * np.float32(noise_level)])
+
     @functools.cached_property
     def raw(self) -> probe.FeatureSet:
         return probe.FeatureSet({s: self.noisy(s, self.noise_level) for s in SPLITS}, self.y, "raw")
 
     @functools.cached_property
     def student(self):
-        """(predictor, input kind) of the distill_student run given, or None."""
+        """(predictor, run) of the distill_student run given, or None."""
         if self.student_ref == "none":
             return None
-        predictor, kind, self.student_lambda_y = upstream.student(self.student_ref, self.data, self.noise_level,
-                                                                  self.device)
-        return predictor, kind
+        return upstream.student(self.student_ref, self.data, self.noise_level, self.device)
 
-    def student_latent(self, split, noise_level=None) -> np.ndarray:
-        predictor, kind = self.student
+    @functools.cached_property
+    def label_free(self):
+        """(predictor, run) of the student distilled without labels (3.3), or None."""
+        if self.label_free_ref == "none":
+            return None
+        return upstream.student(self.label_free_ref, self.data, self.noise_level, self.device, label_free=True)
+
+    def student_latent(self, split, noise_level=None, student=None) -> np.ndarray:
+        predictor, run = student or self.student
         noisy = self.noisy(split, self.noise_level if noise_level is None else noise_level)
-        return student_latent(predictor, noisy, self.arrays[split][1], kind, self.device)
+        return student_latent(predictor, noisy, self.arrays[split][1], run.data.tags.get("input", "flux"), self.device)
 
     @functools.cached_property
     def student_set(self) -> probe.FeatureSet:
         return probe.FeatureSet({s: self.student_latent(s) for s in SPLITS}, self.y, "student")
+
+    @functools.cached_property
+    def label_free_set(self) -> probe.FeatureSet:
+        return probe.FeatureSet({s: self.student_latent(s, student=self.label_free) for s in SPLITS}, self.y,
+                                "label_free_student")
+
+    def supervised_reader(self, label: str, seed: int):
+        """k -> test predictions of the label-free student's architecture trained end to end on k labels
+        (``lambda_z = 0``) with its training settings: the supervised network at the same labels."""
+        predictor, run = self.label_free
+        p = run.data.params
+        settings = DistillSettings(lambda_z=0.0, lambda_y=1.0, epochs=int(float(p["epochs"])),
+                                   batch_size=int(float(p["batch_size"])), lr=float(p["lr"]),
+                                   patience=int(float(p["patience"])), noise_level=self.noise_level,
+                                   input=run.data.tags.get("input", "flux"), seed=seed)
+        y = {s: self.y[s][label].to_numpy(np.float64) for s in SPLITS}
+
+        def read(k):
+            rows = probe.subset_rows(len(y["train"]), k, seed)
+            flux, error = self.arrays["train"]
+            spectra = {"train": ArraySpectra(flux[rows], error[rows])} | {
+                s: ArraySpectra(*self.arrays[s]) for s in ("val", "test")}
+            torch.manual_seed(seed)
+            labelled = y | {"train": y["train"][rows]}
+            net = Student(**predictor.student.config)
+            trainer = DistillTrainer(net, spectra, None, labelled, settings, self.device)
+            with progress_bar(settings.epochs * len(rows), f"supervised network, {len(rows)} labels") as bar:
+                trainer.fit(bar.update)
+            return trainer.predict("test")[1]
+        return read
 
 
 def heads_on(fs: probe.FeatureSet, label, head_list, head_params) -> dict:
@@ -105,13 +156,9 @@ def paired(ctx, other: probe.FeatureSet, label, head_list, head_params) -> tuple
 
 
 def run_no_error_teacher(ctx, label, head_list, head_params, opts) -> tuple:
-    # teacher_epochs 0: as long as the teacher, and always with its loss, so the two differ only in sigma
-    epochs, loss = upstream.teacher_training(ctx.extract[1])
-    model, run_id = upstream.no_error_teacher(opts["no_error_teacher"], ctx.teacher, ctx.data, ctx.noise_level,
-                                              opts["teacher_epochs"] or epochs, loss)
+    model, run_id = ctx.no_error
     if run_id:
         mlflow.set_tag("no_error_teacher_run_id", run_id)
-    model = model.to(ctx.device).eval().requires_grad_(False)
     fs = probe.FeatureSet({s: ctx.teacher_latent(model, s) for s in SPLITS}, ctx.y, "no_error_teacher")
     head, delta = paired(ctx, fs, label, head_list, head_params)
     return ablations.error_dependence(delta), {"head": head, "compared": "teacher vs no_error_teacher",
@@ -135,54 +182,90 @@ def run_shuffle_labels(ctx, label, head_list, head_params, opts) -> tuple:
                                                             opts["seed"])
             tracking.log_metrics({f"{fs.name}_{head}_{k}": v for k, v in checks[fs.name, head].items()})
     first = next(iter(checks.values()))  # the teacher latent's first head: true labels against shuffled
-    tracking.log_metrics({f"reference_test_r2_{label}": first["test_r2"],
-                          f"ablated_test_r2_{label}": first["shuffled_mean"]})
+    reference = intervals.Interval(first["test_r2"], first["test_r2_lo"], first["test_r2_hi"])
+    shuffled = first["shuffled_mean"]  # the interval of the delta is the true labels' (the mean over shuffles fixed)
+    tracking.log_metrics(reference.keyed(f"reference_test_r2_{label}") | {f"ablated_test_r2_{label}": shuffled}
+                         | intervals.Interval(reference.value - shuffled, reference.lo - shuffled,
+                                              reference.hi - shuffled).keyed(f"delta_test_r2_{label}"))
     code, text = ablations.leakage(checks, opts["false_alarm"])
     compared = " and ".join(fs.name for fs in sets) + f", labels shuffled {opts['shuffles']} times"
     return (code, text), {"head": ",".join(head_list), "compared": compared,
                           "value": min(c["shuffled_p_value"] for c in checks.values())}
 
 
-def curve_sets(ctx) -> dict:
-    return {"teacher": ctx.latent, "raw": ctx.raw} | ({"student": ctx.student_set} if ctx.student else {})
-
-
-def log_curves(curves: dict, axis: str, label: str, head: str, key, title: str, ceiling, **kw) -> pd.DataFrame:
-    table = ablations.curve_table(curves, axis)
-    tracking.log_metrics({f"{row.features}_{head}_test_r2_{label}_{key(getattr(row, axis))}": row.test_r2
-                          for row in table.itertuples()})
-    name = "noise_sweep" if axis == "noise_level" else "sample_efficiency"
-    tracking.log_table(table, f"tables/{name}.json")
-    tracking.log_figure(figures.curves(table, axis, title, ceiling=ceiling, **kw), f"figures/{name}.png")
-    return table
+SEES_SIGMA = ("teacher", ablations.SIGMA_CONTROL)  # sweep readers that get the true sigma at every noise level
 
 
 def run_noise_sweep(ctx, label, head_list, head_params, opts) -> tuple:
-    levels = sorted(set(opts["noise_levels"]) | {ctx.noise_level})
+    """1.2 / 3.2 with controls: the teacher reads the true sigma at every level, so beside it run a flux reader that
+    sees sigma too (raw+sigma) and the teacher trained without sigma; robustness that comes through sigma shows."""
+    levels, head = sorted(set(opts["noise_levels"]) | {ctx.noise_level}), head_list[0]
+    no_error = ctx.no_error[0]
+    sets = {"teacher": ctx.latent, "raw": ctx.raw,
+            ablations.SIGMA_CONTROL: probe.FeatureSet({s: ctx.noisy_and_sigma(s, ctx.noise_level) for s in SPLITS},
+                                                      ctx.y, ablations.SIGMA_CONTROL),
+            "no_error_teacher": probe.FeatureSet({s: ctx.teacher_latent(no_error, s) for s in SPLITS}, ctx.y,
+                                                 "no_error_teacher")}
     test_at = {"teacher": lambda lv: ctx.teacher_latent(ctx.teacher, "test", lv),
                "raw": lambda lv: ctx.noisy("test", lv),
-               "student": lambda lv: ctx.student_latent("test", lv)}
-    curves = ablations.noise_curves(curve_sets(ctx), test_at, levels, label, head_list[0], head_params)
-    title = f"{label}: {head_list[0]} trained at noise {ctx.noise_level:g}"
-    table = log_curves(curves, "noise_level", label, head_list[0], lambda lv: f"noise_{lv:g}", title,
-                       upstream.ceilings(ctx.summary, label, levels))
-    code, text = ablations.robustness(curves, ctx.noise_level)
-    return (code, text), {"head": head_list[0], "compared": ", ".join(curves) + f" at noise {levels}", "table": table}
+               ablations.SIGMA_CONTROL: lambda lv: ctx.noisy_and_sigma("test", lv),
+               "no_error_teacher": lambda lv: ctx.teacher_latent(no_error, "test", lv)}
+    if ctx.student:
+        sets["student"], test_at["student"] = ctx.student_set, lambda lv: ctx.student_latent("test", lv)
+    y = ctx.y["test"][label].to_numpy(float)
+    preds = ablations.noise_curves(sets, test_at, levels, label, head, head_params)
+    table = intervals.curve_table(preds, y, "noise_level")
+    table["sees_sigma"] = table["features"].isin(SEES_SIGMA)
+    tracking.log_metrics({f"{row.features}_{head}_test_r2_{label}_noise_{row.noise_level:g}{end}":
+                          getattr(row, f"test_r2{end}") for row in table.itertuples() for end in ("", "_lo", "_hi")})
+    top = max(levels)  # the core keys: the teacher at the training level against the highest level
+    tracking.log_metrics(intervals.r2(y, preds["teacher", ctx.noise_level]).keyed(f"reference_test_r2_{label}")
+                         | intervals.r2(y, preds["teacher", top]).keyed(f"ablated_test_r2_{label}")
+                         | intervals.delta(y, preds["teacher", ctx.noise_level],
+                                           preds["teacher", top]).keyed(f"delta_test_r2_{label}"))
+    tracking.log_table(table, "tables/noise_sweep.json")
+    shown = table.assign(features=[f"{n} (sees sigma)" if s else n for n, s in zip(table.features, table.sees_sigma)])
+    tracking.log_figure(figures.curves(shown, "noise_level", f"{label}: {head} trained at noise {ctx.noise_level:g}",
+                                       ceiling=upstream.ceilings(ctx.summary, label, levels)),
+                        "figures/noise_sweep.png")
+    code, text = ablations.robustness(table, ctx.noise_level)
+    return (code, text), {"head": head, "compared": ", ".join(sets) + f" at noise {levels}", "table": table}
 
 
 def run_sample_efficiency(ctx, label, head_list, head_params, opts) -> tuple:
-    n_train = len(ctx.y["train"])
+    n_train, seed = len(ctx.y["train"]), opts["seed"]
     sizes = [v for v in opts["sizes"] if 0 < v < n_train] + [n_train]
-    curves = ablations.size_curves(curve_sets(ctx), sizes, label, head_list[0], head_params, opts["seed"])
+    readers = {name: label_efficiency.head_reader(fs, label, seed=seed)
+               for name, fs in (("teacher", ctx.latent), ("raw", ctx.raw))}
+    readers["raw_lightgbm"] = label_efficiency.head_reader(ctx.raw, label, "lightgbm", head_params, seed)
+    subject = "teacher"
+    if ctx.label_free:
+        subject = "label_free_student"
+        readers = {subject: label_efficiency.head_reader(ctx.label_free_set, label, seed=seed)} | readers | {
+            "supervised_network": ctx.supervised_reader(label, seed)}
+    y_test = ctx.y["test"][label].to_numpy(float)
+    preds = label_efficiency.predictions(readers, sizes)
+    table = intervals.curve_table(preds, y_test, "n_train")
+    gain = label_efficiency.gains(preds, y_test, subject)
+    tracking.log_metrics({f"{row.features}_test_r2_{label}_n_{row.n_train}{end}": getattr(row, f"test_r2{end}")
+                          for row in table.itertuples() for end in ("", "_lo", "_hi")}
+                         | {k: v for n, (_, d) in gain.items()
+                            for k, v in d.keyed(f"gain_test_r2_{label}_n_{n}").items()})
+    k = min(gain)  # the core keys at the fewest labels: the subject against its best comparator
+    best, d = gain[k]
+    tracking.log_metrics(intervals.r2(y_test, preds[subject, k]).keyed(f"ablated_test_r2_{label}")
+                         | intervals.r2(y_test, preds[best, k]).keyed(f"reference_test_r2_{label}")
+                         | d.keyed(f"delta_test_r2_{label}"))
+    tracking.log_table(table, "tables/sample_efficiency.json")
     ceiling = upstream.ceilings(ctx.summary, label, [ctx.noise_level])
-    table = log_curves(curves, "n_train", label, head_list[0], lambda n: f"n_{n}",
-                       f"{label}: learning curves ({head_list[0]})", None if ceiling is None else ceiling.iloc[0],
-                       log_x=True)
-    code, text = ablations.sample_efficiency(curves, "student" if "student" in curves else "teacher")
-    if "student" in curves and ctx.student_lambda_y > 0:
-        text += (f" Caveat: the student saw all {n_train} training labels while distilling (lambda_y = "
-                 f"{ctx.student_lambda_y:g}); a fair curve needs a student distilled with lambda_y = 0.")
-    return (code, text), {"head": head_list[0], "compared": ", ".join(curves) + f" at n_train {sizes}", "table": table}
+    tracking.log_figure(figures.curves(table, "n_train", f"{label}: R^2 against labelled training spectra",
+                                       log_x=True, ceiling=None if ceiling is None else ceiling.iloc[0]),
+                        "figures/sample_efficiency.png")
+    code, text = label_efficiency.verdict(gain, subject.replace("_", " "))
+    if not ctx.label_free:
+        text += " No label-free student was given (label_free_student=none): the teacher latent stands in."
+    return (code, text), {"head": "ridge (alpha on validation)", "compared": ", ".join(readers) + f" at {sizes} labels",
+                          "table": table, "value": d.value}
 
 
 RUNNERS = {"no_error_teacher": run_no_error_teacher, "shuffle_error": run_shuffle_error,
@@ -196,6 +279,8 @@ RUNNERS = {"no_error_teacher": run_no_error_teacher, "shuffle_error": run_shuffl
 @opt.features
 @opt.teacher
 @click.option("--student", default="none", show_default=True, help="distill_student run id, latest, or none")
+@click.option("--label-free-student", default="none", show_default=True,
+              help="sample_efficiency: a distill_student run with lambda_y=0 (run id, latest, or none)")
 @click.option("--no-error-teacher", default="auto", show_default=True,
               help="auto (find or train), checkpoint path, or run id")
 @click.option("--teacher-epochs", default=0, type=click.IntRange(0), show_default=True,
@@ -217,7 +302,7 @@ RUNNERS = {"no_error_teacher": run_no_error_teacher, "shuffle_error": run_shuffl
 @opt.head_settings
 @opt.seed
 @one_line_errors
-def main(data, kind, features, teacher, student, no_error_teacher, teacher_epochs, layer, pooling,
+def main(data, kind, features, teacher, student, label_free_student, no_error_teacher, teacher_epochs, layer, pooling,
          direction, head_names,
          label, noise_level, noise_levels, sizes, false_alarm, shuffles, alpha, num_leaves, n_estimators, seed):
     kinds, head_list = list(KINDS) if kind == "all" else split_list(kind), split_list(head_names)
@@ -234,8 +319,8 @@ def main(data, kind, features, teacher, student, no_error_teacher, teacher_epoch
     with tracking.tracked_run("ablate", stage="4", mvp=",".join(MVP[k] for k in kinds), kind=kind):
         summary = ds.summary()
         tracking.log_dataset(summary, data)
-        ctx = Inputs(ds, data, features, teacher, student, layer, pooling, direction, noise_level,
-                     summary, pick_device())
+        ctx = Inputs(ds, data, features, teacher, student, label_free_student, layer, pooling, direction, noise_level,
+                     summary, pick_device(), opts)
         rows = []
         for k in kinds:
             with tracking.tracked_run("ablate", stage="4", mvp=MVP[k], nested=True, kind=k) as child:

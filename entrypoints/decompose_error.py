@@ -7,13 +7,15 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from distill import decompose, figures, probe, tracking
+from distill import decompose, figures, intervals, probe, tracking
 from distill.data import LABELS, SPLITS, open_dataset
 from distill.errors import check_choices
 from distill.heads import SHARED_HEADS
 from entrypoints import _options as opt
 from entrypoints._cli import one_line_errors
 from entrypoints._upstream import download_features, features_run
+
+CONTROL = "noisy_flux+error"  # A3's control: the flux read beside sigma, as the teacher reads it
 
 
 @click.command()
@@ -56,8 +58,9 @@ def main(data, features, layer, pooling, direction, label, noise_level, folds, a
         tracking.log_figure(figures.variance_chart(share), "figures/a2_variance_decomposition.png")
         del err
         # A3 / A4: what explains the residual
-        rows = []
-        for name in ["noisy_flux", "clean_flux"] + ([] if features == "none" else ["latent"]):
+        rows, test_r = [], {}
+        inputs = ["noisy_flux", "clean_flux", CONTROL] + ([] if features == "none" else ["latent"])
+        for name in inputs:
             if name == "latent":
                 run = features_run(features, data, noise_level, summary)
                 mlflow.set_tag("features_run_id", run.info.run_id)
@@ -66,25 +69,29 @@ def main(data, features, layer, pooling, direction, label, noise_level, folds, a
             else:
                 fs = probe.baseline_features(ds, name, noise_level)
             on_r = probe.fit_heads(decompose.on_target(fs, r, "residual"), ["residual"], SHARED_HEADS, head_params)
-            direct = probe.fit_heads(fs, [label], SHARED_HEADS, head_params)
             tracking.log_head_scores(name, on_r)
-            tracking.log_head_scores(f"{name}_direct", direct)
+            head, best = probe.best_on_val(on_r, "residual")
+            test_r[name] = best.predictions["test"]
             for head in SHARED_HEADS:
-                rows.append({"input": name, "head": head,
+                rows.append({"input": name, "head": head, "sees_sigma": name in (CONTROL, "latent"),
                              "val_r2_residual": on_r["residual", head].scores["val_r2_residual"],
-                             "test_r2_residual": on_r["residual", head].scores["test_r2_residual"],
-                             "test_r2_direct": direct[label, head].scores[f"test_r2_{label}"]})
+                             "test_r2_residual": on_r["residual", head].scores["test_r2_residual"]})
             del fs  # one full-size matrix at a time
         table = pd.DataFrame(rows)
         tracking.log_table(table, "tables/residual_r2.json")
         tracking.log_figure(figures.residual_r2_bars(table), "figures/a3_a4_residual_r2.png")
-        best = table.loc[table.groupby("input")["val_r2_residual"].idxmax()].set_index("input")
         click.echo(f"A1 error-only ({a1_head}) test R^2 {a1_r2:.3f}; residual share of Var(y) {share['r_share']:.3f}")
-        if "latent" in best.index:
-            latent_r2, flux_r2 = best.loc["latent", "test_r2_residual"], best.loc["noisy_flux", "test_r2_residual"]
-            code, text = decompose.verdict(latent_r2, flux_r2)
+        if "latent" in test_r:  # each input read with its head best on validation
+            reading = {name: intervals.r2(r["test"], p) for name, p in test_r.items()}
+            gain = intervals.delta(r["test"], test_r["latent"], test_r["noisy_flux"])
+            control = intervals.delta(r["test"], test_r["latent"], test_r[CONTROL])
+            code, text = decompose.verdict(reading["latent"], reading["noisy_flux"], gain, control)
             mlflow.set_tags({"verdict": code, "verdict_text": text})
-            tracking.log_metrics({"verdict_latent_r2_residual": latent_r2, "verdict_flux_r2_residual": flux_r2})
+            tracking.log_metrics(reading["latent"].keyed("verdict_latent_r2_residual")
+                                 | reading["noisy_flux"].keyed("verdict_flux_r2_residual")
+                                 | reading[CONTROL].keyed("verdict_flux_error_r2_residual")
+                                 | gain.keyed("verdict_latent_minus_flux_r2_residual")
+                                 | control.keyed("verdict_latent_minus_flux_error_r2_residual"))
             click.echo(f"verdict: {code}: {text}")
         click.echo(table.to_string(index=False))
 

@@ -127,7 +127,10 @@ def main(data, features, teacher, layer, pooling, direction, student, hidden, in
                                    noise_level=noise_level, input=input_, patience=patience, seed=seed)
         y = {s: y_frames[s][target].to_numpy(np.float64) for s in SPLITS}
         teach = (lambda noisy, sigma: pooled_latent(model, noisy, sigma, layer, pooling, direction)) if online else None
-        trainer = DistillTrainer(net, ds.splits, z if distilling else None, y, settings, device, teach)
+        label_free = lambda_y == 0  # the student never holds a label: heads read its latent afterwards (3.3)
+        mlflow.set_tag("label_free", str(label_free).lower())
+        trainer = DistillTrainer(net, ds.splits, z if distilling else None, None if label_free else y, settings,
+                                 device, teach)
         tracking.log_params({"latent_dim": latent_dim, "hidden_resolved": ",".join(map(str, net.config["hidden"]))})
         tracking.log_metrics({"n_parameters": sum(p.numel() for p in net.parameters())})
         run_record = checkpoints.record("distill_student", summary, noise_level, seed,
@@ -166,7 +169,7 @@ def main(data, features, teacher, layer, pooling, direction, student, hidden, in
         for name, fitted in compare.heads_per_set(sets, y_frames, read, head_list, head_params):
             results[name] = fitted
             tracking.log_head_scores(name, fitted)
-            if name == "student":
+            if name == "student" and not label_free:
                 results[name][target, "head"] = compare.trained_head({s: predicted[s][1] for s in SPLITS}, y, target)
                 tracking.log_metrics({f"student_head_{k}": v for k, v in results[name][target, "head"].scores.items()})
             for label in read:
@@ -182,7 +185,7 @@ def main(data, features, teacher, layer, pooling, direction, student, hidden, in
         report(*verdicts.student_vs_teacher(r2["student"], r2["raw"], vs["raw"], r2.get("teacher"),
                                             vs.get("teacher_0.9")), "2_2")
         if target == "residual":
-            code, text = decompose.verdict(r2["student"].value, r2["raw"].value)
+            code, text = decompose.verdict(r2["student"], r2["raw"], vs["raw"])
             report(code, text.replace("latent", "student"), "B")  # decompose's reading, student in the latent's place
 
         # Stage 3.1: the same head on the student and on raw / denoised flux, overall and per bin

@@ -93,7 +93,10 @@ def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, s
               epochs=cfg["student_epochs"], **latent, **common)
         steps("supervised_baseline", "distill_student", features=features, lambda_z=0,
               epochs=cfg["student_epochs"], **latent, **common)
-        steps("ablate", "ablate", data=data_dir, features=features, student=student, sizes=cfg["sizes"],
+        label_free = steps("label_free_student", "distill_student", features=features, lambda_y=0, heads="ridge",
+                           epochs=cfg["student_epochs"], **latent, **common)  # 3.3: only its heads see labels
+        steps("ablate", "ablate", data=data_dir, features=features, student=student, label_free_student=label_free,
+              sizes=cfg["sizes"],
               teacher_epochs=cfg["teacher_epochs"], **latent)  # the no-error teacher trains as long as the teacher
         steps("report", "report", reuse=False, run_id=run.info.run_id, out=Path(out).resolve())
 

@@ -106,3 +106,19 @@ def test_bad_ablate_options_fail_cleanly(mlflow_store, tiny_data):
         result = CliRunner().invoke(ablate.main, ["--data", str(tiny_data), *params])
         ok = result.exit_code == 2 and result.output.startswith("error: ") and message in result.output
         assert ok, result.output[-1500:]
+
+
+def sweep_table(drops: dict, at_training=0.5) -> pd.DataFrame:
+    return pd.DataFrame([{"features": n, "noise_level": lv, "test_r2": at_training - (d if lv == 2.0 else 0.0)}
+                         for n, d in drops.items() for lv in (1.0, 2.0)])
+
+
+def test_robustness_names_the_sigma_control():
+    """A teacher that degrades more slowly than raw flux is robust; when raw flux read beside the true sigma is as
+    robust, the verdict says the robustness may come through sigma; the control alone is never 'a latent'."""
+    code, text = ablations.robustness(sweep_table({"teacher": 0.05, "raw": 0.3, "raw+sigma": 0.3}), 1.0)
+    assert code == "latent_more_robust" and "through sigma" not in text
+    code, text = ablations.robustness(sweep_table({"teacher": 0.05, "raw": 0.3, "raw+sigma": 0.06}), 1.0)
+    assert code == "latent_more_robust" and "through sigma" in text
+    assert ablations.robustness(sweep_table({"teacher": 0.3, "raw": 0.3, "raw+sigma": 0.0}), 1.0)[0] == \
+        "not_more_robust"

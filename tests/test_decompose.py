@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from distill import decompose, heads
+from distill.intervals import Interval
 from distill.teacher import PRESETS, BlindSpotUNet1D, save
 from tests.conftest import mlflow_run
 
@@ -33,17 +34,23 @@ def test_variance_decomposition_is_an_identity():
     assert parts["r_share"] == pytest.approx(parts["var_r"] / parts["var_y"])
 
 
-@pytest.mark.parametrize("latent, flux, code, extra", [
-    (0.005, 0.30, "shortcut", False),
-    (0.29, 0.30, "keeps_flux_information", True),
-    (0.45, 0.30, "adds_value", True),
-    (0.08, 0.30, "loses_flux_information", False),
-    (0.005, -0.4, "no_residual_signal", False),
+def ci(value, half=0.03) -> Interval:
+    return Interval(value, value - half, value + half)
+
+
+@pytest.mark.parametrize("latent, flux, gain, control, code", [
+    (0.01, 0.30, -0.29, None, "shortcut"),  # the latent's interval includes 0
+    (0.29, 0.30, -0.01, None, "keeps_flux_information"),  # the gain's interval includes 0
+    (0.45, 0.30, 0.15, None, "adds_value"),
+    (0.45, 0.30, 0.15, 0.10, "adds_value"),  # beats the flux read beside sigma too
+    (0.45, 0.30, 0.15, 0.0, "adds_value_or_shortcut"),  # does not: maybe sigma read non-linearly
+    (0.08, 0.30, -0.22, None, "loses_flux_information"),
+    (0.40, 0.02, 0.38, None, "no_residual_signal"),  # flux's interval includes 0
 ])
-def test_verdicts_on_planted_numbers(latent, flux, code, extra):
-    got, text = decompose.verdict(latent, flux)
+def test_verdicts_read_in_units_of_the_interval(latent, flux, gain, control, code):
+    got, text = decompose.verdict(ci(latent), ci(flux), ci(gain), None if control is None else ci(control))
     assert got == code
-    assert ("real extra information." in text and "no real" not in text) == extra
+    assert ("real extra information" in text) == (code == "adds_value")
 
 
 @pytest.mark.slow
@@ -59,14 +66,15 @@ def test_decompose_error_smoke(mlflow_store, tiny_data, tmp_path):
     m = run.data.metrics
     for head in ("ridge", "lightgbm"):
         assert f"error_{head}_test_r2_log_g" in m and f"error_{head}_val_r2_log_g" in m
-        for name in ("noisy_flux", "clean_flux", "latent"):
-            assert f"{name}_{head}_test_r2_residual" in m and f"{name}_direct_{head}_test_r2_log_g" in m
+        for name in ("noisy_flux", "clean_flux", "noisy_flux+error", "latent"):
+            assert f"{name}_{head}_test_r2_residual" in m and f"{name}_{head}_test_r2_residual_lo" in m
+    assert m["verdict_latent_r2_residual_lo"] <= m["verdict_latent_r2_residual"] <= m["verdict_latent_r2_residual_hi"]
     for split in ("train", "val", "test"):
         for key in ("r_mean", "r_std", "r_share", "cov_term"):
             assert f"{split}_residual_{key}" in m
     assert m["error_ridge_test_r2_log_g"] > 0.3  # the leak: clean error alone predicts log g
-    assert run.data.tags["verdict"] in ("shortcut", "keeps_flux_information", "adds_value", "loses_flux_information",
-                                        "no_residual_signal")
+    assert run.data.tags["verdict"] in ("shortcut", "keeps_flux_information", "adds_value", "adds_value_or_shortcut",
+                                        "loses_flux_information", "no_residual_signal")
     assert run.data.tags["a1_head"] in ("ridge", "lightgbm")
     figures = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "figures")}
     assert len(figures) == 4

@@ -1,9 +1,11 @@
 """`distill_student` end to end on tiny data: keys, verdicts, resume, the supervised baseline, Stage B, bad input."""
 import mlflow
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
+from distill.student.train import DistillSettings, DistillTrainer
 from distill.teacher import PRESETS, BlindSpotUNet1D, save
 from entrypoints import distill_student
 from tests.conftest import mlflow_run
@@ -18,7 +20,7 @@ def runs(**tags):
 
 
 @pytest.mark.slow
-def test_distill_student_end_to_end(mlflow_store, tiny_data, tmp_path):
+def test_distill_student_end_to_end(mlflow_store, tiny_data, tmp_path, monkeypatch):
     torch.manual_seed(0)
     save(BlindSpotUNet1D(PRESETS["cpu"]), tmp_path / "t.pt")
     data = f"data={tiny_data}"
@@ -64,6 +66,27 @@ def test_distill_student_end_to_end(mlflow_store, tiny_data, tmp_path):
     (baseline,) = runs(role="supervised_baseline")
     assert "test_latent_mse" not in baseline.data.metrics and "teacher_test_r2_log_g" not in baseline.data.metrics
     assert "student_test_r2_log_g" in baseline.data.metrics and "raw_test_r2_log_g" in baseline.data.metrics
+
+    # 3.3's label-free student (lambda_y = 0): the trainer is never handed a label; heads read z_s afterwards
+    monkeypatch.setattr(distill_student, "DistillTrainer", LabelGuard)
+    result = CliRunner().invoke(distill_student.main, ["--data", str(tiny_data), "--lambda-y", "0", "--epochs", "1",
+                                                       "--hidden", "32", "--batch-size", "32", "--labels", "log_g"])
+    assert result.exit_code == 0, result.output
+    (free,) = runs(label_free="true")
+    assert "student_test_r2_log_g" in free.data.metrics and "student_head_test_r2_log_g" not in free.data.metrics
+
+
+class LabelGuard(DistillTrainer):
+    """Fails a run whose label-free student (lambda_y = 0) is handed labels."""
+
+    def __init__(self, student, spectra, z, y, settings, *args, **kwargs):
+        assert settings.lambda_y > 0 or y is None, "a label-free student was handed labels"
+        super().__init__(student, spectra, z, y, settings, *args, **kwargs)
+
+
+def test_the_label_guard_trips_on_labels():
+    with pytest.raises(AssertionError, match="handed labels"):
+        LabelGuard(None, None, None, {"train": np.zeros(2)}, DistillSettings(lambda_y=0.0))
 
 
 @pytest.mark.slow

@@ -1,4 +1,6 @@
 """`main`: step reuse and recomputation (with a stand-in for the child runs), and one real smoke run."""
+import json
+import sys
 from types import SimpleNamespace
 
 import mlflow
@@ -13,7 +15,7 @@ from distill.teacher import PRESETS, BlindSpotUNet1D, save
 from entrypoints import ablate
 from entrypoints import main as main_module
 from entrypoints._steps import full_params
-from tests.conftest import mlflow_run
+from tests.conftest import free_port, mlflow_run, serve, stop
 
 
 def test_steps_are_reused_and_downstream_recomputed(mlflow_store, tiny_data, monkeypatch):
@@ -46,21 +48,21 @@ def test_steps_are_reused_and_downstream_recomputed(mlflow_store, tiny_data, mon
                                 filter_string=f"tags.`{tracking.ENTRY_POINT_TAG}` = 'main'")
     assert (run.data.tags["latent_layer"], run.data.tags["latent_pooling"]) == ("enc_2", "seg_mean_K16")  # on val
     assert [e for e, _ in first] == ["fisher", "train_teacher", "extract", "probe", "probe", "probe", "decompose_error",
-                                     "distill_student",
-                                     "distill_student", "distill_student", "ablate", "report"]
+                                     "distill_student", "distill_student", "distill_student", "distill_student",
+                                     "ablate", "report"]
     ran.clear()
     assert CliRunner().invoke(main_module.main, args).exit_code == 0
     assert ran == [("report", None)]  # every expensive step reused
     ran.clear()
     assert CliRunner().invoke(main_module.main, args[:-1] + ["2"]).exit_code == 0
-    assert [e for e, _ in ran] == ["distill_student"] * 3 + ["ablate", "report"]
+    assert [e for e, _ in ran] == ["distill_student"] * 4 + ["ablate", "report"]
     ran.clear()
     assert CliRunner().invoke(main_module.main, args + ["--force", "true"]).exit_code == 0
     assert len(ran) == len(first)
 
 
 @pytest.mark.slow
-def test_main_smoke(mlflow_store, tiny_data, tmp_path):
+def test_main_smoke(mlflow_store, tiny_data, tmp_path, request):
     """The whole plan at tiny scale with the user's own teacher checkpoint; the report lands in out."""
     torch.manual_seed(0)
     save(BlindSpotUNet1D(PRESETS["cpu"]), tmp_path / "user.ckpt", lightning=True)
@@ -72,8 +74,7 @@ def test_main_smoke(mlflow_store, tiny_data, tmp_path):
     (main,) = [r for r in runs if r.data.tags.get(tracking.ENTRY_POINT_TAG) == "main"]
     steps = {k[5:]: v for k, v in main.data.tags.items() if k.startswith("step_")}
     assert set(steps) == {"fisher", "extract", "probe_raw", "probe_denoised", "probe_grid", "decompose_error",
-                          "student", "student_plus",
-                          "supervised_baseline", "ablate", "report"}
+                          "student", "student_plus", "supervised_baseline", "label_free_student", "ablate", "report"}
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == main.info.run_id]
     assert {r.info.run_id for r in children} >= set(steps.values())
     assert all(r.info.status == "FINISHED" for r in children)
@@ -98,13 +99,24 @@ def test_main_smoke(mlflow_store, tiny_data, tmp_path):
     assert sorted(table(steps["ablate"], "tables/summary.json")["kind"]) == sorted(ablate.KINDS)
     sweep = table(children["noise_sweep"].info.run_id, "tables/noise_sweep.json")
     levels = [0.0, 0.1, 0.2, 0.5, 1.0, 2.0]
-    assert sweep.groupby("features")["noise_level"].apply(list).to_dict() == {"raw": levels, "student": levels,
-                                                                              "teacher": levels}
+    assert sweep.groupby("features")["noise_level"].apply(list).to_dict() == {
+        name: levels for name in ("raw", "raw+sigma", "no_error_teacher", "student", "teacher")}
+    assert set(sweep.loc[sweep["sees_sigma"], "features"]) == {"teacher", "raw+sigma"}
     curve = table(children["sample_efficiency"].info.run_id, "tables/sample_efficiency.json")
-    assert curve.groupby("features")["n_train"].apply(list).to_dict() == {"raw": [96], "student": [96], "teacher": [96]}
+    assert curve.groupby("features")["n_train"].apply(list).to_dict() == {
+        name: [96] for name in ("label_free_student", "teacher", "raw", "raw_lightgbm", "supervised_network")}
+    assert (curve["test_r2_lo"] <= curve["test_r2"]).all() and (curve["test_r2"] <= curve["test_r2_hi"]).all()
+    assert by_id[steps["label_free_student"]].data.tags["label_free"] == "true"
     assert children["noise_sweep"].data.metrics["ceiling_prior_r2_log_g_noise_1"] == ceiling
     m = children["shuffle_labels"].data.metrics
     assert "teacher_ridge_shuffled_correlation" in m and 0 <= m["student_ridge_shuffled_p_value"] <= 1
+    core = [f"{k}_test_r2_log_g" for k in ("reference", "ablated", "delta")] + ["delta_test_r2_log_g_lo",
+                                                                               "delta_test_r2_log_g_hi"]
+    for kind, child in children.items():  # the compare view lines the children up row by row
+        assert set(core) <= set(child.data.metrics), kind
+        d = child.data.metrics
+        assert d["delta_test_r2_log_g_lo"] <= d["delta_test_r2_log_g"] <= d["delta_test_r2_log_g_hi"], kind
+    compare_in_mlflow_ui(mlflow_store, children, core, request)
 
     # a second main reuses every step: only main and a new report appear
     again = mlflow_run(*args, entry="main")
@@ -113,3 +125,30 @@ def test_main_smoke(mlflow_store, tiny_data, tmp_path):
                                                                                  output_format="list")
            if r.info.run_id not in {x.info.run_id for x in runs}}
     assert new == {"main", "report"}
+
+
+def compare_in_mlflow_ui(store: str, children: dict, keys: list, request):
+    """The MLflow UI's compare view of the ablate children: every kind a column, every core key a filled row
+    (screenshot in the test artifacts)."""
+    browser, screenshots = request.getfixturevalue("browser"), request.getfixturevalue("screenshots")
+    port = free_port()
+    server = serve([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store, "--host", "127.0.0.1",
+                    "--port", str(port)], f"http://127.0.0.1:{port}/health")
+    ids = [c.info.run_id for c in children.values()]
+    experiment = next(iter(children.values())).info.experiment_id
+    try:
+        page = browser.new_page(viewport={"width": 2200, "height": 2400})  # every run column and metric row on screen
+        page.goto(f"http://127.0.0.1:{port}/#/compare-runs?runs={json.dumps(ids)}"
+                  f"&experiments={json.dumps([experiment])}")
+        page.get_by_text(f"Comparing {len(ids)} Runs").wait_for(timeout=90_000)
+        page.get_by_text("sample_efficiency").first.wait_for(timeout=30_000)
+        text = page.inner_text("body")
+        page.screenshot(path=str(screenshots / "mlflow_compare_ablations.png"), full_page=True)
+        page.close()
+    finally:
+        stop(server)
+    for kind, child in children.items():
+        assert kind in text
+        for key in keys:
+            shown = f"{int(abs(child.data.metrics[key]) * 100) / 100:.2f}"  # the UI rounds at 3+ digits
+            assert key in text and shown in text, (kind, key)

@@ -82,6 +82,28 @@ def test_supervised_baseline_needs_no_teacher(arrays):
     assert "test_head_r2" in metrics and not any("latent" in k for k in metrics)
 
 
+def test_label_free_student_holds_no_label(arrays):
+    """lambda_y = 0 (3.3): the trainer takes no labels and learns exactly what it learns when handed shuffled ones;
+    lambda_y > 0 without labels is refused."""
+    flux, error, y = arrays
+    z = teacher_latent(flux, error)
+    settings = DistillSettings(lambda_z=1.0, lambda_y=0.0, epochs=2, batch_size=16, lr=1e-3, noise_level=0.1)
+    shuffled = {s: np.random.default_rng(0).permutation(v) for s, v in y.items()}
+    latents = []
+    for labels in (None, shuffled):
+        torch.manual_seed(0)
+        trainer = DistillTrainer(Student("mlp", 1, 4096, z["train"].shape[1], hidden=(32,)), in_memory(flux, error),
+                                 z, labels, settings, torch.device("cpu"))
+        trainer.fit()
+        latents.append(trainer.predict("test")[0])
+    np.testing.assert_array_equal(latents[0], latents[1])
+    assert "val_head_r2" not in trainer.history[-1] and "epoch_val_head_r2" not in DistillTrainer(
+        trainer.student, in_memory(flux, error), z, None, settings, torch.device("cpu")).step()
+    with pytest.raises(ValueError, match="needs labels"):
+        DistillTrainer(trainer.student, in_memory(flux, error), z, None, DistillSettings(lambda_y=1.0),
+                       torch.device("cpu"))
+
+
 def test_student_plus_reads_the_error():
     torch.manual_seed(0)
     student = Student("cnn", 2, 4096, 8).eval()

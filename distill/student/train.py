@@ -63,7 +63,8 @@ def input_statistics(spectra, noise_level: float, block_rows: int) -> tuple:
 
 class DistillTrainer:
     """Fit ``student`` on a split dict of spectra (``SpectrumFile`` or ``ArraySpectra``), fixed-draw targets
-    z* (N, D) or None, and y (N,).
+    z* (N, D) or None, and y (N,) per split; y is None when ``lambda_y`` is 0, so a label-free student never
+    holds a label (its head stays untrained and validation selects on the latent loss alone).
 
     ``online``: a callable (noisy, sigma) tensors -> z* (B, D) for the training batches.
     """
@@ -71,13 +72,15 @@ class DistillTrainer:
     def __init__(self, student: Student, spectra: dict, z: dict | None, y: dict, settings: DistillSettings,
                  device, online=None):
         self.student, self.s, self.device, self.online = student.to(device), settings, device, online
+        if y is None and settings.lambda_y > 0:
+            raise ValueError(f"lambda_y = {settings.lambda_y:g} needs labels")
         self.spectra, self.y = spectra, y
         self.x_mean, self.x_std, self.e_mean, self.e_std = input_statistics(spectra["train"], settings.noise_level,
                                                                             settings.block_rows)
         self.z_mean = z["train"].mean(0) if z else None
         self.z_std = z["train"].std(0) + 1e-12 if z else None
         self.z = {s: self.standardise_z(v) for s, v in z.items()} if z else None
-        self.y_mean, self.y_std = float(y["train"].mean()), float(y["train"].std()) or 1.0
+        self.y_mean, self.y_std = (float(y["train"].mean()), float(y["train"].std()) or 1.0) if y else (0.0, 1.0)
         self.optimizer = torch.optim.AdamW(student.parameters(), lr=settings.lr)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=0.5, patience=2)
         self.epoch, self.history, self.best_val, self.best_state = 0, [], np.inf, None
@@ -92,8 +95,10 @@ class DistillTrainer:
         return student_inputs(x, e, self.s.input)
 
     def _loss(self, z_s, y_hat, y, z_t):
-        y = torch.as_tensor((y - self.y_mean) / self.y_std, dtype=torch.float32, device=self.device)
-        loss = self.s.lambda_y * ((y_hat[:, 0] - y) ** 2).mean()
+        loss = torch.zeros((), device=self.device)
+        if self.s.lambda_y > 0:
+            y = torch.as_tensor((y - self.y_mean) / self.y_std, dtype=torch.float32, device=self.device)
+            loss = loss + self.s.lambda_y * ((y_hat[:, 0] - y) ** 2).mean()
         if self.s.lambda_z > 0:
             loss = loss + self.s.lambda_z * ((z_s - torch.as_tensor(z_t, device=self.device)) ** 2).mean()
         return loss
@@ -116,7 +121,7 @@ class DistillTrainer:
             if self.s.lambda_z > 0:
                 z_t = self._online_targets(noisy, error) if self.online else self.z["train"][rows]
             z_s, y_hat = self.student(self.inputs(noisy, error))
-            loss = self._loss(z_s, y_hat, self.y["train"][rows], z_t)
+            loss = self._loss(z_s, y_hat, self.y and self.y["train"][rows], z_t)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -147,13 +152,13 @@ class DistillTrainer:
     def evaluate(self, split) -> dict:
         """Loss, trained-head R^2 and (with targets) latent MSE / NMSE / cosine at the split's fixed noise."""
         z_s, y_hat = self.predict(split)
-        out = {f"{split}_head_r2": float(r2_score(self.y[split], y_hat))}
+        out = {f"{split}_head_r2": float(r2_score(self.y[split], y_hat))} if self.y else {}
         if self.z is not None:
             out |= {f"{split}_{k}": v for k, v in latent_scores(z_s, self.z[split]).items()}
         with torch.no_grad():
             z = torch.as_tensor(z_s, device=self.device)
             z_t = self.z[split] if self.z is not None else None
-            out[f"{split}_loss"] = float(self._loss(z, self.student.head(z), self.y[split], z_t))
+            out[f"{split}_loss"] = float(self._loss(z, self.student.head(z), self.y and self.y[split], z_t))
         return out
 
     def step(self, progress=None) -> dict:

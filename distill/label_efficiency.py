@@ -1,0 +1,63 @@
+"""Stage 3.3, label efficiency as the approach intends: the teacher learns without labels, so the student is distilled
+without labels (``lambda_y = 0`` on every training spectrum) and only its heads see k labels; every comparator is
+fitted on the same k labelled spectra, and the student "pays off" only where its gain over the best of them has an
+interval that excludes zero.
+
+Readers are callables ``k -> test predictions`` that train on ``probe.subset_rows(n, k, seed)``, the same rows for
+every reader. Ridge heads choose alpha on validation at each k, so raw-flux Ridge is not left with a fixed alpha on
+fewer rows than pixels.
+"""
+import numpy as np
+
+from . import intervals, probe
+from .thresholds import FEW_LABELS
+
+ALPHAS = tuple(10.0 ** np.arange(-3, 6))  # 1e-3 .. 1e5; raw flux at demo size picks 1e3-1e4
+
+
+def ridge_on_val(fs: probe.FeatureSet, label: str, alphas=ALPHAS) -> probe.LabelResult:
+    """Ridge with the alpha of highest validation R^2 (test never consulted)."""
+    return max((probe.fit_label(fs, label, "ridge", alpha=a) for a in alphas),
+               key=lambda r: r.scores[f"val_r2_{label}"])
+
+
+def head_reader(fs: probe.FeatureSet, label: str, head: str = "ridge", head_params: dict | None = None,
+                seed: int = 42):
+    """k -> test predictions of ``head`` fitted on k training rows of ``fs`` (Ridge: alpha on validation)."""
+    def read(k):
+        part = probe.subset_train(fs, k, seed)
+        fit = ridge_on_val(part, label) if head == "ridge" else probe.fit_label(part, label, head, **head_params)
+        return fit.predictions["test"]
+    return read
+
+
+def predictions(readers: dict, sizes) -> dict:
+    """{(name, k): test predictions} for every reader at every size."""
+    return {(name, k): np.asarray(read(k), float) for name, read in readers.items() for k in sizes}
+
+
+def gains(preds: dict, y_test, subject: str) -> dict:
+    """{k: (best comparator, Interval of subject - comparator)}: at each k the comparator of highest test R^2 (the
+    hardest one to beat), the difference paired over the same test rows."""
+    out = {}
+    for k in sorted({k for _, k in preds}):
+        others = {name: p for (name, kk), p in preds.items() if kk == k and name != subject}
+        best = max(others, key=lambda name: intervals.r2(y_test, others[name]).value)
+        out[k] = best, intervals.delta(y_test, preds[subject, k], others[best])
+    return out
+
+
+def verdict(gain: dict, subject: str, small: int = FEW_LABELS) -> tuple:
+    """(code, text): ``pays_off`` when at every k <= ``small`` the subject's gain over the best comparator excludes
+    zero; ``does_not_pay_off`` when at some such k a comparator is better beyond its interval; else ``tie``."""
+    few = {k: g for k, g in gain.items() if 0 < k <= small}
+    if not few:
+        return "not_measured", f"No training size up to {small} labels was run."
+    numbers = "; ".join(f"{k} labels: {subject} - {best} {d.text()}" for k, (best, d) in few.items())
+    status = [d.verdict() for _, d in few.values()]
+    if all(s == intervals.BETTER for s in status):
+        return "pays_off", f"With few labels the {subject} beats the best comparator at every size ({numbers})."
+    if intervals.WORSE in status:
+        return "does_not_pay_off", f"A comparator beats the {subject} with few labels ({numbers})."
+    return "tie", (f"Not resolved: with few labels the {subject}'s gain over the best comparator has an interval "
+                   f"that includes zero ({numbers}).")

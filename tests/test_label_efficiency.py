@@ -1,0 +1,68 @@
+"""3.3 label efficiency: alpha chosen on validation, the same rows for every reader, and the three-way verdict on
+the interval of the student's gain over the best comparator."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from distill import intervals, probe
+from distill import label_efficiency as le
+
+
+def wide(n=(300, 200, 400), d=300, seed=0) -> probe.FeatureSet:
+    """As many training rows as features (raw flux at k ~ 4,096 labels): a few factors, the label among them, seen
+    through noisy features; a tiny Ridge alpha interpolates the noise."""
+    rng = np.random.default_rng(seed)
+    loading = rng.normal(size=(5, d))
+    x, y = {}, {}
+    for split, rows in zip(("train", "val", "test"), n):
+        factors = rng.normal(size=(rows, 5))
+        x[split] = (factors @ loading + 3.0 * rng.normal(size=(rows, d))).astype(np.float32)
+        y[split] = pd.DataFrame({"log_g": factors[:, 0]})
+    return probe.FeatureSet(x, y, "wide")
+
+
+def test_alpha_chosen_on_validation_beats_the_fixed_alpha_with_few_rows():
+    fs = wide()
+    chosen = le.ridge_on_val(fs, "log_g")
+    fixed = probe.fit_label(fs, "log_g", "ridge", alpha=1e-3)
+    assert chosen.model.named_steps["head"].alpha >= 10
+    assert chosen.scores["test_r2_log_g"] > fixed.scores["test_r2_log_g"] + 0.1
+
+
+def test_every_reader_trains_on_the_same_rows():
+    fs = wide()
+    rows = probe.subset_rows(300, 50, seed=3)
+    part = probe.subset_train(fs, 50, seed=3)
+    np.testing.assert_array_equal(part.x["train"], fs.x["train"][rows])
+    assert len(np.unique(rows)) == 50 and probe.subset_rows(300, 0).tolist() == list(range(300))
+
+
+def planted(subject_noise, other_noise, n=1000, seed=0) -> tuple:
+    rng = np.random.default_rng(seed)
+    y = rng.normal(size=n)
+    shared = rng.normal(size=n)  # both readers share most of their error, as methods on the same spectra do
+    preds = {}
+    for k in (500, 1000, 2000):
+        preds["student", k] = y + subject_noise * shared + 0.05 * rng.normal(size=n)
+        preds["raw", k] = y + other_noise * shared + 0.05 * rng.normal(size=n)
+        preds["supervised", k] = y + 2.0 * rng.normal(size=n)
+    return preds, y
+
+
+@pytest.mark.parametrize("subject_noise, other_noise, code", [(0.5, 0.7, "pays_off"), (0.7, 0.5, "does_not_pay_off"),
+                                                              (0.6, 0.6, "tie")])
+def test_verdict_is_three_way_on_the_interval_of_the_gain(subject_noise, other_noise, code):
+    preds, y = planted(subject_noise, other_noise)
+    gain = le.gains(preds, y, "student")
+    assert {best for best, _ in gain.values()} == {"raw"}  # the hardest comparator, not the weak one
+    assert le.verdict(gain, "student")[0] == code
+    table = intervals.curve_table(preds, y, "n_train")
+    assert len(table) == 9 and (table["test_r2_lo"] < table["test_r2"]).all()
+
+
+def test_a_gain_at_one_size_only_does_not_pay_off():
+    preds, y = planted(0.5, 0.7)
+    preds["student", 1000] = preds["raw", 1000] + 0.01 * np.random.default_rng(1).normal(size=len(y))
+    code, text = le.verdict(le.gains(preds, y, "student"), "student")
+    assert code == "tie" and "1000 labels" in text
+    assert le.verdict(le.gains(preds, y, "student"), "student", small=400)[0] == "not_measured"
