@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from distill import ablations, figures, intervals, label_efficiency, probe, tracking
+from distill import ablations, decompose, figures, intervals, label_efficiency, probe, tracking
 from distill.data import LABELS, SPLITS, ArraySpectra, add_noise, noise_draw, open_dataset
 from distill.device import pick_device
 from distill.errors import DistillError, check_choices
@@ -61,6 +61,11 @@ class Inputs:
         model, run_id = upstream.no_error_teacher(self.opts["no_error_teacher"], self.teacher, self.data,
                                                   self.noise_level, self.opts["teacher_epochs"] or epochs, loss)
         return model.to(self.device).eval().requires_grad_(False), run_id
+
+    @functools.cached_property
+    def no_error_set(self) -> probe.FeatureSet:
+        return probe.FeatureSet({s: self.teacher_latent(self.no_error[0], s) for s in SPLITS}, self.y,
+                                "no_error_teacher")
 
     def teacher_latent(self, model, split, noise_level=None, sigma_error=None) -> np.ndarray:
         nl = self.noise_level if noise_level is None else noise_level
@@ -156,13 +161,31 @@ def paired(ctx, other: probe.FeatureSet, label, head_list, head_params) -> tuple
 
 
 def run_no_error_teacher(ctx, label, head_list, head_params, opts) -> tuple:
-    model, run_id = ctx.no_error
-    if run_id:
-        mlflow.set_tag("no_error_teacher_run_id", run_id)
-    fs = probe.FeatureSet({s: ctx.teacher_latent(model, s) for s in SPLITS}, ctx.y, "no_error_teacher")
-    head, delta = paired(ctx, fs, label, head_list, head_params)
+    if ctx.no_error[1]:
+        mlflow.set_tag("no_error_teacher_run_id", ctx.no_error[1])
+    head, delta = paired(ctx, ctx.no_error_set, label, head_list, head_params)
+    stage_a_control(ctx, label, head_list[0], head_params)
     return ablations.error_dependence(delta), {"head": head, "compared": "teacher vs no_error_teacher",
                                                "value": delta.value}
+
+
+def stage_a_control(ctx, label: str, head: str, head_params: dict):
+    """Stage A's control arm: the error-only residual r (of the newest decompose_error run on this data) read from
+    the latent of the teacher without sigma beside the teacher's own, as ``stage_a_{teacher,no_error_teacher}_...``
+    and their paired difference; skipped with a note when no decompose_error run exists."""
+    try:
+        r = upstream.residual_target("latest", ctx.data, label, {s: len(ctx.y[s]) for s in SPLITS})
+    except DistillError as e:
+        click.echo(f"Stage A control skipped: {e}", err=True)
+        return
+    fits = {fs.name: probe.fit_label(decompose.on_target(fs, r, "residual"), "residual", head, **head_params)
+            for fs in (ctx.latent, ctx.no_error_set)}
+    for name, fit in fits.items():
+        tracking.log_metrics(intervals.r2(r["test"], fit.predictions["test"]).keyed(
+            f"stage_a_{name}_{head}_test_r2_residual"))
+    tracking.log_metrics(intervals.delta(r["test"], fits["teacher"].predictions["test"],
+                                         fits["no_error_teacher"].predictions["test"]).keyed(
+        f"stage_a_teacher_minus_no_error_{head}_test_r2_residual"))
 
 
 def run_shuffle_error(ctx, label, head_list, head_params, opts) -> tuple:
@@ -204,8 +227,7 @@ def run_noise_sweep(ctx, label, head_list, head_params, opts) -> tuple:
     sets = {"teacher": ctx.latent, "raw": ctx.raw,
             ablations.SIGMA_CONTROL: probe.FeatureSet({s: ctx.noisy_and_sigma(s, ctx.noise_level) for s in SPLITS},
                                                       ctx.y, ablations.SIGMA_CONTROL),
-            "no_error_teacher": probe.FeatureSet({s: ctx.teacher_latent(no_error, s) for s in SPLITS}, ctx.y,
-                                                 "no_error_teacher")}
+            "no_error_teacher": ctx.no_error_set}
     test_at = {"teacher": lambda lv: ctx.teacher_latent(ctx.teacher, "test", lv),
                "raw": lambda lv: ctx.noisy("test", lv),
                ablations.SIGMA_CONTROL: lambda lv: ctx.noisy_and_sigma("test", lv),

@@ -94,6 +94,9 @@ def test_main_smoke(mlflow_store, tiny_data, tmp_path, request):
     for child in children.values():
         assert child.data.tags["verdict"] and child.data.tags["verdict_text"] and child.data.tags["compared"]
     assert children["no_error_teacher"].data.tags["no_error_teacher_run_id"]
+    assert {"stage_a_no_error_teacher_ridge_test_r2_residual_lo",  # Stage A's control arm, on decompose's residual
+            "stage_a_teacher_minus_no_error_ridge_test_r2_residual"} <= set(children["no_error_teacher"].data.metrics)
+    assert children["no_error_teacher"].data.tags["residual_run_id"] == steps["decompose_error"]
     client = mlflow.MlflowClient()
     table = lambda run, path: pd.read_json(client.download_artifacts(run, path), orient="split")  # noqa: E731
     assert sorted(table(steps["ablate"], "tables/summary.json")["kind"]) == sorted(ablate.KINDS)
