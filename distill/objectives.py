@@ -53,6 +53,9 @@ class StudentObjective:
 
     def __call__(self, trial: optuna.Trial):
         cfg = tuning.suggest_student(trial, self.space)
+        # a residual trial's log g is the error-only prediction (from the clean sigma) + r_hat: it sees sigma
+        sees_sigma = str(cfg["target"] == "residual").lower()
+        trial.set_user_attr("sees_sigma", sees_sigma)
         pruned = False
         with self.trial_run(trial.number, {**trial.params, "hidden": ",".join(map(str, cfg["hidden"]))}) as log:
             trainer = self.build(cfg, trial.number)
@@ -73,7 +76,7 @@ class StudentObjective:
             value = self.log_g_r2(cfg["target"], trainer.evaluate("val")["val_head_r2"])
             n_params = sum(p.numel() for p in trainer.student.parameters())
             log({"objective_val_r2_log_g": value, "n_parameters": n_params, "epochs_run": trainer.epoch},
-                optuna_state="PRUNED" if pruned else "COMPLETE")
+                optuna_state="PRUNED" if pruned else "COMPLETE", sees_sigma=sees_sigma)
         if pruned:
             raise optuna.TrialPruned()
         if self.second == "params":

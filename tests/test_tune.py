@@ -110,3 +110,23 @@ def test_pareto_mode_logs_the_front(mlflow_store, tiny_data, tmp_path):
                                   "figures") for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id, d)}
     assert {"tables/pareto_front.json", "figures/pareto_front.png"} <= artifacts
     assert parent.data.metrics["n_pareto"] >= 1
+
+
+def test_residual_trials_are_marked_as_seeing_sigma(mlflow_store, tiny_data, tmp_path):
+    """A residual trial's log g adds the error-only prediction, made from the clean sigma: marked in Optuna and
+    MLflow."""
+    study = optuna.create_study(storage=tuning.storage(f"sqlite:///{tmp_path}/r.db"), direction="maximize")
+    for target in ("log_g", "residual"):
+        study.enqueue_trial({"target": target})
+    ds = open_dataset(tiny_data)
+    log_g = {s: ds[s].params["log_g"].to_numpy() for s in TUNING}
+    y = {"log_g": log_g, "residual": {s: v - v.mean() for s, v in log_g.items()}}
+    space = tuning.StudentSpace(students=("mlp",), width=(16, 16), layers=(1, 1), targets=("log_g", "residual"))
+    objective = StudentObjective({s: ds[s] for s in TUNING}, None, y, space, DistillSettings(epochs=1, batch_size=32),
+                                 pick_device("cpu"), "none", tune.trial_runs("r"))
+    with tracking.tracked_run("tune"):
+        parent = mlflow.active_run().info.run_id
+        study.optimize(objective, n_trials=2)
+    assert {t.params["target"]: t.user_attrs["sees_sigma"] for t in study.trials} == {"log_g": "false",
+                                                                                       "residual": "true"}
+    assert sorted(c.data.tags["sees_sigma"] for c in children(parent)) == ["false", "true"]
