@@ -121,7 +121,7 @@ def noise_curves(sets: dict, test_at: dict, levels, label: str, head: str, head_
     return out
 
 
-SIGMA_CONTROL = "raw+sigma"  # the sweep's flux reader that sees the true sigma at every level
+SIGMA_CONTROL = "flux_and_sigma"  # the sweep's flux reader that sees the true sigma at every level
 
 
 def robustness(table: pd.DataFrame, train_level: float) -> tuple:

@@ -221,7 +221,7 @@ SEES_SIGMA = ("teacher", ablations.SIGMA_CONTROL)  # sweep readers that get the 
 
 def run_noise_sweep(ctx, label, head_list, head_params, opts) -> tuple:
     """1.2 / 3.2 with controls: the teacher reads the true sigma at every level, so beside it run a flux reader that
-    sees sigma too (raw+sigma) and the teacher trained without sigma; robustness that comes through sigma shows."""
+    sees sigma too (flux_and_sigma) and the teacher trained without sigma; robustness that comes through sigma shows."""
     levels, head = sorted(set(opts["noise_levels"]) | {ctx.noise_level}), head_list[0]
     no_error = ctx.no_error[0]
     sets = {"teacher": ctx.latent, "raw": ctx.raw,

@@ -69,7 +69,7 @@ def main(data, features, layer, pooling, direction, label, noise_level, folds, a
             else:
                 fs = probe.baseline_features(ds, name, noise_level)
             on_r = probe.fit_heads(decompose.on_target(fs, r, "residual"), ["residual"], SHARED_HEADS, head_params)
-            tracking.log_head_scores(name, on_r)
+            tracking.log_head_scores(name.replace("+", "_and_"), on_r)  # MLflow keys take no "+"
             head, best = probe.best_on_val(on_r, "residual")
             test_r[name] = best.predictions["test"]
             for head in SHARED_HEADS:

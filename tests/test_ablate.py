@@ -116,9 +116,9 @@ def sweep_table(drops: dict, at_training=0.5) -> pd.DataFrame:
 def test_robustness_names_the_sigma_control():
     """A teacher that degrades more slowly than raw flux is robust; when raw flux read beside the true sigma is as
     robust, the verdict says the robustness may come through sigma; the control alone is never 'a latent'."""
-    code, text = ablations.robustness(sweep_table({"teacher": 0.05, "raw": 0.3, "raw+sigma": 0.3}), 1.0)
+    code, text = ablations.robustness(sweep_table({"teacher": 0.05, "raw": 0.3, "flux_and_sigma": 0.3}), 1.0)
     assert code == "latent_more_robust" and "through sigma" not in text
-    code, text = ablations.robustness(sweep_table({"teacher": 0.05, "raw": 0.3, "raw+sigma": 0.06}), 1.0)
+    code, text = ablations.robustness(sweep_table({"teacher": 0.05, "raw": 0.3, "flux_and_sigma": 0.06}), 1.0)
     assert code == "latent_more_robust" and "through sigma" in text
-    assert ablations.robustness(sweep_table({"teacher": 0.3, "raw": 0.3, "raw+sigma": 0.0}), 1.0)[0] == \
+    assert ablations.robustness(sweep_table({"teacher": 0.3, "raw": 0.3, "flux_and_sigma": 0.0}), 1.0)[0] == \
         "not_more_robust"

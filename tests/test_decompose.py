@@ -66,7 +66,7 @@ def test_decompose_error_smoke(mlflow_store, tiny_data, tmp_path):
     m = run.data.metrics
     for head in ("ridge", "lightgbm"):
         assert f"error_{head}_test_r2_log_g" in m and f"error_{head}_val_r2_log_g" in m
-        for name in ("noisy_flux", "clean_flux", "noisy_flux+error", "latent"):
+        for name in ("noisy_flux", "clean_flux", "noisy_flux_and_error", "latent"):
             assert f"{name}_{head}_test_r2_residual" in m and f"{name}_{head}_test_r2_residual_lo" in m
     assert m["verdict_latent_r2_residual_lo"] <= m["verdict_latent_r2_residual"] <= m["verdict_latent_r2_residual_hi"]
     for split in ("train", "val", "test"):
