@@ -134,7 +134,8 @@ def stage_rows(runs: dict, ablations: dict, deltas: dict | None = None) -> list:
                         _fmt_ci(grid, "best_test_r2_log_g_lightgbm"), lgbm_status, grid["run_id"],
                         "run 1.2 (noise sweep)" if lgbm_status == PASS else "1.2 is not yet warranted"))
     pca = runs.get("probe_pca")
-    rows.append(Row("1.3", "PCA of the latent to 16-128 dims: is log g concentrated?", _fmt(_m(pca, "test_r2_log_g")),
+    rows.append(Row("1.3", "PCA of the latent to 16-128 dims: is log g concentrated?",
+                    f"{_fmt_ci(pca, 'test_r2_log_g')} with {pca['params'].get('pca')} dims" if pca else "-",
                     INFO if pca else NOT_RUN, pca["run_id"] if pca else "", "" if pca else "`probe -P pca=32` runs it"))
     # Stage A
     stage_a = (f"latent -> r vs flux -> r, and vs flux + sigma -> r (the control); above {EXTRA_INFORMATION}: real "

@@ -22,17 +22,21 @@ from distill.teacher import study
 from entrypoints._cli import one_line_errors
 from entrypoints._steps import Steps
 
+NOISE_LEVELS = "0,0.1,0.2,0.5,1,2"
 SCALES = {  # sizes, teacher preset, loss and epochs per scale (the loss the reference teacher was trained with)
     "demo": dict(n_train=2000, n_val=500, n_test=1000, preset="cpu", loss="supervised", teacher_epochs=1,
-                 student_epochs=8, sizes="500,1000,0"),
+                 student_epochs=8, sizes="1000,0", noise_levels="0,0.5,1,2", fisher_spectra=500),
     "study": dict(n_train=16_000, n_val=1000, n_test=1000, preset="cpu", loss="supervised", teacher_epochs=2,
-                  student_epochs=3, sizes="1000,4000,0"),
+                  student_epochs=3, sizes="1000,4000,0", noise_levels=NOISE_LEVELS, fisher_spectra=0),
     "paper": dict(n_train=100_000, n_val=1000, n_test=1000, preset="paper", loss="supervised", teacher_epochs=20,
-                  student_epochs=20, sizes="1000,5000,10000,0"),
+                  student_epochs=20, sizes="1000,5000,10000,0", noise_levels=NOISE_LEVELS, fisher_spectra=0),
 }
+"""The demo fits 15 minutes on 2 CPU cores by running fewer points: 3.3 at 1,000 and 2,000 labels, the sweep at
+four noise levels, the information ceiling from 500 of the 1,000 test spectra."""
 GRID = dict(layer="enc_1,enc_2,enc_pre_latent,enc_last", pooling="global_mean,mean_max,seg_mean_K8,seg_mean_K16")
 """The teacher study's finding: log g sits in the shallow, full-resolution layers read with fine pooling; the deep
 latent holds little. The grid keeps enc_pre_latent for the reference figures of research-plan.md."""
+PCA_DIMS = 32  # Stage 1.3: the chosen latent reduced to this many dimensions (the plan asks 16-128)
 
 
 @click.command()
@@ -73,7 +77,7 @@ def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, s
         except DistillError as e:
             click.echo(f"no information ceiling: {e}", err=True)
         else:
-            steps("fisher", "fisher", data=data_dir)
+            steps("fisher", "fisher", data=data_dir, n_spectra=cfg["fisher_spectra"])
         if teacher == "auto":
             teacher = steps("train_teacher", "train_teacher", data=data_dir, preset=cfg["preset"], loss=cfg["loss"],
                             epochs=cfg["teacher_epochs"])
@@ -86,7 +90,10 @@ def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, s
         latent = dict(layer=chosen["layer"], pooling=chosen["pooling"])  # the latent every later stage reads
         mlflow.set_tags({f"latent_{k}": v for k, v in latent.items()})
         click.echo(f"latent chosen on validation: {latent['layer']} + {latent['pooling']}", err=True)
+        steps("probe_pca", "probe", features=features, head="ridge", pca=PCA_DIMS, **latent, **common)  # 1.3
         steps("decompose_error", "decompose_error", data=data_dir, features=features, **latent)
+        steps("student_residual", "distill_student", features=features, target="residual", heads="ridge",
+              epochs=cfg["student_epochs"], **latent, **common)  # Stage B, on decompose's residual
         student = steps("student", "distill_student", features=features, epochs=cfg["student_epochs"], **latent,
                         **common)
         steps("student_plus", "distill_student", features=features, input="flux+error",
@@ -96,7 +103,7 @@ def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, s
         label_free = steps("label_free_student", "distill_student", features=features, lambda_y=0, heads="ridge",
                            epochs=cfg["student_epochs"], **latent, **common)  # 3.3: only its heads see labels
         steps("ablate", "ablate", data=data_dir, features=features, student=student, label_free_student=label_free,
-              sizes=cfg["sizes"],
+              sizes=cfg["sizes"], noise_levels=cfg["noise_levels"],
               teacher_epochs=cfg["teacher_epochs"], **latent)  # the no-error teacher trains as long as the teacher
         steps("report", "report", reuse=False, run_id=run.info.run_id, out=Path(out).resolve())
 

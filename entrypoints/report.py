@@ -17,9 +17,8 @@ from distill import report, tracking
 from distill.errors import DistillError
 from entrypoints._cli import one_line_errors
 
-STEPS = ("fisher", "probe_raw", "probe_denoised", "probe_grid", "decompose_error", "student", "student_plus",
-         "supervised_baseline",
-         "ablate")
+STEPS = ("fisher", "probe_raw", "probe_denoised", "probe_grid", "probe_pca", "decompose_error", "student",
+         "student_plus", "supervised_baseline", "student_residual", "label_free_student", "ablate")
 FIGURES = {  # step -> artifact figures worth looking at
     "fisher": ["figures/crb_log_g.png", "figures/ceiling_vs_noise.png"],
     "probe_grid": ["figures/grid_ridge.png"],

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import intervals, metrics, probe
+from .. import head_cache, intervals, metrics, probe
 from ..data import SPLITS
 from ..device import to_device
 from ..thresholds import TEACHER_FRACTION
@@ -17,9 +17,11 @@ SPEED_SPECTRA = 1024  # test spectra timed, in batches of 256
 
 def heads_per_set(sets: dict, y_frames: dict, labels, head_list, head_params: dict):
     """Yield ``(name, probe.fit_heads results)`` for each feature set; ``sets`` maps names to functions that build
-    the features of every split, called one at a time (at most one full-size matrix in memory)."""
+    the features of every split, called one at a time (at most one full-size matrix in memory). Every set but the
+    student's is the same in each student run on this data, so its heads come from ``head_cache``."""
     for name in list(sets):
-        yield name, probe.fit_heads(probe.FeatureSet(sets.pop(name)(), y_frames, name), labels, head_list, head_params)
+        fit = probe.fit_heads if name == "student" else head_cache.fit_heads
+        yield name, fit(probe.FeatureSet(sets.pop(name)(), y_frames, name), labels, head_list, head_params)
 
 
 def trained_head(y_hat: dict, y: dict, label: str) -> probe.LabelResult:
