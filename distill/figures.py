@@ -108,6 +108,9 @@ def curves(table: pd.DataFrame, axis: str, title: str, log_x=False, ceiling=None
         ax.axhline(ceiling, color="k", ls="--", lw=1.2, label=f"information ceiling (prior-aware) {ceiling:.2f}")
     if log_x:
         ax.set_xscale("log")
+    if ax.get_ylim()[0] < -1:  # an R^2 far below 0 (a reader fed inputs outside its training range) flattens the rest
+        ax.set_ylim(bottom=-1)
+        ylabel += " (axis cut at -1)"
     ax.set_xlabel(axis.replace("_", " "))
     ax.set_ylabel(ylabel)
     ax.set_title(title)

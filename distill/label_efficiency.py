@@ -9,7 +9,7 @@ fewer rows than pixels.
 """
 import numpy as np
 
-from . import intervals, probe
+from . import head_cache, intervals, probe
 from .thresholds import FEW_LABELS
 
 ALPHAS = tuple(10.0 ** np.arange(-3, 6))  # 1e-3 .. 1e5; raw flux at demo size picks 1e3-1e4
@@ -21,12 +21,18 @@ def ridge_on_val(fs: probe.FeatureSet, label: str, alphas=ALPHAS) -> probe.Label
                key=lambda r: r.scores[f"val_r2_{label}"])
 
 
+def _lightgbm(fs: probe.FeatureSet, label: str, head_params: dict) -> probe.LabelResult:
+    """LightGBM through the head cache: on every training row it is the student runs' raw-flux head."""
+    return head_cache.fit_heads(fs, [label], ["lightgbm"], head_params)[label, "lightgbm"]
+
+
 def head_reader(fs: probe.FeatureSet, label: str, head: str = "ridge", head_params: dict | None = None,
                 seed: int = 42):
-    """k -> test predictions of ``head`` fitted on k training rows of ``fs`` (Ridge: alpha on validation)."""
+    """k -> test predictions of ``head`` (ridge, alpha on validation; or lightgbm) fitted on k training rows of
+    ``fs``."""
     def read(k):
         part = probe.subset_train(fs, k, seed)
-        fit = ridge_on_val(part, label) if head == "ridge" else probe.fit_label(part, label, head, **head_params)
+        fit = ridge_on_val(part, label) if head == "ridge" else _lightgbm(part, label, head_params)
         return fit.predictions["test"]
     return read
 

@@ -90,7 +90,8 @@ def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, s
         latent = dict(layer=chosen["layer"], pooling=chosen["pooling"])  # the latent every later stage reads
         mlflow.set_tags({f"latent_{k}": v for k, v in latent.items()})
         click.echo(f"latent chosen on validation: {latent['layer']} + {latent['pooling']}", err=True)
-        steps("probe_pca", "probe", features=features, head="ridge", pca=PCA_DIMS, **latent, **common)  # 1.3
+        dims = int(chosen.get("n_features", 2 * PCA_DIMS))  # 1.3: fewer dimensions than the latent has
+        steps("probe_pca", "probe", features=features, head="ridge", pca=min(PCA_DIMS, dims // 2), **latent, **common)
         steps("decompose_error", "decompose_error", data=data_dir, features=features, **latent)
         steps("student_residual", "distill_student", features=features, target="residual", heads="ridge",
               epochs=cfg["student_epochs"], **latent, **common)  # Stage B, on decompose's residual

@@ -12,7 +12,7 @@ from . import verdicts
 from .targets import throughput
 from .train import DistillTrainer
 
-SPEED_SPECTRA = 1024  # test spectra timed, in batches of 256
+SPEED_SPECTRA = 512  # test spectra timed, in batches of 256 (best of 3 passes)
 
 
 def heads_per_set(sets: dict, y_frames: dict, labels, head_list, head_params: dict):
@@ -103,7 +103,7 @@ def _speed_rows(trainer: DistillTrainer, split="test", batch=256) -> list:
 
 
 def student_speed(trainer: DistillTrainer, split="test") -> float:
-    """Spectra/s of the student encoder (inference) on (up to 1,024) spectra of ``split``."""
+    """Spectra/s of the student encoder (inference) on (up to 512) spectra of ``split``."""
     trainer.student.eval()
     batches = [trainer.inputs(*trainer.fixed_batch(split, a, b)) for a, b in _speed_rows(trainer, split)]
     return throughput(trainer.student.encoder, batches)
