@@ -36,8 +36,8 @@ def _digest(arrays) -> str:
     return digest.hexdigest()
 
 
-def entry(features: str, y: dict, head: str, head_params: dict) -> Path:
-    blob = json.dumps({"features": features, "y": _digest(y[s] for s in SPLITS), "head": head,
+def entry(features: str, labels: str, head: str, head_params: dict) -> Path:
+    blob = json.dumps({"features": features, "y": labels, "head": head,
                        "head_params": head_params, "code": source_digest()}, sort_keys=True, default=str)
     return Path(os.environ.get("DISTILL_CACHE", ".cache/heads")) / f"{hashlib.sha256(blob.encode()).hexdigest()}.npz"
 
@@ -63,8 +63,9 @@ def fit_heads(fs: probe.FeatureSet, labels, head_list, head_params: dict) -> dic
     features, out = _digest(fs.x[s] for s in SPLITS), {}
     for label in labels:
         y = {s: fs.y[s][label].to_numpy(np.float64) for s in SPLITS}
+        labels_digest = _digest(y[s] for s in SPLITS)
         for head in head_list:
-            path = entry(features, y, head, head_params)
+            path = entry(features, labels_digest, head, head_params)
             predictions = _read(path)
             if predictions is None:
                 out[label, head] = probe.fit_label(fs, label, head, **head_params)

@@ -8,6 +8,7 @@ every reader. Ridge heads choose alpha on validation at each k, so raw-flux Ridg
 fewer rows than pixels.
 """
 import numpy as np
+from sklearn.metrics import r2_score
 
 from . import head_cache, intervals, probe
 from .thresholds import FEW_LABELS
@@ -48,7 +49,7 @@ def gains(preds: dict, y_test, subject: str) -> dict:
     out = {}
     for k in sorted({k for _, k in preds}):
         others = {name: p for (name, kk), p in preds.items() if kk == k and name != subject}
-        best = max(others, key=lambda name: intervals.r2(y_test, others[name]).value)
+        best = max(others, key=lambda name: r2_score(y_test, others[name]))
         out[k] = best, intervals.delta(y_test, preds[subject, k], others[best])
     return out
 

@@ -216,6 +216,12 @@ def run_shuffle_labels(ctx, label, head_list, head_params, opts) -> tuple:
                           "value": min(c["shuffled_p_value"] for c in checks.values())}
 
 
+def table_r2(table: pd.DataFrame, axis: str, features: str, x) -> intervals.Interval:
+    """The test R^2 with its interval of one point of a curve table (``intervals.curve_table``)."""
+    row = table[(table["features"] == features) & (table[axis] == x)].iloc[0]
+    return intervals.Interval.read(row.to_dict(), "test_r2")
+
+
 SEES_SIGMA = ("teacher", ablations.SIGMA_CONTROL)  # sweep readers that get the true sigma at every noise level
 
 
@@ -241,8 +247,8 @@ def run_noise_sweep(ctx, label, head_list, head_params, opts) -> tuple:
     tracking.log_metrics({f"{row.features}_{head}_test_r2_{label}_noise_{row.noise_level:g}{end}":
                           getattr(row, f"test_r2{end}") for row in table.itertuples() for end in ("", "_lo", "_hi")})
     top = max(levels)  # the core keys: the teacher at the training level against the highest level
-    tracking.log_metrics(intervals.r2(y, preds["teacher", ctx.noise_level]).keyed(f"reference_test_r2_{label}")
-                         | intervals.r2(y, preds["teacher", top]).keyed(f"ablated_test_r2_{label}")
+    tracking.log_metrics(table_r2(table, "noise_level", "teacher", ctx.noise_level).keyed(f"reference_test_r2_{label}")
+                         | table_r2(table, "noise_level", "teacher", top).keyed(f"ablated_test_r2_{label}")
                          | intervals.delta(y, preds["teacher", ctx.noise_level],
                                            preds["teacher", top]).keyed(f"delta_test_r2_{label}"))
     tracking.log_table(table, "tables/noise_sweep.json")
@@ -275,8 +281,8 @@ def run_sample_efficiency(ctx, label, head_list, head_params, opts) -> tuple:
                             for k, v in d.keyed(f"gain_test_r2_{label}_n_{n}").items()})
     k = min(gain)  # the core keys at the fewest labels: the subject against its best comparator
     best, d = gain[k]
-    tracking.log_metrics(intervals.r2(y_test, preds[subject, k]).keyed(f"ablated_test_r2_{label}")
-                         | intervals.r2(y_test, preds[best, k]).keyed(f"reference_test_r2_{label}")
+    tracking.log_metrics(table_r2(table, "n_train", subject, k).keyed(f"ablated_test_r2_{label}")
+                         | table_r2(table, "n_train", best, k).keyed(f"reference_test_r2_{label}")
                          | d.keyed(f"delta_test_r2_{label}"))
     tracking.log_table(table, "tables/sample_efficiency.json")
     ceiling = upstream.ceilings(ctx.summary, label, [ctx.noise_level])

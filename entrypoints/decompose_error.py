@@ -11,6 +11,7 @@ from distill import decompose, figures, intervals, probe, tracking
 from distill.data import LABELS, SPLITS, open_dataset
 from distill.errors import check_choices
 from distill.heads import SHARED_HEADS
+from distill.intervals import Interval
 from entrypoints import _options as opt
 from entrypoints._cli import one_line_errors
 from entrypoints._upstream import download_features, features_run
@@ -58,7 +59,7 @@ def main(data, features, layer, pooling, direction, label, noise_level, folds, a
         tracking.log_figure(figures.variance_chart(share), "figures/a2_variance_decomposition.png")
         del err
         # A3 / A4: what explains the residual
-        rows, test_r = [], {}
+        rows, test_r, reading = [], {}, {}
         inputs = ["noisy_flux", "clean_flux", CONTROL] + ([] if features == "none" else ["latent"])
         for name in inputs:
             if name == "latent":
@@ -71,7 +72,7 @@ def main(data, features, layer, pooling, direction, label, noise_level, folds, a
             on_r = probe.fit_heads(decompose.on_target(fs, r, "residual"), ["residual"], SHARED_HEADS, head_params)
             tracking.log_head_scores(name.replace("+", "_and_"), on_r)  # MLflow keys take no "+"
             head, best = probe.best_on_val(on_r, "residual")
-            test_r[name] = best.predictions["test"]
+            test_r[name], reading[name] = best.predictions["test"], Interval.read(best.scores, "test_r2_residual")
             for head in SHARED_HEADS:
                 rows.append({"input": name, "head": head, "sees_sigma": name in (CONTROL, "latent"),
                              "val_r2_residual": on_r["residual", head].scores["val_r2_residual"],
@@ -82,7 +83,6 @@ def main(data, features, layer, pooling, direction, label, noise_level, folds, a
         tracking.log_figure(figures.residual_r2_bars(table), "figures/a3_a4_residual_r2.png")
         click.echo(f"A1 error-only ({a1_head}) test R^2 {a1_r2:.3f}; residual share of Var(y) {share['r_share']:.3f}")
         if "latent" in test_r:  # each input read with its head best on validation
-            reading = {name: intervals.r2(r["test"], p) for name, p in test_r.items()}
             gain = intervals.delta(r["test"], test_r["latent"], test_r["noisy_flux"])
             control = intervals.delta(r["test"], test_r["latent"], test_r[CONTROL])
             code, text = decompose.verdict(reading["latent"], reading["noisy_flux"], gain, control)

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 import mlflow
 
-from distill import tracking
+from distill import ablations, tracking
 from distill.ceiling import check_simulated
 from distill.data import open_dataset
 from distill.errors import DistillError
@@ -22,7 +22,7 @@ from distill.teacher import study
 from entrypoints._cli import one_line_errors
 from entrypoints._steps import Steps
 
-NOISE_LEVELS = "0,0.1,0.2,0.5,1,2"
+NOISE_LEVELS = ",".join(f"{v:g}" for v in ablations.NOISE_LEVELS)
 SCALES = {  # sizes, teacher preset, loss and epochs per scale (the loss the reference teacher was trained with)
     "demo": dict(n_train=2000, n_val=500, n_test=1000, preset="cpu", loss="supervised", teacher_epochs=1,
                  student_epochs=8, sizes="1000,0", noise_levels="0,0.5,1,2", fisher_spectra=500),
