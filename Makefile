@@ -67,6 +67,7 @@ bench: venv ## calibration, speed and student benchmarks (about two hours on 2 c
 	$(PY) bench/probe_scale.py --n-train 32000
 	$(PY) bench/calibrate_simulator.py --n-train 32000
 	$(PY) bench/student_speed.py
+	$(PY) bench/peer_speed.py
 	$(PY) bench/student_benchmark.py --n-train 32000
 	$(PY) bench/scale.py --sizes 24000,48000
 

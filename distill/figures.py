@@ -142,3 +142,22 @@ def crb_map(params: pd.DataFrame, bounds: pd.DataFrame, noise_level: float, labe
     axes[1].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def crb_ratio(table: pd.DataFrame, label="log_g"):
+    """Mean squared error over mean Cramer-Rao bound in bins of each ``bin_by`` (``template_fit.crb_bins``), one
+    panel each; 1 is an efficient estimator, below 1 a biased one that uses the prior or the label box."""
+    kinds = list(dict.fromkeys(table["bin_by"]))
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 4.2), squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        part = table[table["bin_by"] == kind]
+        mid = (part["lo"] + part["hi"]) / 2
+        ax.plot(mid, part["ratio"], "o-", label="MSE / mean bound")
+        ax.plot(mid, part["median_ratio"] / 0.455, "s--", label="median ratio / 0.455 (chi2_1 median)")
+        ax.axhline(1, color="k", lw=1)
+        ax.set_yscale("log")
+        ax.set_xlabel(kind.replace("_", " ") + (" (median per pixel)" if kind == "snr" else ""))
+        ax.set_ylabel(f"squared error / Cramer-Rao bound, {label}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -14,6 +14,9 @@ import pandas as pd
 from . import intervals
 from .errors import DistillError
 from .intervals import BETTER, WORSE, Interval
+from .peers import DESCRIPTIONS as PEER_NAMES
+from .peers import METHODS as PEERS
+from .peers import SEES_SIGMA as PEER_SEES_SIGMA
 from .student.verdicts import PASSING_2_2
 from .thresholds import (
     COSINE_PASS,
@@ -31,7 +34,8 @@ PASS, FAIL, NOT_RUN, INFO, UNDECIDED = "pass", "fail", "not run", "info", "undec
 # cross-run comparisons the report draws from the runs' predictions/test.parquet: name -> ((step, column), (step,
 # column)), the first minus the second; each column is suffixed with the label
 PAIRS = {"student_vs_supervised": (("student", "student"), ("supervised_baseline", "student")),
-         "latent_vs_raw": (("probe_grid", "latent"), ("probe_raw", "noisy_flux"))}
+         "latent_vs_raw": (("probe_grid", "latent"), ("probe_raw", "noisy_flux")),
+         **{f"student_vs_{m}": (("student", "student"), (f"peer_{m}", m)) for m in PEERS}}
 
 # research-plan.md section 3 and simulator.md: measured on real PFS spectra (100k train / 1k test)
 REFERENCE = [
@@ -83,12 +87,14 @@ def _against(ci: Interval | None, value, threshold: float) -> str:
 
 def cross_run_deltas(predictions: dict, label: str = "log_g") -> dict:
     """{pair name: Interval of the paired difference} for each of ``PAIRS`` whose two runs logged test predictions;
-    ``predictions`` maps step names to their ``predictions/test.parquet`` frames."""
+    ``predictions`` maps step names to their ``predictions/test.parquet`` frames. A run scored on the first n test
+    rows only (``peer -P n_spectra=n``) is compared on those rows."""
     out = {}
     for name, ((step_a, col_a), (step_b, col_b)) in PAIRS.items():
         a, b = predictions.get(step_a), predictions.get(step_b)
         if a is None or b is None or f"{col_a}_{label}" not in a or f"{col_b}_{label}" not in b:
             continue
+        a, b = a.iloc[:len(b)], b.iloc[:len(a)]
         if not np.allclose(a[f"y_{label}"], b[f"y_{label}"], rtol=1e-5, atol=1e-6):  # latents store float32 labels
             raise DistillError(f"{step_a} and {step_b} were scored on different test rows")
         out[name] = intervals.delta(a[f"y_{label}"], a[f"{col_a}_{label}"], b[f"{col_b}_{label}"])
@@ -272,6 +278,8 @@ def answer(rows: list, runs: dict, deltas: dict | None = None) -> str:
                _m(student, "denoised_test_r2_log_g")),
               ("the supervised end-to-end network", deltas.get("student_vs_supervised"),
                _m(runs.get("supervised_baseline"), "student_test_r2_log_g"))]
+    rivals += [(_peer_name(runs, m), deltas.get(f"student_vs_{m}"), _m(runs.get(f"peer_{m}"), f"{m}_test_r2_log_g"))
+               for m in PEERS if f"peer_{m}" in runs]
     by = {}
     for name, gain, value in rivals:
         if gain is not None or value is not None:
@@ -321,7 +329,34 @@ METHODS = [
     ("supervised end-to-end network", "supervised_baseline", "student_test_r2_log_g", False),
     ("student-plus (flux + error)", "student_plus", "student_test_r2_log_g", True),
     ("clean error alone + Ridge (Stage A)", "decompose_error", "error_ridge_test_r2_log_g", True),
+    *[(f"peer: {PEER_NAMES[m]}", f"peer_{m}", f"{m}_test_r2_log_g", PEER_SEES_SIGMA[m]) for m in PEERS],
 ]
+
+
+def _peer_name(runs: dict, method: str) -> str:
+    """The peer's name, with its test subset when it was scored on fewer test spectra than the student."""
+    n = _m(runs.get(f"peer_{method}"), f"{method}_n_test")
+    total = float((runs.get("student") or {"params": {}})["params"].get("n_test", 0))
+    name = PEER_NAMES[method] + (" (sees sigma)" if PEER_SEES_SIGMA[method] else "")
+    return f"{name}, on the first {n:.0f} test spectra" if n and n < total else name
+
+
+def peer_table(runs: dict, deltas: dict) -> pd.DataFrame | None:
+    """The field's estimators beside the student: test R^2 with its interval, the paired student - peer difference and
+    its verdict, whether the peer sees sigma, its time (None when no peer ran)."""
+    rows = []
+    for m in PEERS:
+        run = runs.get(f"peer_{m}")
+        if run is None:
+            continue
+        ci, gain = _ci(run, f"{m}_test_r2_log_g"), deltas.get(f"student_vs_{m}")
+        rows.append({"peer": PEER_NAMES[m], "test R^2": _fmt_ci(run, f"{m}_test_r2_log_g") if ci else "-",
+                     "test spectra": int(_m(run, f"{m}_n_test", 0)),
+                     "student - peer": gain.text() if gain else "-", "verdict": gain.verdict() if gain else "-",
+                     "sees sigma": "yes" if PEER_SEES_SIGMA[m] else "no",
+                     "fit + predict (s)": _m(run, f"{m}_fit_seconds", 0.0) + _m(run, f"{m}_predict_seconds", 0.0),
+                     "squared error / Cramer-Rao bound": _fmt(_m(run, f"{m}_crb_ratio_log_g"))})
+    return pd.DataFrame(rows) if rows else None
 
 
 def ceiling_table(runs: dict) -> pd.DataFrame | None:
@@ -354,10 +389,18 @@ def _ceiling_note(runs: dict) -> str:
             "the error is a noiseless function of the labels, so methods that see it are not bounded.")
 
 
-def markdown(title: str, rows: list, text: str, reference: pd.DataFrame, figures: dict, ceiling=None, runs=None) -> str:
+PEER_NOTE = ("The field's own estimators on the same test spectra: student - peer is the paired difference of test "
+             "R^2 with its 95 % interval; better or worse only where the interval excludes 0.")
+
+
+def markdown(title: str, rows: list, text: str, reference: pd.DataFrame, figures: dict, ceiling=None, runs=None,
+             peers=None) -> str:
     table = pd.DataFrame([r.__dict__ for r in rows]).rename(columns={"run_id": "run"})
     out = [f"# {title}", "", "## Answer", "", text, "", "## Stages and criteria", "",
            table.to_markdown(index=False), ""]
+    if peers is not None:
+        out += ["## Against the field's estimators", "", PEER_NOTE, "", peers.to_markdown(index=False, floatfmt=".1f"),
+                ""]
     if ceiling is not None:
         out += ["## Against the information ceiling", "", _ceiling_note(runs), "",
                 ceiling.to_markdown(index=False, floatfmt=".3f"), ""]
@@ -370,7 +413,7 @@ def markdown(title: str, rows: list, text: str, reference: pd.DataFrame, figures
 
 
 def html_page(title: str, rows: list, text: str, reference: pd.DataFrame, figures: dict, ceiling=None,
-              runs=None) -> str:
+              runs=None, peers=None) -> str:
     """A self-contained page: tables inline, figures as base64 PNG."""
     table = pd.DataFrame([r.__dict__ for r in rows]).rename(columns={"run_id": "run"})
     imgs = "".join(f"<figure><img "
@@ -382,6 +425,8 @@ def html_page(title: str, rows: list, text: str, reference: pd.DataFrame, figure
             f"charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head><body>"
             f"<h1>{html.escape(title)}</h1><h2>Answer</h2><p>{html.escape(text)}</p><h2>Stages and criteria</h2>"
             f"{table.to_html(index=False, escape=True)}"
+            + ("" if peers is None else f"<h2>Against the field's estimators</h2><p>{html.escape(PEER_NOTE)}</p>"
+               f"{peers.to_html(index=False, float_format='%.1f')}")
             + ("" if ceiling is None else f"<h2>Against the information "
                                           f"ceiling</h2><p>{html.escape(_ceiling_note(runs))}</p>"
                f"{ceiling.to_html(index=False, float_format='%.3f')}")

@@ -25,14 +25,18 @@ from entrypoints._steps import Steps
 NOISE_LEVELS = ",".join(f"{v:g}" for v in ablations.NOISE_LEVELS)
 SCALES = {  # sizes, teacher preset, loss and epochs per scale (the loss the reference teacher was trained with)
     "demo": dict(n_train=2000, n_val=500, n_test=1000, preset="cpu", loss="supervised", teacher_epochs=1,
-                 student_epochs=8, sizes="1000,0", noise_levels="0,0.5,1,2", fisher_spectra=500),
+                 student_epochs=8, sizes="1000,0", noise_levels="0,0.5,1,2", fisher_spectra=500, peer_epochs=8,
+                 template_spectra=64),
     "study": dict(n_train=16_000, n_val=1000, n_test=1000, preset="cpu", loss="supervised", teacher_epochs=2,
-                  student_epochs=3, sizes="1000,4000,0", noise_levels=NOISE_LEVELS, fisher_spectra=0),
+                  student_epochs=3, sizes="1000,4000,0", noise_levels=NOISE_LEVELS, fisher_spectra=0, peer_epochs=30,
+                  template_spectra=0),
     "paper": dict(n_train=100_000, n_val=1000, n_test=1000, preset="paper", loss="supervised", teacher_epochs=20,
-                  student_epochs=20, sizes="1000,5000,10000,0", noise_levels=NOISE_LEVELS, fisher_spectra=0),
+                  student_epochs=20, sizes="1000,5000,10000,0", noise_levels=NOISE_LEVELS, fisher_spectra=0,
+                  peer_epochs=30, template_spectra=0),
 }
 """The demo fits 15 minutes on 2 CPU cores by running fewer points: 3.3 at 1,000 and 2,000 labels, the sweep at
-four noise levels, the information ceiling from 500 of the 1,000 test spectra."""
+four noise levels, the information ceiling from 500 of the 1,000 test spectra, the CNN peer for 8 epochs and the
+template fit on the first 64 test spectra."""
 GRID = dict(layer="enc_1,enc_2,enc_pre_latent,enc_last", pooling="global_mean,mean_max,seg_mean_K8,seg_mean_K16")
 """The teacher study's finding: log g sits in the shallow, full-resolution layers read with fine pooling; the deep
 latent holds little. The grid keeps enc_pre_latent for the reference figures of research-plan.md."""
@@ -72,11 +76,13 @@ def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, s
         summary = ds.summary()
         steps.tags |= {k: v for k, v in summary.items() if k.startswith("digest_")}
         tracking.log_dataset(summary, data_dir)
-        try:  # the information ceiling exists only for the simulator's spectra
+        try:  # the information ceiling and the template fit exist only for the simulator's spectra
             check_simulated(ds["test"])
+            simulated = True
         except DistillError as e:
-            click.echo(f"no information ceiling: {e}", err=True)
-        else:
+            click.echo(f"no information ceiling, no template fit: {e}", err=True)
+            simulated = False
+        if simulated:
             steps("fisher", "fisher", data=data_dir, n_spectra=cfg["fisher_spectra"])
         if teacher == "auto":
             teacher = steps("train_teacher", "train_teacher", data=data_dir, preset=cfg["preset"], loss=cfg["loss"],
@@ -103,6 +109,11 @@ def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, s
               epochs=cfg["student_epochs"], **latent, **common)
         label_free = steps("label_free_student", "distill_student", features=features, lambda_y=0, heads="ridge",
                            epochs=cfg["student_epochs"], **latent, **common)  # 3.3: only its heads see labels
+        steps("peer_cannon", "peer", method="cannon", data=data_dir)  # the field's own estimators
+        steps("peer_cnn", "peer", method="cnn", data=data_dir, epochs=cfg["peer_epochs"])
+        if simulated:
+            steps("peer_template_fit", "peer", method="template_fit", data=data_dir,
+                  n_spectra=min(cfg["template_spectra"], len(ds["test"])))
         steps("ablate", "ablate", data=data_dir, features=features, student=student, label_free_student=label_free,
               sizes=cfg["sizes"], noise_levels=cfg["noise_levels"],
               teacher_epochs=cfg["teacher_epochs"], **latent)  # the no-error teacher trains as long as the teacher

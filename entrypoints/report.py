@@ -15,10 +15,12 @@ import pandas as pd
 
 from distill import report, tracking
 from distill.errors import DistillError
+from distill.peers import METHODS as PEERS
 from entrypoints._cli import one_line_errors
 
 STEPS = ("fisher", "probe_raw", "probe_denoised", "probe_grid", "probe_pca", "decompose_error", "student",
-         "student_plus", "supervised_baseline", "student_residual", "label_free_student", "ablate")
+         "student_plus", "supervised_baseline", "student_residual", "label_free_student", "ablate",
+         *(f"peer_{m}" for m in PEERS))
 FIGURES = {  # step -> artifact figures worth looking at
     "fisher": ["figures/crb_log_g.png", "figures/ceiling_vs_noise.png"],
     "probe_grid": ["figures/grid_ridge.png"],
@@ -26,6 +28,7 @@ FIGURES = {  # step -> artifact figures worth looking at
     "student": ["figures/training_curves.png", "figures/stage_3_1_per_bin_ridge.png", "figures/log_g_pred_vs_true.png"],
     "noise_sweep": ["figures/noise_sweep.png"],
     "sample_efficiency": ["figures/sample_efficiency.png"],
+    "peer_template_fit": ["figures/crb_ratio_log_g.png"],
 }
 
 
@@ -96,6 +99,7 @@ def main(run_id, out):
         rows = report.stage_rows(runs, ablations, deltas)
         text = report.answer(rows, runs, deltas)
         reference, ceiling = report.reference_table(runs), report.ceiling_table(runs)
+        peers = report.peer_table(runs, deltas)
         figures = fetch_figures(runs, ablations, work / "downloads")
         title = f"distill report: main run {main_run.info.run_id} ({main_run.data.tags.get('scale', '?')} scale)"
         if "latent_layer" in main_run.data.tags:
@@ -105,10 +109,12 @@ def main(run_id, out):
         (page / "figures").mkdir(parents=True)
         for name, png in figures.items():
             (page / "figures" / name).write_bytes(png)
-        (page / "report.md").write_text(report.markdown(title, rows, text, reference, figures, ceiling, runs))
-        (page / "report.html").write_text(report.html_page(title, rows, text, reference, figures, ceiling, runs))
+        (page / "report.md").write_text(report.markdown(title, rows, text, reference, figures, ceiling, runs, peers))
+        (page / "report.html").write_text(report.html_page(title, rows, text, reference, figures, ceiling, runs, peers))
         if ceiling is not None:
             tracking.log_table(ceiling, "tables/against_ceiling.json")
+        if peers is not None:
+            tracking.log_table(peers, "tables/against_peers.json")
         mlflow.log_artifacts(str(page), "report")
         table = pd.DataFrame([r.__dict__ for r in rows])
         tracking.log_table(table, "tables/stages.json")
@@ -122,8 +128,9 @@ def main(run_id, out):
         staging.rename(target)
         shutil.rmtree(work, ignore_errors=True)
         click.echo(table[["stage", "measured", "status", "next"]].to_string(index=False, max_colwidth=70))
-        if ceiling is not None:
-            click.echo("\n" + ceiling.to_string(index=False, float_format="%.3f"))
+        for extra in (peers, ceiling):
+            if extra is not None:
+                click.echo("\n" + extra.to_string(index=False, float_format="%.3f"))
         click.echo(f"\n{text}\nreport: {target / 'report.html'}")
 
 

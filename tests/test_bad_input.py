@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from distill import tracking
 from distill.data import PARAMS_KEY
 from distill.teacher import PRESETS, BlindSpotUNet1D, save
-from entrypoints import ablate, decompose_error, distill_student, extract, fisher, probe, train_teacher, tune
+from entrypoints import ablate, decompose_error, distill_student, extract, fisher, peer, probe, train_teacher, tune
 
 MARKER = Path(os.environ.get("TMPDIR", "/tmp")) / "distill-payload-ran"
 
@@ -123,6 +123,9 @@ CASES = {
     "even kernel": (train_teacher.main, ["--kernel-size", "4"], None, "must be odd"),
     "no teacher": (extract.main, [], None, "no FINISHED train_teacher run"),
     "fisher on foreign data": (fisher.main, [], foreign, "not made by the built-in simulator"),
+    "template fit on foreign data": (peer.main, ["--method", "cannon,template_fit"], foreign,
+                                     "not made by the built-in simulator"),
+    "unknown peer": (peer.main, ["--method", "cannon,svm"], None, "unknown method 'svm'"),
     "checkpoint a text file": (train_teacher.main, ["--checkpoint", "notes.txt"], None, "not a checkpoint"),
     "checkpoint an unknown run": (train_teacher.main, ["--checkpoint", "0" * 32], None, "no such run"),
     "checkpoint not a file": (train_teacher.main, ["--checkpoint", "nowhere.pt"], None, "neither a file nor"),

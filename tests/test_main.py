@@ -49,7 +49,7 @@ def test_steps_are_reused_and_downstream_recomputed(mlflow_store, tiny_data, mon
                                 filter_string=f"tags.`{tracking.ENTRY_POINT_TAG}` = 'main'")
     assert (run.data.tags["latent_layer"], run.data.tags["latent_pooling"]) == ("enc_2", "seg_mean_K16")  # on val
     assert [e for e, _ in first] == ["fisher", "train_teacher", "extract", "probe", "probe", "probe", "probe",
-                                     "decompose_error"] + ["distill_student"] * 5 + ["ablate", "report"]
+                                     "decompose_error"] + ["distill_student"] * 5 + ["peer"] * 3 + ["ablate", "report"]
     ran.clear()
     assert CliRunner().invoke(main_module.main, args).exit_code == 0
     assert ran == [("report", None)]  # every expensive step reused
@@ -75,7 +75,7 @@ def test_main_smoke(mlflow_store, tiny_data, tmp_path, request):
     steps = {k[5:]: v for k, v in main.data.tags.items() if k.startswith("step_")}
     assert set(steps) == {"fisher", "extract", "probe_raw", "probe_denoised", "probe_grid", "probe_pca",
                           "decompose_error", "student", "student_plus", "supervised_baseline", "student_residual",
-                          "label_free_student", "ablate", "report"}
+                          "label_free_student", "peer_cannon", "peer_cnn", "peer_template_fit", "ablate", "report"}
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == main.info.run_id]
     assert {r.info.run_id for r in children} >= set(steps.values())
     assert all(r.info.status == "FINISHED" for r in children)
@@ -90,6 +90,12 @@ def test_main_smoke(mlflow_store, tiny_data, tmp_path, request):
         assert by_id[steps[step]].data.metrics["ceiling_prior_r2_log_g"] == ceiling
         assert by_id[steps[step]].data.tags["fisher_run_id"] == steps["fisher"]
     assert "Against the information ceiling" in page and "of the information ceiling" in page
+    # the field's estimators: one run each, in the answer, the peer table and the ceiling table
+    for method in ("cannon", "cnn", "template_fit"):
+        peer = by_id[steps[f"peer_{method}"]]
+        assert peer.data.tags["method"] == method and f"{method}_test_r2_log_g_lo" in peer.data.metrics
+    assert "Against the field&#x27;s estimators" in page or "Against the field's estimators" in page
+    assert "peer: The Cannon" in stages and "StarNet" in stages
 
     # ablate all: one child per kind with its verdict, a point per noise level and training size, the summary table
     children = {r.data.tags["kind"]: r for r in runs if r.data.tags.get("mlflow.parentRunId") == steps["ablate"]}

@@ -1,5 +1,10 @@
 """The report's decision rules on planted run results, and that it renders when stages were not run."""
+import numpy as np
+import pandas as pd
+import pytest
+
 from distill import report
+from distill.errors import DistillError
 from distill.intervals import Interval
 from distill.student import verdicts
 
@@ -115,3 +120,34 @@ def test_the_report_reads_the_logged_verdicts_instead_of_judging_again():
     judged["tags"]["verdict_2_2"] = "below_teacher"
     rows = rows_by_stage({"student": judged})
     assert rows["2.1"].status == report.FAIL and rows["2.2"].status == report.FAIL
+
+
+def test_the_field_estimators_stand_beside_the_student_with_paired_intervals():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=400)
+    student_pred = y + rng.normal(scale=0.5, size=400)
+    predictions = {"student": pd.DataFrame({"y_log_g": y, "student_log_g": student_pred}),
+                   "peer_cannon": pd.DataFrame({"y_log_g": y, "cannon_log_g": y + rng.normal(scale=1.0, size=400)}),
+                   "peer_cnn": pd.DataFrame({"y_log_g": y, "cnn_log_g": student_pred + rng.normal(scale=0.01,
+                                                                                                size=400)}),
+                   "peer_template_fit": pd.DataFrame({"y_log_g": y[:100], "template_fit_log_g": y[:100]})}
+    deltas = report.cross_run_deltas(predictions)
+    assert deltas["student_vs_cannon"].verdict() == "better"
+    assert deltas["student_vs_cnn"].verdict() == "tie"
+    assert deltas["student_vs_template_fit"].verdict() == "worse"  # a perfect fit, compared on its 100 rows
+    runs = {"student": run({"student_test_r2_log_g": 0.8}), **{
+        f"peer_{m}": run({**Interval(0.5, 0.4, 0.6).keyed(f"{m}_test_r2_log_g"), f"{m}_n_test": n,
+                          f"{m}_fit_seconds": 1.0, f"{m}_predict_seconds": 2.0})
+        for m, n in (("cannon", 400), ("cnn", 400), ("template_fit", 100))}}
+    runs["student"]["params"]["n_test"] = "400"
+    table = report.peer_table(runs, deltas).set_index("peer")
+    assert list(table["verdict"]) == ["better", "worse", "tie"]  # cannon, template_fit, cnn
+    assert list(table["sees sigma"]) == ["no", "yes", "no"] and table["fit + predict (s)"].iloc[0] == 3.0
+    text = report.answer(report.stage_rows(runs, {}), runs, deltas)
+    assert "BEATS" in text and "The Cannon" in text and "on the first 100 test spectra" in text
+    ceiling = report.ceiling_table(runs | {"fisher": run({"ceiling_prior_r2_log_g": 0.8})}).set_index("method")
+    assert ceiling.filter(like="template fit", axis=0)["fraction of ceiling"].item() == "sees sigma: not bounded"
+    assert report.peer_table({}, {}) is None
+    predictions["peer_cnn"]["y_log_g"] = rng.permutation(y)  # scored on other rows: refused, never paired
+    with pytest.raises(DistillError, match="different test rows"):
+        report.cross_run_deltas(predictions)

@@ -1,0 +1,34 @@
+"""A standard supervised 1D CNN on raw noisy flux: StarNet (Fabbro et al. 2018, MNRAS 475, 2978).
+
+Two convolutions (4 and 16 filters, kernel 8, ReLU), max-pooling by 4, dense layers of 256 and 128 (ReLU), one output
+per label. It is trained by ``distill.student.train.DistillTrainer`` with ``lambda_z = 0``: the student's noise
+protocol (a fresh draw every epoch, each split's fixed draw for evaluation), per-pixel standardisation and early
+stopping on validation, so only the architecture differs from the supervised end-to-end baseline.
+"""
+from torch import nn
+
+
+class StarNet(nn.Module):
+    """``forward(x (B, 1, P)) -> (features (B, 128), y_hat (B, n_targets))``; ``head`` maps features to y_hat, as the
+    trainer expects of a student."""
+
+    def __init__(self, n_pixels: int, n_targets: int = 1, filters=(4, 16), kernel: int = 8, pool: int = 4,
+                 dense=(256, 128)):
+        super().__init__()
+        length = (n_pixels - len(filters) * (kernel - 1)) // pool
+        if length < 1:
+            raise ValueError(f"{n_pixels} pixels are too few for StarNet's convolutions")
+        self.config = dict(n_pixels=n_pixels, n_targets=n_targets, filters=list(filters), kernel=kernel, pool=pool,
+                           dense=list(dense))
+        convs, c_in = [], 1
+        for c in filters:
+            convs += [nn.Conv1d(c_in, c, kernel), nn.ReLU()]
+            c_in = c
+        widths = [c_in * length, *dense]
+        fcs = [layer for a, b in zip(widths[:-1], widths[1:]) for layer in (nn.Linear(a, b), nn.ReLU())]
+        self.encoder = nn.Sequential(*convs, nn.MaxPool1d(pool), nn.Flatten(), *fcs)
+        self.head = nn.Linear(dense[-1], n_targets)
+
+    def forward(self, x):
+        z = self.encoder(x)
+        return z, self.head(z)

@@ -1,0 +1,131 @@
+"""The peers: The Cannon recovers what its model made, the template fit is the efficient estimator the Fisher bound
+describes, the CNN learns a planted label, and the entry point logs one run per method."""
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import r2_score
+
+from distill import fisher
+from distill.data import ArraySpectra
+from distill.peers import template_fit as tf
+from distill.peers.cannon import Cannon
+from distill.peers.cnn import StarNet
+from distill.simulator.noise import error_from_flux
+from distill.student.train import DistillSettings, DistillTrainer
+from tests.conftest import mlflow_run
+
+LABELS = list(tf.LABELS)
+BOX = (tf.LO, tf.HI)
+
+
+def test_the_cannon_recovers_the_labels_of_spectra_its_model_made():
+    rng = np.random.default_rng(0)
+    labels = rng.uniform(*BOX, size=(260, 5))
+    truth = Cannon()
+    truth._terms(5)
+    truth.mean, truth.std, truth.theta = labels[:200].mean(0), labels[:200].std(0), rng.normal(size=(21, 300))
+    flux = truth.model(labels)
+    fitted = Cannon(block=64).fit(labels[:200], lambda a, b: flux[a:b])
+    np.testing.assert_allclose(fitted.predict(flux[200:]), labels[200:], atol=1e-3)
+
+
+def test_the_cannon_weights_pixels_by_their_training_scatter():
+    rng = np.random.default_rng(1)
+    labels = rng.uniform(*BOX, size=(400, 5))
+    flux = 1 + 0.01 * (labels[:, :1] - 4800) / 1000 + rng.normal(size=(400, 50)) * np.r_[np.full(25, 0.01),
+                                                                                            np.full(25, 0.1)]
+    scatter = np.sqrt(Cannon().fit(labels, lambda a, b: flux[a:b]).scatter2)
+    np.testing.assert_allclose(scatter[:25].mean(), 0.01, rtol=0.1)
+    np.testing.assert_allclose(scatter[25:].mean(), 0.1, rtol=0.1)
+
+
+def simulated(params: dict, n=1) -> tuple:
+    """Noiseless model flux, its error at 20 exposures, and the params frame of n copies of one star."""
+    frame = pd.DataFrame([params] * n).assign(mag=21.5)
+    flux = tf.model(frame[LABELS].to_numpy(float), frame[["mag"]])
+    return flux, error_from_flux(flux, frame["mag"].to_numpy(), 20).astype(float), frame
+
+
+def test_the_template_fit_recovers_noiseless_labels_from_its_bank():
+    stars = [dict(T_eff=4200, log_g=1.8, M_H=-0.4, a_M=0.2, C_M=0.1), dict(T_eff=5600, log_g=4.4, M_H=0.3, a_M=0.0,
+                                                                          C_M=-0.3)]
+    flux, error, params = zip(*(simulated(s) for s in stars))
+    flux, error, params = np.concatenate(flux), np.concatenate(error), pd.concat(params, ignore_index=True)
+    var = (1e-3 * error) ** 2
+    out = tf.fit_spectra(flux, var, params, bank=128, starts=3)
+    truth = params[LABELS].to_numpy(float)
+    assert np.all(np.abs(out["log_g"] - params["log_g"]) < tf.STEP[1]), out
+    at_truth = tf._cost(flux, tf.model(truth, params[["mag"]]), var, truth, None)
+    assert np.all(out["chi2"] <= at_truth + 1e-6)  # no better point exists; where a label is inert it may wander
+
+
+def test_the_template_fits_scatter_over_noise_draws_matches_the_cramer_rao_bound():
+    """An efficient estimator's scatter is the bound; the same fit with flat pixel weights (a planted defect) is not."""
+    star = dict(T_eff=4500, log_g=2.5, M_H=-0.3, a_M=0.1, C_M=0.0)
+    flux, error, params = simulated(star)
+    level, draws = 0.05, 100
+    info = fisher.fisher_matrices(fisher.jacobian(fisher.simulator_flux, params), error)
+    bound = fisher.crb(info, 1, np.ones(5), level)["marginal"].iloc[0]
+    noisy = flux + level * error * np.random.default_rng(3).standard_normal((draws, flux.shape[1]))
+    frame = pd.concat([params] * draws, ignore_index=True)
+    ratio = {}
+    for weights, var, n in (("right", (level * error) ** 2, draws),
+                            ("flat", np.full_like(error, (level * error).mean() ** 2), 40)):
+        theta, _, _ = tf.levenberg_marquardt(noisy[:n], np.tile(var, (n, 1)), frame[["mag"]].iloc[:n],
+                                             frame[LABELS].to_numpy(float)[:n])
+        ratio[weights] = theta[:, 1].std() / np.sqrt(bound)
+        if weights == "right":
+            assert abs(theta[:, 1].mean() - star["log_g"]) < 3 * np.sqrt(bound / draws)
+    assert abs(ratio["right"] - 1) < 0.2 and ratio["flat"] > 1.5, ratio
+
+
+def planted(n, rng, shuffle=False):
+    """Spectra whose one line's depth is the label: 1 - 0.3 y g(x) plus noise 0.05."""
+    y = rng.uniform(0, 1, n)
+    x = np.arange(256)
+    flux = (1 - 0.3 * y[:, None] * np.exp(-0.5 * ((x - 128) / 3.0) ** 2)).astype(np.float32)
+    error = np.full_like(flux, 0.05)
+    return ArraySpectra(flux, error), rng.permutation(y) if shuffle else y
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_the_cnn_learns_a_planted_label_and_not_a_shuffled_one(shuffle):
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    spectra, y = {}, {}
+    for split, n in (("train", 512), ("val", 128), ("test", 128)):
+        spectra[split], y[split] = planted(n, rng, shuffle and split == "train")
+    trainer = DistillTrainer(StarNet(256), spectra, None, y, DistillSettings(lambda_z=0, epochs=15, batch_size=64,
+                                                                          lr=1e-3), torch.device("cpu"))
+    trainer.fit()
+    r2 = r2_score(y["test"], trainer.predict("test")[1])
+    assert (r2 < 0.3) if shuffle else (r2 > 0.8), r2
+
+
+def test_crb_bins_compare_squared_error_with_the_bound():
+    rng = np.random.default_rng(0)
+    bound = rng.uniform(0.01, 0.1, 4000)
+    sq = bound * rng.chisquare(1, 4000)  # an efficient estimator: ratio 1, median ratio 0.455
+    table = tf.crb_bins(sq, bound, {"snr": rng.uniform(1, 10, 4000)})
+    assert len(table) == 4 and table["n"].sum() == 4000
+    np.testing.assert_allclose(table["ratio"], 1, atol=0.15)
+    np.testing.assert_allclose(table["median_ratio"], 0.455, atol=0.08)
+
+
+@pytest.mark.slow
+def test_peer_entry_point_logs_a_child_per_method(mlflow_store, tiny_data):
+    result = mlflow_run(f"data={tiny_data}", "method=cannon,template_fit,cnn", "n_spectra=8", "epochs=1",
+                        "starts=1", entry="peer")
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    children = {r.data.tags["method"]: r for r in runs if "mlflow.parentRunId" in r.data.tags}
+    assert set(children) == {"cannon", "template_fit", "cnn"}
+    for method, run in children.items():
+        m = run.data.metrics
+        assert m[f"{method}_test_r2_log_g_lo"] <= m[f"{method}_test_r2_log_g"] <= m[f"{method}_test_r2_log_g_hi"]
+        assert m[f"{method}_n_test"] == 8 and f"{method}_predict_seconds" in m
+        assert run.data.tags["sees_sigma"] == ("true" if method == "template_fit" else "false")
+    assert "template_fit_crb_ratio_log_g" in children["template_fit"].data.metrics
+    assert "cannon_val_r2_log_g" in children["cannon"].data.metrics
