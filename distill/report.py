@@ -14,6 +14,7 @@ import pandas as pd
 from . import intervals
 from .errors import DistillError
 from .intervals import BETTER, WORSE, Interval
+from .peers import BOUNDED as PEER_BOUNDED
 from .peers import DESCRIPTIONS as PEER_NAMES
 from .peers import METHODS as PEERS
 from .peers import SEES_SIGMA as PEER_SEES_SIGMA
@@ -329,7 +330,7 @@ METHODS = [
     ("supervised end-to-end network", "supervised_baseline", "student_test_r2_log_g", False),
     ("student-plus (flux + error)", "student_plus", "student_test_r2_log_g", True),
     ("clean error alone + Ridge (Stage A)", "decompose_error", "error_ridge_test_r2_log_g", True),
-    *[(f"peer: {PEER_NAMES[m]}", f"peer_{m}", f"{m}_test_r2_log_g", PEER_SEES_SIGMA[m]) for m in PEERS],
+    *[(f"peer: {PEER_NAMES[m]}", f"peer_{m}", f"{m}_test_r2_log_g", not PEER_BOUNDED[m]) for m in PEERS],
 ]
 
 

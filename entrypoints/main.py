@@ -24,9 +24,9 @@ from entrypoints._steps import Steps
 
 NOISE_LEVELS = ",".join(f"{v:g}" for v in ablations.NOISE_LEVELS)
 SCALES = {  # sizes, teacher preset, loss and epochs per scale (the loss the reference teacher was trained with)
-    "demo": dict(n_train=2000, n_val=500, n_test=1000, preset="cpu", loss="supervised", teacher_epochs=1,
+    "demo": dict(n_train=1500, n_val=500, n_test=1000, preset="cpu", loss="supervised", teacher_epochs=1,
                  student_epochs=8, sizes="1000,0", noise_levels="0,0.5,1,2", fisher_spectra=500, peer_epochs=8,
-                 template_spectra=64),
+                 template_spectra=32),
     "study": dict(n_train=16_000, n_val=1000, n_test=1000, preset="cpu", loss="supervised", teacher_epochs=2,
                   student_epochs=3, sizes="1000,4000,0", noise_levels=NOISE_LEVELS, fisher_spectra=0, peer_epochs=30,
                   template_spectra=0),
@@ -34,9 +34,9 @@ SCALES = {  # sizes, teacher preset, loss and epochs per scale (the loss the ref
                   student_epochs=20, sizes="1000,5000,10000,0", noise_levels=NOISE_LEVELS, fisher_spectra=0,
                   peer_epochs=30, template_spectra=0),
 }
-"""The demo fits 15 minutes on 2 CPU cores by running fewer points: 3.3 at 1,000 and 2,000 labels, the sweep at
-four noise levels, the information ceiling from 500 of the 1,000 test spectra, the CNN peer for 8 epochs and the
-template fit on the first 64 test spectra."""
+"""The demo fits 15 minutes on 2 CPU cores by training on 1,500 spectra and running fewer points: 3.3 at 1,000 and
+1,500 labels, the sweep at four noise levels, the information ceiling from 500 of the 1,000 test spectra, the CNN peer
+for 8 epochs and the template fit on the first 32 test spectra."""
 GRID = dict(layer="enc_1,enc_2,enc_pre_latent,enc_last", pooling="global_mean,mean_max,seg_mean_K8,seg_mean_K16")
 """The teacher study's finding: log g sits in the shallow, full-resolution layers read with fine pooling; the deep
 latent holds little. The grid keeps enc_pre_latent for the reference figures of research-plan.md."""

@@ -20,11 +20,13 @@ from distill import figures, intervals, metrics, tracking
 from distill.ceiling import check_simulated
 from distill.data import LABELS, open_dataset
 from distill.errors import DistillError, check_choices
-from distill.peers import DESCRIPTIONS, METHODS, SEES_SIGMA
+from distill.peers import BOUNDED, DESCRIPTIONS, METHODS, SEES_SIGMA
 from distill.peers.estimate import RUN
 from entrypoints import _options as opt
 from entrypoints._cli import one_line_errors, progress_bar, split_list
 from entrypoints._upstream import log_ceiling
+
+SPAWN_PAYS = 256  # template-fit spectra from which worker processes pay for their start (~8 s each: imports, bank)
 
 
 def log_estimate(method, est, ds, labels, n_spectra, ceiling):
@@ -50,7 +52,7 @@ def log_estimate(method, est, ds, labels, n_spectra, ceiling):
     r2 = scores[f"{method}_test_r2_{label}"]
     tracking.log_figure(figures.predicted_vs_true(truth["test"][label], est.predictions["test"][label], label,
                                                   f"{DESCRIPTIONS[method]}: test R^2 {r2:.3f}",
-                                                  None if SEES_SIGMA[method] else ceiling),
+                                                  ceiling if BOUNDED[method] else None),
                         f"figures/{label}_pred_vs_true.png")
     return scores
 
@@ -85,7 +87,7 @@ def main(method, data, noise_level, labels, n_spectra, n_train, prior, starts, e
     if "template_fit" in methods:  # refused before any method runs
         check_simulated(ds["test"])
     if workers == 0:
-        workers = 1 if n_spectra < 64 else min(os.cpu_count() or 1, 4)
+        workers = 1 if n_spectra < SPAWN_PAYS else min(os.cpu_count() or 1, 4)
     settings = dict(noise_level=noise_level, n_spectra=n_spectra, n_train=n_train, prior=prior, starts=starts,
                     epochs=epochs, workers=workers, seed=seed, labels=label_list)
     with tracking.tracked_run("peer", stage="peers", method=method):

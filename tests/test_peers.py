@@ -128,4 +128,5 @@ def test_peer_entry_point_logs_a_child_per_method(mlflow_store, tiny_data):
         assert m[f"{method}_n_test"] == 8 and f"{method}_predict_seconds" in m
         assert run.data.tags["sees_sigma"] == ("true" if method == "template_fit" else "false")
     assert "template_fit_crb_ratio_log_g" in children["template_fit"].data.metrics
-    assert "cannon_val_r2_log_g" in children["cannon"].data.metrics
+    assert "cannon_test_mae_log_g" in children["cannon"].data.metrics
+    assert "cnn_val_r2_log_g" in children["cnn"].data.metrics
