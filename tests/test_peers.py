@@ -116,8 +116,8 @@ def test_crb_bins_compare_squared_error_with_the_bound():
 
 @pytest.mark.slow
 def test_peer_entry_point_logs_a_child_per_method(mlflow_store, tiny_data):
-    result = mlflow_run(f"data={tiny_data}", "method=cannon,template_fit,cnn", "n_spectra=8", "epochs=1",
-                        "starts=1", entry="peer")
+    result = mlflow_run(f"data={tiny_data}", "method=cannon,template_fit,cnn", "n_spectra=8", "n_train=48",
+                        "epochs=1", "starts=1", entry="peer")
     assert result.returncode == 0, result.stderr[-3000:]
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
     children = {r.data.tags["method"]: r for r in runs if "mlflow.parentRunId" in r.data.tags}
@@ -128,5 +128,6 @@ def test_peer_entry_point_logs_a_child_per_method(mlflow_store, tiny_data):
         assert m[f"{method}_n_test"] == 8 and f"{method}_predict_seconds" in m
         assert run.data.tags["sees_sigma"] == ("true" if method == "template_fit" else "false")
     assert "template_fit_crb_ratio_log_g" in children["template_fit"].data.metrics
+    assert children["cannon"].data.metrics["cannon_n_train"] == 48
     assert "cannon_test_mae_log_g" in children["cannon"].data.metrics
     assert "cnn_val_r2_log_g" in children["cnn"].data.metrics

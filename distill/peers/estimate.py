@@ -91,14 +91,15 @@ def template_fit(ds, noise_level: float, n_spectra: int, prior: bool, starts: in
 
 def cnn(ds, noise_level: float, n_spectra: int, n_train: int, seed: int, epochs: int, labels, progress=None,
         **_) -> Estimate:
-    """One StarNet per label, trained as the student is; predictions at each split's fixed draw."""
+    """One StarNet per label, trained as the student is; predictions of val and the test subset at their fixed
+    draws."""
     keep = subset_rows(len(ds["train"]), n_train, seed)
     spectra = dict(ds.splits)
     if len(keep) < len(ds["train"]):
         spectra["train"] = ArraySpectra(*(a[keep] for a in ds["train"].read()))
     settings = DistillSettings(lambda_z=0.0, epochs=epochs, batch_size=64, lr=7e-4, noise_level=noise_level,
                                seed=seed)
-    out = {s: pd.DataFrame(index=range(len(ds[s]) if s != "test" else n_spectra)) for s in SPLITS}
+    out = {"val": pd.DataFrame(index=range(len(ds["val"]))), "test": pd.DataFrame(index=range(n_spectra))}
     metrics, fit_seconds, predict_seconds = {}, 0.0, 0.0
     for label in labels:
         torch.manual_seed(seed)
@@ -109,7 +110,7 @@ def cnn(ds, noise_level: float, n_spectra: int, n_train: int, seed: int, epochs:
         history = trainer.fit(progress)
         fit_seconds += time.perf_counter() - t
         t = time.perf_counter()
-        for s in SPLITS:
+        for s in out:
             out[s][label] = trainer.predict(s)[1][:len(out[s])]
         predict_seconds += time.perf_counter() - t
         metrics[f"cnn_epochs_{label}"] = len(history)
