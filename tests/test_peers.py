@@ -81,6 +81,21 @@ def test_the_template_fits_scatter_over_noise_draws_matches_the_cramer_rao_bound
     assert abs(ratio["right"] - 1) < 0.2 and ratio["flat"] > 1.5, ratio
 
 
+def test_the_maximum_a_posteriori_fit_shrinks_towards_the_prior():
+    """At low S/N the prior pulls log g towards its mean and narrows the scatter; without it the fit is wider."""
+    star = dict(T_eff=5200, log_g=4.2, M_H=-1.0, a_M=0.1, C_M=0.0)
+    flux, error, params = simulated(star)
+    draws, level = 24, 3.0
+    noisy = flux + level * error * np.random.default_rng(5).standard_normal((draws, flux.shape[1]))
+    frame = pd.concat([params] * draws, ignore_index=True)
+    prior = ((tf.LO + tf.HI) / 2, (tf.HI - tf.LO) ** 2 / 12 / 4)  # a prior narrower than the box, centred on it
+    fits = {name: tf.levenberg_marquardt(noisy, np.tile((level * error) ** 2, (draws, 1)), frame[["mag"]],
+                                         frame[LABELS].to_numpy(float), p)[0][:, 1] for name, p in
+            (("ml", None), ("map", prior))}
+    assert fits["map"].std() < fits["ml"].std()
+    assert abs(fits["map"].mean() - prior[0][1]) < abs(fits["ml"].mean() - prior[0][1])
+
+
 def planted(n, rng, shuffle=False):
     """Spectra whose one line's depth is the label: 1 - 0.3 y g(x) plus noise 0.05."""
     y = rng.uniform(0, 1, n)
