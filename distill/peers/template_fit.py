@@ -115,9 +115,10 @@ def levenberg_marquardt(data, var, extra, theta, prior=None, max_iter=40, tol=1e
 
 def fit(data, var, extra, bank, starts=3, prior=None, race=6) -> tuple:
     """Multi-start fit of a batch: every start runs ``race`` iterations, the best of them runs on to convergence.
-    Returns (theta (n, 5), chi2 (n,), model evaluations per spectrum)."""
+    Returns (theta (n, 5), chi2 (n,), model evaluations per spectrum, the bank's not counted: it is made once per
+    process)."""
     begin = best_starts(data, var, extra["mag"].to_numpy(), bank, starts, prior)
-    best, best_cost, evals = None, None, len(bank[0]) / max(len(data), 1)
+    best, best_cost, evals = None, None, 0.0
     for s in range(begin.shape[1]):
         theta, cost, n = levenberg_marquardt(data, var, extra, begin[:, s], prior, max_iter=race)
         evals = evals + n
