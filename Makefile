@@ -58,12 +58,13 @@ server-stop: ## stop the PostgreSQL cluster that `make server` started
 dashboard: venv mlruns ## optuna-dashboard on http://127.0.0.1:8080 for the studies of `tune` (OPTUNA_STORAGE=... for another)
 	optuna-dashboard $(OPTUNA_STORAGE) --host 127.0.0.1 --port 8080
 
-bench: venv ## calibration, speed and student benchmarks (about two hours on 2 cores)
+bench: venv ## calibration, speed, teacher-study and student benchmarks (about three hours on 2 cores)
 	$(PY) bench/simulate_speed.py
 	$(PY) bench/fisher_speed.py
 	$(PY) bench/read_speed.py
 	$(PY) bench/teacher_speed.py
 	$(PY) bench/extract_speed.py
+	$(PY) bench/teacher_study_time.py --forest-gravity false
 	$(PY) bench/probe_scale.py --n-train 32000
 	$(PY) bench/calibrate_simulator.py --n-train 32000
 	$(PY) bench/student_speed.py

@@ -16,6 +16,7 @@ import click
 import mlflow
 import numpy as np
 import pandas as pd
+import torch
 
 from distill import decompose, probe, tracking
 from distill.data import SPLITS, open_dataset
@@ -55,11 +56,19 @@ def residual_r2(features_id: str, layer: str, pooling: str, residual: dict, seed
     return result.scores["test_r2_residual"]
 
 
+def same_untrained_teacher(a: str, b: str) -> bool:
+    """Whether two train_teacher runs' epoch-0 snapshots (the untrained networks) hold the same tensors: then their
+    untrained controls are one extract and one probe grid, read by both cells."""
+    states = [torch.load(tracking.download(run, "snapshots/epoch_0.pt"), weights_only=True) for run in (a, b)]
+    return states[0].keys() == states[1].keys() and all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
 def snapshot_row(steps: Steps, cell: study.Cell, teacher: str, per_epoch: dict, epoch: int, data_dir: str,
-                 layers: str, poolings: str, noise_level: float, residual: dict, seed: int) -> dict:
+                 layers: str, poolings: str, noise_level: float, residual: dict, seed: int, untrained=None) -> dict:
     """Extract and probe one snapshot of a cell's teacher (``per_epoch``: its ``epochs_of``); the row of the study
-    table."""
-    features = steps(f"extract_epoch_{epoch}", "extract", data=data_dir, teacher=f"{teacher}@{epoch}",
+    table. ``untrained``: an earlier cell's train_teacher run whose epoch-0 snapshot equals this teacher's."""
+    source = untrained if epoch == 0 and untrained else teacher
+    features = steps(f"extract_epoch_{epoch}", "extract", data=data_dir, teacher=f"{source}@{epoch}",
                      noise_level=noise_level, direction="fwd")
     grid_id = steps(f"probe_epoch_{epoch}", "probe", data=data_dir, features=features, layer=layers,
                     pooling=poolings, head=",".join(HEADS), labels="log_g", noise_level=noise_level)
@@ -81,8 +90,8 @@ def snapshot_row(steps: Steps, cell: study.Cell, teacher: str, per_epoch: dict, 
 @click.option("--presets", default="cpu,mid", show_default=True, help=f"comma list of {', '.join(PRESETS)}")
 @click.option("--losses", default="self_supervised,supervised", show_default=True, help="comma list")
 @click.option("--n-train", default="0", show_default=True, help="comma list of teacher training-set sizes (0: all)")
-@click.option("--epochs", default=4, type=click.IntRange(1), show_default=True, help="training length of each cell")
-@click.option("--snapshots", default="0,1,2,4", show_default=True,
+@click.option("--epochs", default=2, type=click.IntRange(1), show_default=True, help="training length of each cell")
+@click.option("--snapshots", default="0,1,2", show_default=True,
               help="epochs at which the latent is probed (0: the untrained teacher, the control)")
 @click.option("--no-error", default=True, type=bool, show_default=True,
               help="add the no-error teacher (input_sigma=false) of the first preset and loss")
@@ -119,7 +128,7 @@ def main(data, presets, losses, n_train, epochs, snapshots, no_error, layers, po
         error_only = a1.data.metrics[f"error_{a1.data.tags['a1_head']}_test_r2_log_g"]
         residual = error_only_residual(decomposition)
         ceiling = log_ceiling(summary, noise_level)
-        rows = []
+        rows, untrained = [], {}  # (preset, input_sigma): the first such cell's teacher, whose epoch 0 others share
         for cell in grid:
             with tracking.tracked_run("teacher_study", stage="teacher", mvp="study", nested=True, cell=cell.name):
                 mlflow.set_tag("mlflow.runName", cell.name)
@@ -130,10 +139,12 @@ def main(data, presets, losses, n_train, epochs, snapshots, no_error, layers, po
                                      snapshots=",".join(map(str, keep)), noise_level=noise_level,
                                      batch_size=batch_size, lr=lr, seed=seed, **cell.params())
                 per_epoch = epochs_of(teacher)
+                first = untrained.setdefault((cell.preset, cell.input_sigma), teacher)
+                shared = first if first != teacher and 0 in keep and same_untrained_teacher(first, teacher) else None
                 names = ",".join(BlindSpotUNet1D(PRESETS[cell.preset]).layer_names()) if layers == "all" else layers
                 for epoch in keep:
                     row = snapshot_row(cell_steps, cell, teacher, per_epoch, epoch, data_dir, names, poolings,
-                                       noise_level, residual, seed)
+                                       noise_level, residual, seed, shared)
                     tracking.log_metrics({k: v for k, v in row.items() if k.startswith(("latent_", "snr_", "val_snr",
                                                                                            "train_seconds"))},
                                          step=int(row["spectra_seen"]))
@@ -144,9 +155,8 @@ def main(data, presets, losses, n_train, epochs, snapshots, no_error, layers, po
                 mlflow.set_tag("reused", str(all(h == "reused" for h in cell_steps.how.values())).lower())
         table = pd.DataFrame(rows)
         target = raw["ridge"] / 2
-        reach = {c: study.spectra_to_reach(part.rename(columns={"latent_r2_ridge": "r2"}), target)
-                 for c, part in table.groupby("cell", sort=False)}
-        table["spectra_to_half_raw_ridge"] = table["cell"].map(reach)
+        table = table.merge(study.reach_table(table, {"half_raw_ridge": target, "raw_ridge": raw["ridge"]}),
+                            on="cell", how="left")
         tracking.log_table(table, "tables/teacher_study.json")
         tracking.log_parquet(table, "teacher_study.parquet")
         tracking.log_figure(figures.study_curves(table, raw, ceiling, error_only, target), "figures/teacher_study.png")

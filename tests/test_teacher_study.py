@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from distill.errors import DistillError
-from distill.teacher import study
+from distill.teacher import figures, study
 from distill.tracking import ENTRY_POINT_TAG
 from tests.conftest import mlflow_run
 
@@ -18,31 +18,36 @@ def entry_runs(name: str) -> list:
 
 @pytest.mark.slow
 def test_study_makes_one_nested_run_per_cell_and_reuses_them(mlflow_store, tiny_data):
-    args = [f"data={tiny_data}", "presets=cpu", "losses=supervised", "epochs=2", "snapshots=0,2",
+    args = [f"data={tiny_data}", "presets=cpu", "losses=supervised,self_supervised", "epochs=2", "snapshots=0,2",
             "layers=enc_1,enc_pre_latent",
             "poolings=global_mean,seg_mean_K4", "batch_size=16"]
     first = mlflow_run(*args, entry="teacher_study", timeout=1800)
     assert first.returncode == 0, first.stderr[-3000:]
     (parent,) = [r for r in entry_runs("teacher_study") if "mlflow.parentRunId" not in r.data.tags]
     cells = [r for r in entry_runs("teacher_study") if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    names = {"cpu | supervised | n=all", "cpu | supervised | n=all | no error"}
+    names = {"cpu | supervised | n=all", "cpu | self_supervised | n=all", "cpu | supervised | n=all | no error"}
     assert {c.data.tags["cell"] for c in cells} == names
     table = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=parent.info.run_id,
                                                                 artifact_path="teacher_study.parquet"))
-    assert len(table) == 2 * 2 and set(table["cell"]) == names and set(table["epoch"]) == {0, 2}
+    assert len(table) == 3 * 2 and set(table["cell"]) == names and set(table["epoch"]) == {0, 2}
     assert (table["spectra_seen"].to_numpy() == 96 * table["epoch"].to_numpy()).all()
     assert table["latent_r2_ridge"].notna().all() and table["layer_ridge"].isin(["enc_1", "enc_pre_latent"]).all()
     teachers = entry_runs("train_teacher")
-    assert len(teachers) == 2 and {t.data.params["input_sigma"] for t in teachers} == {"true", "false"}
-    assert len(entry_runs("extract")) == 2 * 2  # one per snapshot
+    assert len(teachers) == 3 and {t.data.params["input_sigma"] for t in teachers} == {"true", "false"}
+    # one extract per snapshot, but the two losses' untrained networks are one: the same weights, one control
+    assert len(entry_runs("extract")) == 3 * 2 - 1
+    untrained = table[table["epoch"] == 0].set_index("cell")
+    assert untrained.loc["cpu | self_supervised | n=all", "features_run_id"] == \
+        untrained.loc["cpu | supervised | n=all", "features_run_id"] != \
+        untrained.loc["cpu | supervised | n=all | no error", "features_run_id"]
 
     probes = len(entry_runs("probe"))
     second = mlflow_run(*args, entry="teacher_study", timeout=1800)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert len(entry_runs("train_teacher")) == 2 and len(entry_runs("extract")) == 4  # nothing trained again
+    assert len(entry_runs("train_teacher")) == 3 and len(entry_runs("extract")) == 5  # nothing trained again
     assert len(entry_runs("probe")) == probes
-    newest = [r for r in entry_runs("teacher_study") if "mlflow.parentRunId" in r.data.tags][:2]
-    assert all(r.data.tags["reused"] == "true" for r in newest) and len(entry_runs("teacher_study")) == 2 * 3
+    newest = [r for r in entry_runs("teacher_study") if "mlflow.parentRunId" in r.data.tags][:3]
+    assert all(r.data.tags["reused"] == "true" for r in newest) and len(entry_runs("teacher_study")) == 2 * 4
 
 
 @pytest.mark.parametrize("presets, losses, message", [("cpu,huge", "supervised", "unknown preset 'huge'"),
@@ -69,3 +74,19 @@ def test_spectra_to_reach_extrapolates_along_log_spectra():
     assert study.spectra_to_reach(curve, 0.15) == 1000  # reached at a measured point
     assert np.isclose(study.spectra_to_reach(curve, 0.3), 10_000)  # +0.1 per decade
     assert study.spectra_to_reach(curve.assign(r2=[0.2, 0.1]), 0.3) == np.inf  # falling: never
+
+
+def test_reach_table_and_figure_give_the_spectra_and_hours_to_the_raw_flux_line():
+    table = pd.DataFrame({"cell": ["a"] * 3 + ["b"] * 3, "input_sigma": ["true"] * 3 + ["false"] * 3,
+                          "spectra_seen": [0, 100, 1000] * 2, "train_seconds": [0, 2, 10, 0, 4, 40],
+                          "latent_r2_ridge": [0.05, 0.1, 0.2, 0.05, 0.2, 0.1], "latent_r2_lightgbm": 0.1,
+                          "latent_r2_residual_ridge": -0.1})
+    reach = study.reach_table(table, {"half_raw_ridge": 0.15, "raw_ridge": 0.3}).set_index("cell")
+    assert reach.loc["a", "spectra_to_half_raw_ridge"] == 1000
+    assert np.isclose(reach.loc["a", "spectra_to_raw_ridge"], 10_000)  # +0.1 R^2 per decade of spectra
+    assert np.isclose(reach.loc["a", "hours_to_raw_ridge"], 10_000 * 0.01 / 3600)  # at 10 s per 1,000 spectra
+    assert reach.loc["b", "spectra_to_raw_ridge"] == np.inf  # falling: never
+    fig = figures.study_curves(table.merge(reach.reset_index(), on="cell"), {"ridge": 0.3, "lightgbm": 0.4})
+    notes = [t.get_text() for t in fig.axes[0].texts]
+    assert notes == ["raw Ridge at ~1.0e+04 spectra, ~0.028 h training", "trend does not rise"]
+    assert len(fig.axes) == 2 and not fig.axes[1].texts  # Ridge and LightGBM panels; no extrapolation in the second

@@ -48,14 +48,20 @@ def dwarf_and_giant(wave, clean, noisy, denoised, log_g, teff):
 def study_curves(table: pd.DataFrame, raw: dict, ceiling=None, error_only=None, target=None):
     """Latent log g test R^2 against training spectra seen, one curve per teacher setting (column ``cell``), one
     panel per head (columns ``latent_r2_{head}``); the raw-flux line of the same head (``raw[head]``), the
-    error-only reading, the information ceiling and ``target`` (e.g. half the raw-flux Ridge) drawn across."""
-    heads = [c.removeprefix("latent_r2_") for c in table.columns if c.startswith("latent_r2_")]
+    error-only reading, the information ceiling and ``target`` (e.g. half the raw-flux Ridge) drawn across. With
+    columns ``spectra_to_raw_ridge`` and ``hours_to_raw_ridge`` (``study.reach_table``), the Ridge panel extends each
+    curve that has not reached the raw-flux Ridge by a dotted line to where its trend would, with that training
+    time written beside it (at most 1,000 times the spectra seen are drawn)."""
+    heads = [c.removeprefix("latent_r2_") for c in table.columns
+             if c.startswith("latent_r2_") and not c.startswith("latent_r2_residual")]  # not Stage A's reading
     fig, axes = plt.subplots(1, len(heads), figsize=(6.5 * len(heads), 4.8), squeeze=False, sharey=True)
     for ax, head in zip(axes[0], heads):
         for name, part in table.groupby("cell", sort=False):
             part = part.sort_values("spectra_seen")
             no_error = part["input_sigma"].iloc[0] == "false"
-            ax.plot(part["spectra_seen"], part[f"latent_r2_{head}"], "o--" if no_error else "o-", label=name)
+            line, = ax.plot(part["spectra_seen"], part[f"latent_r2_{head}"], "o--" if no_error else "o-", label=name)
+            if head == "ridge" and "spectra_to_raw_ridge" in part:
+                _extrapolate(ax, part.iloc[-1], raw["ridge"], line.get_color())
         lines = [(raw.get(head), "C7", "-", f"raw noisy flux + {head}"), (error_only, "C3", ":", "error only (A1)"),
                  (ceiling, "k", "--", "information ceiling"), (target, "C7", ":", "target: half raw-flux Ridge")]
         for value, colour, style, text in lines:
@@ -69,3 +75,20 @@ def study_curves(table: pd.DataFrame, raw: dict, ceiling=None, error_only=None, 
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def _extrapolate(ax, last: pd.Series, target: float, colour):
+    """Dotted line from a curve's last point towards (spectra_to_raw_ridge, target), labelled with the spectra and
+    training hours that would take; a note at the last point when the trend does not rise."""
+    seen, reach = last["spectra_seen"], last["spectra_to_raw_ridge"]
+    if seen <= 0 or reach <= seen:
+        return
+    if not np.isfinite(reach):
+        ax.annotate("trend does not rise", (seen, last["latent_r2_ridge"]), fontsize=6, color=colour,
+                    xytext=(4, -8), textcoords="offset points")
+        return
+    end = min(reach, 1000 * seen)
+    y_end = last["latent_r2_ridge"] + (target - last["latent_r2_ridge"]) * np.log10(end / seen) / np.log10(reach / seen)
+    ax.plot([seen, end], [last["latent_r2_ridge"], y_end], ":", color=colour, lw=1)
+    ax.annotate(f"raw Ridge at ~{reach:.1e} spectra, ~{last['hours_to_raw_ridge']:.2g} h training", (end, y_end),
+                fontsize=6, color=colour, xytext=(-4, 4), textcoords="offset points", ha="right")

@@ -54,16 +54,37 @@ def best_on_validation(grid: pd.DataFrame, head: str, label: str = "log_g") -> p
     return grid.loc[choice]
 
 
+def log_fit(curve: pd.DataFrame):
+    """(slope, intercept) of the least-squares line of R^2 against log10(spectra seen) through a curve's trained
+    points (columns spectra_seen, r2); None with fewer than two. The untrained teacher has no place on a log axis."""
+    curve = curve[curve["spectra_seen"] > 0]
+    return tuple(np.polyfit(np.log10(curve["spectra_seen"]), curve["r2"], 1)) if len(curve) >= 2 else None
+
+
 def spectra_to_reach(curve: pd.DataFrame, target: float) -> float:
-    """Spectra seen at which a curve (columns spectra_seen, r2) reaches ``target``, extrapolated along the
-    least-squares line of R^2 against log10(spectra seen) through its points; inf when it does not rise.
+    """Spectra seen at which a curve (columns spectra_seen, r2) reaches ``target``: the first measured point that
+    does, else extrapolated along ``log_fit``; inf when the curve does not rise.
 
     A rough guide for how long a teacher would have to train, not a prediction: learning curves bend."""
     reached = curve[curve["r2"] >= target]
     if len(reached):
         return float(reached["spectra_seen"].min())
-    curve = curve[curve["spectra_seen"] > 0]  # the untrained teacher has no place on a log axis
-    if len(curve) < 2:
-        return float("inf")
-    slope, intercept = np.polyfit(np.log10(curve["spectra_seen"]), curve["r2"], 1)
-    return float(10 ** ((target - intercept) / slope)) if slope > 0 else float("inf")
+    fit = log_fit(curve)
+    return float(10 ** ((target - fit[1]) / fit[0])) if fit and fit[0] > 0 else float("inf")
+
+
+def reach_table(table: pd.DataFrame, targets: dict) -> pd.DataFrame:
+    """Per cell of a study table and per target ({name: R^2}), the Ridge latent's ``spectra_to_{name}`` and
+    ``hours_to_{name}``: the training time that takes at the cell's measured ``train_seconds`` per spectrum seen
+    (CPU seconds of the training process on a CPU, wall seconds on a GPU)."""
+    rows = []
+    for cell, part in table.groupby("cell", sort=False):
+        curve = part.rename(columns={"latent_r2_ridge": "r2"})
+        last = part.loc[part["spectra_seen"].idxmax()]
+        per_spectrum = last["train_seconds"] / last["spectra_seen"] if last["spectra_seen"] > 0 else np.nan
+        row = {"cell": cell}
+        for name, target in targets.items():
+            row[f"spectra_to_{name}"] = spectra_to_reach(curve, target)
+            row[f"hours_to_{name}"] = row[f"spectra_to_{name}"] * per_spectrum / 3600
+        rows.append(row)
+    return pd.DataFrame(rows)
