@@ -47,13 +47,12 @@ def dwarf_and_giant(wave, clean, noisy, denoised, log_g, teff):
 
 def study_curves(table: pd.DataFrame, raw: dict, ceiling=None, error_only=None, target=None):
     """Latent log g test R^2 against training spectra seen, one curve per teacher setting (column ``cell``), one
-    panel per head (columns ``latent_r2_{head}``); the raw-flux line of the same head (``raw[head]``), the
+    panel per head of ``raw`` (columns ``latent_r2_{head}``); the raw-flux line of the same head (``raw[head]``), the
     error-only reading, the information ceiling and ``target`` (e.g. half the raw-flux Ridge) drawn across. With
     columns ``spectra_to_raw_ridge`` and ``hours_to_raw_ridge`` (``study.reach_table``), the Ridge panel extends each
     curve that has not reached the raw-flux Ridge by a dotted line to where its trend would, with that training
     time written beside it (at most 1,000 times the spectra seen are drawn)."""
-    heads = [c.removeprefix("latent_r2_") for c in table.columns
-             if c.startswith("latent_r2_") and not c.startswith("latent_r2_residual")]  # not Stage A's reading
+    heads = list(raw)
     fig, axes = plt.subplots(1, len(heads), figsize=(6.5 * len(heads), 4.8), squeeze=False, sharey=True)
     for ax, head in zip(axes[0], heads):
         for name, part in table.groupby("cell", sort=False):
@@ -62,7 +61,7 @@ def study_curves(table: pd.DataFrame, raw: dict, ceiling=None, error_only=None, 
             line, = ax.plot(part["spectra_seen"], part[f"latent_r2_{head}"], "o--" if no_error else "o-", label=name)
             if head == "ridge" and "spectra_to_raw_ridge" in part:
                 _extrapolate(ax, part.iloc[-1], raw["ridge"], line.get_color())
-        lines = [(raw.get(head), "C7", "-", f"raw noisy flux + {head}"), (error_only, "C3", ":", "error only (A1)"),
+        lines = [(raw[head], "C7", "-", f"raw noisy flux + {head}"), (error_only, "C3", ":", "error only (A1)"),
                  (ceiling, "k", "--", "information ceiling"), (target, "C7", ":", "target: half raw-flux Ridge")]
         for value, colour, style, text in lines:
             if value is not None and np.isfinite(value):

@@ -54,23 +54,20 @@ def best_on_validation(grid: pd.DataFrame, head: str, label: str = "log_g") -> p
     return grid.loc[choice]
 
 
-def log_fit(curve: pd.DataFrame):
-    """(slope, intercept) of the least-squares line of R^2 against log10(spectra seen) through a curve's trained
-    points (columns spectra_seen, r2); None with fewer than two. The untrained teacher has no place on a log axis."""
-    curve = curve[curve["spectra_seen"] > 0]
-    return tuple(np.polyfit(np.log10(curve["spectra_seen"]), curve["r2"], 1)) if len(curve) >= 2 else None
-
-
 def spectra_to_reach(curve: pd.DataFrame, target: float) -> float:
     """Spectra seen at which a curve (columns spectra_seen, r2) reaches ``target``: the first measured point that
-    does, else extrapolated along ``log_fit``; inf when the curve does not rise.
+    does, else extrapolated along the least-squares line of R^2 against log10(spectra seen); inf when it does not
+    rise.
 
     A rough guide for how long a teacher would have to train, not a prediction: learning curves bend."""
     reached = curve[curve["r2"] >= target]
     if len(reached):
         return float(reached["spectra_seen"].min())
-    fit = log_fit(curve)
-    return float(10 ** ((target - fit[1]) / fit[0])) if fit and fit[0] > 0 else float("inf")
+    curve = curve[curve["spectra_seen"] > 0]  # the untrained teacher has no place on a log axis
+    if len(curve) < 2:
+        return float("inf")
+    slope, intercept = np.polyfit(np.log10(curve["spectra_seen"]), curve["r2"], 1)
+    return float(10 ** ((target - intercept) / slope)) if slope > 0 else float("inf")
 
 
 def reach_table(table: pd.DataFrame, targets: dict) -> pd.DataFrame:
