@@ -17,6 +17,7 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from . import stopping
 from .errors import DistillError
 
 ENTRY_POINT_TAG = "mlflow.project.entryPoint"
@@ -24,24 +25,25 @@ ENTRY_POINT_TAG = "mlflow.project.entryPoint"
 
 @contextlib.contextmanager
 def tracked_run(entry_point: str, stage: str | None = None, mvp: str | None = None, nested: bool = False, **tags):
-    """Open (or attach to) a run; yields the active run; FAILED with an ``error`` tag if the body raises."""
+    """Open (or attach to) a run; yields the active run; it ends FAILED, or KILLED on a stop signal or Ctrl-C, with an
+    ``error`` tag if the body raises. A stop signal that lands while the run ends waits until it has its status."""
     run = mlflow.start_run(nested=nested)
-    client = MlflowClient()
-    existing = client.get_run(run.info.run_id).data.tags
-    if ENTRY_POINT_TAG not in existing:
-        mlflow.set_tag(ENTRY_POINT_TAG, entry_point)
-    tags = {"stage": stage, "mvp": mvp, **tags}
-    mlflow.set_tags({k: str(v) for k, v in tags.items() if v is not None})
     try:
+        if ENTRY_POINT_TAG not in MlflowClient().get_run(run.info.run_id).data.tags:
+            mlflow.set_tag(ENTRY_POINT_TAG, entry_point)
+        tags = {"stage": stage, "mvp": mvp, **tags}
+        mlflow.set_tags({k: str(v) for k, v in tags.items() if v is not None})
         yield run
     except BaseException as e:
         message = str(e).splitlines()[0] if str(e) else type(e).__name__
-        with contextlib.suppress(Exception):
-            mlflow.set_tag("error", f"{type(e).__name__}: {message}"[:5000])
-        mlflow.end_run("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+        with stopping.held():
+            with contextlib.suppress(Exception):
+                mlflow.set_tag("error", f"{type(e).__name__}: {message}"[:5000])
+            mlflow.end_run("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
         raise
     else:
-        mlflow.end_run()
+        with stopping.held():
+            mlflow.end_run()
 
 
 def log_params(params: dict):

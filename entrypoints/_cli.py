@@ -13,17 +13,10 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from distill import stopping
 from distill.errors import DistillError
 
 REPO = Path(__file__).resolve().parents[1]  # the MLflow project
-
-
-class Stopped(KeyboardInterrupt):
-    """SIGTERM (or SIGHUP) arrived: unwind like Ctrl-C, so the run ends KILLED and temporary files go."""
-
-
-def _stop(signum, frame):
-    raise Stopped(signal.Signals(signum).name)
 
 
 def _die_with_parent():
@@ -46,7 +39,7 @@ def one_line_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        handlers = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+        handlers = {s: signal.signal(s, stopping.stop) for s in stopping.SIGNALS}
         _die_with_parent()
         scratch, saved = tempfile.mkdtemp(prefix="distill-"), (tempfile.tempdir, os.environ.get("TMPDIR"))
         tempfile.tempdir = os.environ["TMPDIR"] = scratch
@@ -56,7 +49,7 @@ def one_line_errors(fn):
             click.echo(f"error: {e}", err=True)
             sys.exit(2)
         except KeyboardInterrupt as e:
-            name = str(e) if isinstance(e, Stopped) else "SIGINT"
+            name = str(e) if isinstance(e, stopping.Stopped) else "SIGINT"
             click.echo(f"stopped: {name}", err=True)
             sys.exit(128 + getattr(signal, name))
         finally:

@@ -1,8 +1,12 @@
-"""Run lookup: only FINISHED runs of the right entry point, parameters compared as strings."""
+"""Run lookup: only FINISHED runs of the right entry point, parameters compared as strings; runs end with a status
+even when a stop signal lands while they end."""
+import os
+import signal
+
 import mlflow
 import pytest
 
-from distill import tracking
+from distill import stopping, tracking
 from distill.errors import DistillError
 
 
@@ -36,3 +40,31 @@ def test_tracked_run_marks_failures(mlflow_store):
     (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
     assert run.info.status == "FAILED" and run.data.tags["error"] == "DistillError: bad input, on one line"
     assert run.data.tags["stage"] == "data" and run.data.tags[tracking.ENTRY_POINT_TAG] == "simulate"
+
+
+@pytest.fixture
+def stop_on_sigterm():
+    """SIGTERM raises ``stopping.Stopped``, as in an entry point."""
+    previous = signal.signal(signal.SIGTERM, stopping.stop)
+    yield
+    signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.parametrize("body_stopped, status", [(False, "FINISHED"), (True, "KILLED")])
+def test_a_sigterm_while_the_run_ends_waits_for_its_status(mlflow_store, stop_on_sigterm, monkeypatch, body_stopped,
+                                                           status):
+    """SIGTERM delivered inside ``set_terminated`` (a stop that lands while the run ends, after its body or after a
+    first stop) is held until the run has its status, then stops the process; cut in half, the run stays RUNNING."""
+    set_terminated = mlflow.MlflowClient.set_terminated
+
+    def interrupted(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # Python runs the handler right after this call
+        return set_terminated(self, *args, **kwargs)
+
+    monkeypatch.setattr(mlflow.MlflowClient, "set_terminated", interrupted)
+    with pytest.raises(stopping.Stopped, match="SIGTERM"):
+        with tracking.tracked_run("train_teacher"):
+            if body_stopped:
+                os.kill(os.getpid(), signal.SIGTERM)
+    (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert run.info.status == status
