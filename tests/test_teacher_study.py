@@ -74,19 +74,27 @@ def test_spectra_to_reach_extrapolates_along_log_spectra():
     assert study.spectra_to_reach(curve, 0.15) == 1000  # reached at a measured point
     assert np.isclose(study.spectra_to_reach(curve, 0.3), 10_000)  # +0.1 per decade
     assert study.spectra_to_reach(curve.assign(r2=[0.2, 0.1]), 0.3) == np.inf  # falling: never
+    flat = curve.assign(r2=[0.1, 0.101])  # +0.001 per decade: 10^200 spectra, far past the horizon
+    assert study.r2_per_decade(flat) > 0 and study.spectra_to_reach(flat, 0.3) == np.inf
+    at_horizon = 0.1 + 0.1 * np.log10(study.HORIZON * 10)  # R^2 on the trend at HORIZON x the 1,000 spectra seen
+    assert np.isclose(study.spectra_to_reach(curve, at_horizon - 0.01), study.HORIZON * 1000 / 10 ** 0.1)
+    assert study.spectra_to_reach(curve, at_horizon + 0.01) == np.inf
 
 
 def test_reach_table_and_figure_give_the_spectra_and_hours_to_the_raw_flux_line():
-    table = pd.DataFrame({"cell": ["a"] * 3 + ["b"] * 3, "input_sigma": ["true"] * 3 + ["false"] * 3,
-                          "spectra_seen": [0, 100, 1000] * 2, "train_seconds": [0, 2, 10, 0, 4, 40],
-                          "latent_r2_ridge": [0.05, 0.1, 0.2, 0.05, 0.2, 0.1], "latent_r2_lightgbm": 0.1,
-                          "latent_r2_residual_ridge": -0.1})
+    table = pd.DataFrame({"cell": ["a"] * 3 + ["b"] * 3 + ["c"] * 3, "input_sigma": ["true"] * 3 + ["false"] * 6,
+                          "spectra_seen": [0, 100, 1000] * 3, "train_seconds": [0, 2, 10, 0, 4, 40, 0, 4, 40],
+                          "latent_r2_ridge": [0.05, 0.1, 0.2, 0.05, 0.2, 0.1, 0.05, 0.1, 0.11],
+                          "latent_r2_lightgbm": 0.1, "latent_r2_residual_ridge": -0.1})
     reach = study.reach_table(table, {"half_raw_ridge": 0.15, "raw_ridge": 0.3}).set_index("cell")
     assert reach.loc["a", "spectra_to_half_raw_ridge"] == 1000
     assert np.isclose(reach.loc["a", "spectra_to_raw_ridge"], 10_000)  # +0.1 R^2 per decade of spectra
     assert np.isclose(reach.loc["a", "hours_to_raw_ridge"], 10_000 * 0.01 / 3600)  # at 10 s per 1,000 spectra
     assert reach.loc["b", "spectra_to_raw_ridge"] == np.inf  # falling: never
+    assert reach.loc["c", "spectra_to_raw_ridge"] == np.inf and np.isclose(reach.loc["c", "ridge_r2_per_decade"], 0.01)
     fig = figures.study_curves(table.merge(reach.reset_index(), on="cell"), {"ridge": 0.3, "lightgbm": 0.4})
     notes = [t.get_text() for t in fig.axes[0].texts]
-    assert notes == ["raw Ridge at ~1.0e+04 spectra, ~0.028 h training", "trend does not rise"]
+    assert notes == ["raw Ridge at ~1.0e+04 spectra, ~0.028 h training", "trend does not rise",
+                     "trend +0.010 R^2 per decade: raw Ridge beyond 1,000x"]
+    assert fig.axes[0].get_xlim()[0] == -50  # the axis starts just left of the untrained point
     assert len(fig.axes) == 2 and not fig.axes[1].texts  # Ridge and LightGBM panels; no extrapolation in the second

@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from . import study  # noqa: E402
 from .train import CA_TRIPLET  # noqa: E402
 
 
@@ -51,7 +52,7 @@ def study_curves(table: pd.DataFrame, raw: dict, ceiling=None, error_only=None, 
     error-only reading, the information ceiling and ``target`` (e.g. half the raw-flux Ridge) drawn across. With
     columns ``spectra_to_raw_ridge`` and ``hours_to_raw_ridge`` (``study.reach_table``), the Ridge panel extends each
     curve that has not reached the raw-flux Ridge by a dotted line to where its trend would, with that training
-    time written beside it (at most 1,000 times the spectra seen are drawn)."""
+    time written beside it (``study.HORIZON`` times the spectra seen at most)."""
     heads = list(raw)
     fig, axes = plt.subplots(1, len(heads), figsize=(6.5 * len(heads), 4.8), squeeze=False, sharey=True)
     for ax, head in zip(axes[0], heads):
@@ -67,7 +68,9 @@ def study_curves(table: pd.DataFrame, raw: dict, ceiling=None, error_only=None, 
             if value is not None and np.isfinite(value):
                 ax.axhline(value, color=colour, ls=style, lw=1.2, label=f"{text} {value:.2f}")
         seen = table["spectra_seen"]
-        ax.set_xscale("symlog", linthresh=seen[seen > 0].min() if (seen > 0).any() else 1)  # 0: untrained
+        linthresh = seen[seen > 0].min() if (seen > 0).any() else 1
+        ax.set_xscale("symlog", linthresh=linthresh)  # 0: untrained
+        ax.set_xlim(left=-0.5 * linthresh)
         ax.set_xlabel("training spectra seen by the teacher (0: untrained)")
         ax.set_ylabel("latent -> log g, test R^2 (best layer x pooling on val)")
         ax.set_title(f"teacher latent, {head} head")
@@ -77,17 +80,17 @@ def study_curves(table: pd.DataFrame, raw: dict, ceiling=None, error_only=None, 
 
 
 def _extrapolate(ax, last: pd.Series, target: float, colour):
-    """Dotted line from a curve's last point towards (spectra_to_raw_ridge, target), labelled with the spectra and
-    training hours that would take; a note at the last point when the trend does not rise."""
-    seen, reach = last["spectra_seen"], last["spectra_to_raw_ridge"]
+    """Dotted line from a curve's last point to (spectra_to_raw_ridge, target), labelled with the spectra and training
+    hours that would take; a note at the last point when the trend does not rise or is too flat to get there."""
+    seen, reach, slope = last["spectra_seen"], last["spectra_to_raw_ridge"], last["ridge_r2_per_decade"]
     if seen <= 0 or reach <= seen:
         return
     if not np.isfinite(reach):
-        ax.annotate("trend does not rise", (seen, last["latent_r2_ridge"]), fontsize=6, color=colour,
-                    xytext=(4, -8), textcoords="offset points")
+        note = ("trend does not rise" if not slope > 0 else
+                f"trend {slope:+.3f} R^2 per decade: raw Ridge beyond {study.HORIZON:,}x")
+        ax.annotate(note, (seen, last["latent_r2_ridge"]), fontsize=6, color=colour, xytext=(4, -8),
+                    textcoords="offset points")
         return
-    end = min(reach, 1000 * seen)
-    y_end = last["latent_r2_ridge"] + (target - last["latent_r2_ridge"]) * np.log10(end / seen) / np.log10(reach / seen)
-    ax.plot([seen, end], [last["latent_r2_ridge"], y_end], ":", color=colour, lw=1)
-    ax.annotate(f"raw Ridge at ~{reach:.1e} spectra, ~{last['hours_to_raw_ridge']:.2g} h training", (end, y_end),
+    ax.plot([seen, reach], [last["latent_r2_ridge"], target], ":", color=colour, lw=1)
+    ax.annotate(f"raw Ridge at ~{reach:.1e} spectra, ~{last['hours_to_raw_ridge']:.2g} h training", (reach, target),
                 fontsize=6, color=colour, xytext=(-4, 4), textcoords="offset points", ha="right")

@@ -54,32 +54,51 @@ def best_on_validation(grid: pd.DataFrame, head: str, label: str = "log_g") -> p
     return grid.loc[choice]
 
 
+HORIZON = 1000  # the farthest a learning curve is extrapolated, in multiples of the spectra it has seen
+
+
+def _log_fit(curve: pd.DataFrame):
+    """(slope per decade, intercept) of the least-squares line of R^2 against log10(spectra seen) over the trained
+    snapshots (the untrained teacher has no place on a log axis); None with fewer than two."""
+    trained = curve[curve["spectra_seen"] > 0]
+    if len(trained) < 2:
+        return None
+    slope, intercept = np.polyfit(np.log10(trained["spectra_seen"]), trained["r2"], 1)
+    return float(slope), float(intercept)
+
+
+def r2_per_decade(curve: pd.DataFrame) -> float:
+    """The trend of a curve (columns spectra_seen, r2): R^2 gained per tenfold spectra seen; nan when unknown."""
+    fit = _log_fit(curve)
+    return fit[0] if fit else float("nan")
+
+
 def spectra_to_reach(curve: pd.DataFrame, target: float) -> float:
     """Spectra seen at which a curve (columns spectra_seen, r2) reaches ``target``: the first measured point that
-    does, else extrapolated along the least-squares line of R^2 against log10(spectra seen); inf when it does not
-    rise.
+    does, else extrapolated along its log-linear trend (``r2_per_decade``); inf when the trend does not rise or would
+    need more than ``HORIZON`` times the spectra seen.
 
     A rough guide for how long a teacher would have to train, not a prediction: learning curves bend."""
     reached = curve[curve["r2"] >= target]
     if len(reached):
         return float(reached["spectra_seen"].min())
-    curve = curve[curve["spectra_seen"] > 0]  # the untrained teacher has no place on a log axis
-    if len(curve) < 2:
+    fit = _log_fit(curve)
+    if fit is None or fit[0] <= 0:
         return float("inf")
-    slope, intercept = np.polyfit(np.log10(curve["spectra_seen"]), curve["r2"], 1)
-    return float(10 ** ((target - intercept) / slope)) if slope > 0 else float("inf")
+    spectra = 10 ** ((target - fit[1]) / fit[0])
+    return float(spectra) if spectra <= HORIZON * curve["spectra_seen"].max() else float("inf")
 
 
 def reach_table(table: pd.DataFrame, targets: dict) -> pd.DataFrame:
-    """Per cell of a study table and per target ({name: R^2}), the Ridge latent's ``spectra_to_{name}`` and
-    ``hours_to_{name}``: the training time that takes at the cell's measured ``train_seconds`` per spectrum seen
-    (CPU seconds of the training process on a CPU, wall seconds on a GPU)."""
+    """Per cell of a study table, the Ridge latent's trend ``ridge_r2_per_decade`` and, per target ({name: R^2}),
+    its ``spectra_to_{name}`` and ``hours_to_{name}``: the training time that takes at the cell's measured
+    ``train_seconds`` per spectrum seen (CPU seconds of the training process on a CPU, wall seconds on a GPU)."""
     rows = []
     for cell, part in table.groupby("cell", sort=False):
         curve = part.rename(columns={"latent_r2_ridge": "r2"})
         last = part.loc[part["spectra_seen"].idxmax()]
         per_spectrum = last["train_seconds"] / last["spectra_seen"] if last["spectra_seen"] > 0 else np.nan
-        row = {"cell": cell}
+        row = {"cell": cell, "ridge_r2_per_decade": r2_per_decade(curve)}
         for name, target in targets.items():
             row[f"spectra_to_{name}"] = spectra_to_reach(curve, target)
             row[f"hours_to_{name}"] = row[f"spectra_to_{name}"] * per_spectrum / 3600
