@@ -1,0 +1,108 @@
+"""Is the latent's log g held back by the probe rather than the teacher? Ridge log g test R^2 per layer x segment
+count, with the plan's fixed alpha (1e-3) and with alpha chosen on validation, against raw noisy flux read alike.
+
+    python bench/pooling_resolution.py --data data/demo --teacher runs/teacher.pt --teacher runs/epoch_0.pt
+    python bench/pooling_resolution.py --data data/demo --teacher latest --ks 16,64,256
+
+Each teacher (a weights file, or a train_teacher run id or ``latest``: its ``teacher.pt`` in the tracking store) runs
+forward over every split at noise 1.0 with the extract's fixed noise draws; every layer's map is reduced to
+``seg_mean_K{k}`` for each k its length allows. The project stores K <= 16 (``pooling.STORE_SEGMENTS``); finer K
+are computed here only. Ridge is the probe's (StandardScaler + Ridge). For each alpha rule the best layer x K on
+validation is set against raw flux: R^2(latent) - R^2(raw flux) on the test split, with its 95 % paired-bootstrap
+interval.
+"""
+import click
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import r2_score
+
+from distill import intervals, tracking
+from distill.data import add_noise, noise_draw, open_dataset
+from distill.heads import make_pipeline
+from distill.teacher import load
+
+PLAN_ALPHA = 1e-3
+ALPHAS = (1e-3, 1e-1, 1e1, 1e2, 1e3, 1e4, 1e5)
+
+
+def noisy_splits(data: str, noise_level: float = 1.0) -> dict:
+    """{split: (noisy flux, sigma, log g)} with the extract's fixed noise draws."""
+    out = {}
+    for split, f in open_dataset(data).splits.items():
+        flux, error = f.read(0, len(f))
+        z = noise_draw(split, range(len(flux)), f.n_pixels)
+        out[split] = (add_noise(flux, error, noise_level, z), error * np.float32(noise_level),
+                      f.params["log_g"].to_numpy())
+    return out
+
+
+def segment_features(model, splits: dict, ks, batch: int = 250) -> dict:
+    """{(layer, k): {split: (N, C * k) segment means of the forward half}} for every layer and k <= its length."""
+    feats = {}
+    for split, (noisy, sigma, _) in splits.items():
+        parts = {}
+        for start in range(0, len(noisy), batch):
+            with torch.inference_mode():
+                halves = model.feature_halves(torch.as_tensor(noisy[start:start + batch]),
+                                              torch.as_tensor(sigma[start:start + batch]), model.layer_names(), "fwd")
+            for layer, half in halves.items():
+                n, c, length = half["fwd"].shape
+                for k in (k for k in ks if k <= length):
+                    parts.setdefault((layer, k), []).append(half["fwd"].reshape(n, c, k, -1).mean(-1).reshape(n, -1))
+        for key, blocks in parts.items():
+            feats.setdefault(key, {})[split] = torch.cat(blocks).numpy()
+    return feats
+
+
+def ridge(x: dict, splits: dict, alphas) -> dict:
+    """The Ridge of the alpha in ``alphas`` best on validation: its alpha, val R^2 and test predictions."""
+    best = None
+    for alpha in alphas:
+        fit = make_pipeline("ridge", alpha=alpha).fit(x["train"], splits["train"][2])
+        val = r2_score(splits["val"][2], fit.predict(x["val"]))
+        if best is None or val > best["val_r2"]:
+            best = {"alpha": alpha, "val_r2": val, "test_pred": fit.predict(x["test"])}
+    return best
+
+
+def teacher_path(ref: str) -> str:
+    """A weights file as given, or the ``teacher.pt`` of a train_teacher run (an id, or ``latest``)."""
+    if ref == "latest" or tracking.is_run_id(ref):
+        return str(tracking.download(tracking.resolve_run(ref, "train_teacher").info.run_id, "teacher.pt"))
+    return ref
+
+
+@click.command()
+@click.option("--data", required=True, help="dataset directory (pfsspec layout)")
+@click.option("--teacher", "teachers", multiple=True, required=True, help="weights file, train_teacher run id, latest")
+@click.option("--ks", default="16,64,256", show_default=True, help="segment counts")
+def main(data, teachers, ks):
+    torch.set_num_threads(2)
+    ks = [int(k) for k in ks.split(",")]
+    splits = noisy_splits(data)
+    y = splits["test"][2]
+    rules = {"alpha 1e-3 (plan)": (PLAN_ALPHA,), "alpha on val": ALPHAS}
+    raw = {rule: ridge({s: v[0] for s, v in splits.items()}, splits, alphas) for rule, alphas in rules.items()}
+    for rule, r in raw.items():
+        print(f"raw noisy flux, {rule}: test R^2 {r2_score(y, r['test_pred']):.3f} (alpha {r['alpha']:g})")
+    for ref in teachers:
+        model = load(teacher_path(ref)).eval()
+        rows = []
+        for (layer, k), x in segment_features(model, splits, ks).items():
+            for rule, alphas in rules.items():
+                r = ridge(x, splits, alphas)
+                rows.append({"layer": layer, "K": k, "rule": rule, "alpha": r["alpha"], "val_r2": r["val_r2"],
+                             "test_r2": r2_score(y, r["test_pred"]), "pred": r["test_pred"]})
+        table = pd.DataFrame(rows)
+        print(f"\n{ref}\n" + table.pivot_table(index=["layer", "K"], columns="rule", values="test_r2")
+              .round(3).to_string())
+        for rule, part in table.groupby("rule"):
+            best = part.loc[part["val_r2"].idxmax()]
+            diff = intervals.delta(y, best["pred"], raw[rule]["test_pred"])
+            print(f"best on val, {rule}: {best['layer']} K{best['K']} (alpha {best['alpha']:g}) test R^2 "
+                  f"{best['test_r2']:.3f}; minus raw flux {diff.text()} -> {diff.verdict()}")
+
+
+if __name__ == "__main__":
+    main()
