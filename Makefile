@@ -64,7 +64,9 @@ bench: venv ## calibration, speed, teacher-study and student benchmarks (about t
 	$(PY) bench/read_speed.py
 	$(PY) bench/teacher_speed.py
 	$(PY) bench/extract_speed.py
-	$(PY) bench/teacher_study_time.py --forest-gravity false
+	$(PY) bench/teacher_study_time.py --forest-gravity false --keep mlruns/bench_study
+	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/mlruns/bench_study/mlflow.db $(PY) bench/pooling_resolution.py \
+		--data mlruns/bench_study/demo_forest_gravity_false --teacher all
 	$(PY) bench/probe_scale.py --n-train 32000
 	$(PY) bench/calibrate_simulator.py --n-train 32000
 	$(PY) bench/student_speed.py

@@ -3,15 +3,21 @@ count, with the plan's fixed alpha (1e-3) and with alpha chosen on validation, a
 
     python bench/pooling_resolution.py --data data/demo --teacher runs/teacher.pt --teacher runs/epoch_0.pt
     python bench/pooling_resolution.py --data data/demo --teacher latest --ks 16,64,256
+    MLFLOW_TRACKING_URI=sqlite:///mlruns/bench_study/mlflow.db \
+        python bench/pooling_resolution.py --data mlruns/bench_study/demo_forest_gravity_false --teacher all
 
-Each teacher (a weights file, or a train_teacher run id or ``latest``: its ``teacher.pt`` in the tracking store) runs
+Each teacher (a weights file; a train_teacher run id or ``latest``: its ``teacher.pt`` in the tracking store;
+``all``: every snapshot of every train_teacher run there, e.g. those of ``bench/teacher_study_time.py --keep``) runs
 forward over every split at noise 1.0 with the extract's fixed noise draws; every layer's map is reduced to
 ``seg_mean_K{k}`` for each k its length allows. The project stores K <= 16 (``pooling.STORE_SEGMENTS``); finer K
 are computed here only. Ridge is the probe's (StandardScaler + Ridge). For each alpha rule the best layer x K on
 validation is set against raw flux: R^2(latent) - R^2(raw flux) on the test split, with its 95 % paired-bootstrap
 interval.
 """
+from pathlib import Path
+
 import click
+import mlflow
 import numpy as np
 import pandas as pd
 import torch
@@ -66,18 +72,33 @@ def ridge(x: dict, splits: dict, alphas) -> dict:
     return best
 
 
-def teacher_path(ref: str) -> str:
-    """A weights file as given, or the ``teacher.pt`` of a train_teacher run (an id, or ``latest``)."""
+def teachers(ref: str) -> list:
+    """[(name, weights file)]: a file as given; a train_teacher run id or ``latest``: its teacher.pt; ``all``: every
+    snapshot of every FINISHED train_teacher run in the tracking store (what ``teacher_study`` trained)."""
+    if ref == "all":
+        found = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                                   order_by=["attributes.start_time"],
+                                   filter_string=f"tags.`{tracking.ENTRY_POINT_TAG}` = 'train_teacher' and "
+                                                 "attributes.status = 'FINISHED'")
+        out = []
+        for run in found:
+            name = f"{run.data.params['preset']} | {run.data.params['loss']}" + \
+                ("" if run.data.tags.get("input_sigma") != "false" else " | no error")
+            for artifact in mlflow.MlflowClient().list_artifacts(run.info.run_id, "snapshots"):
+                out.append((f"{name} | {Path(artifact.path).stem}", tracking.download(run.info.run_id, artifact.path)))
+        return out
     if ref == "latest" or tracking.is_run_id(ref):
-        return str(tracking.download(tracking.resolve_run(ref, "train_teacher").info.run_id, "teacher.pt"))
-    return ref
+        return [(ref, tracking.download(tracking.resolve_run(ref, "train_teacher").info.run_id, "teacher.pt"))]
+    return [(ref, ref)]
 
 
 @click.command()
 @click.option("--data", required=True, help="dataset directory (pfsspec layout)")
-@click.option("--teacher", "teachers", multiple=True, required=True, help="weights file, train_teacher run id, latest")
+@click.option("--teacher", "refs", multiple=True, required=True,
+              help="weights file, train_teacher run id, latest, or all (every snapshot in the store)")
 @click.option("--ks", default="16,64,256", show_default=True, help="segment counts")
-def main(data, teachers, ks):
+@click.option("--grid", is_flag=True, help="print every layer x K, not only the best cell")
+def main(data, refs, ks, grid):
     torch.set_num_threads(2)
     ks = [int(k) for k in ks.split(",")]
     splits = noisy_splits(data)
@@ -86,8 +107,8 @@ def main(data, teachers, ks):
     raw = {rule: ridge({s: v[0] for s, v in splits.items()}, splits, alphas) for rule, alphas in rules.items()}
     for rule, r in raw.items():
         print(f"raw noisy flux, {rule}: test R^2 {r2_score(y, r['test_pred']):.3f} (alpha {r['alpha']:g})")
-    for ref in teachers:
-        model = load(teacher_path(ref)).eval()
+    for name, path in [t for ref in refs for t in teachers(ref)]:
+        model = load(path).eval()
         rows = []
         for (layer, k), x in segment_features(model, splits, ks).items():
             for rule, alphas in rules.items():
@@ -95,8 +116,9 @@ def main(data, teachers, ks):
                 rows.append({"layer": layer, "K": k, "rule": rule, "alpha": r["alpha"], "val_r2": r["val_r2"],
                              "test_r2": r2_score(y, r["test_pred"]), "pred": r["test_pred"]})
         table = pd.DataFrame(rows)
-        print(f"\n{ref}\n" + table.pivot_table(index=["layer", "K"], columns="rule", values="test_r2")
-              .round(3).to_string())
+        print(f"\n{name}")
+        if grid:
+            print(table.pivot_table(index=["layer", "K"], columns="rule", values="test_r2").round(3).to_string())
         for rule, part in table.groupby("rule"):
             best = part.loc[part["val_r2"].idxmax()]
             diff = intervals.delta(y, best["pred"], raw[rule]["test_pred"])
