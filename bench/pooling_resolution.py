@@ -14,6 +14,7 @@ are computed here only. Ridge is the probe's (StandardScaler + Ridge). For each 
 validation is set against raw flux: R^2(latent) - R^2(raw flux) on the test split, with its 95 % paired-bootstrap
 interval.
 """
+import hashlib
 from pathlib import Path
 
 import click
@@ -29,7 +30,7 @@ from distill.heads import make_pipeline
 from distill.teacher import load
 
 PLAN_ALPHA = 1e-3
-ALPHAS = (1e-3, 1e-1, 1e1, 1e2, 1e3, 1e4, 1e5)
+ALPHAS = (PLAN_ALPHA, 1e-1, 1e1, 1e2, 1e3, 1e4, 1e5)
 
 
 def noisy_splits(data: str, noise_level: float = 1.0) -> dict:
@@ -61,15 +62,25 @@ def segment_features(model, splits: dict, ks, batch: int = 250) -> dict:
     return feats
 
 
-def ridge(x: dict, splits: dict, alphas) -> dict:
-    """The Ridge of the alpha in ``alphas`` best on validation: its alpha, val R^2 and test predictions."""
-    best = None
-    for alpha in alphas:
+def ridge_fits(x: dict, splits: dict) -> dict:
+    """{alpha: (val R^2, test predictions)} of the probe's Ridge on features ``x`` ({split: array}), every alpha."""
+    fits = {}
+    for alpha in ALPHAS:
         fit = make_pipeline("ridge", alpha=alpha).fit(x["train"], splits["train"][2])
-        val = r2_score(splits["val"][2], fit.predict(x["val"]))
-        if best is None or val > best["val_r2"]:
-            best = {"alpha": alpha, "val_r2": val, "test_pred": fit.predict(x["test"])}
-    return best
+        fits[alpha] = (r2_score(splits["val"][2], fit.predict(x["val"])), fit.predict(x["test"]))
+    return fits
+
+
+RULES = {"alpha 1e-3 (plan)": lambda fits: PLAN_ALPHA,
+         "alpha on val": lambda fits: max(fits, key=lambda alpha: fits[alpha][0])}
+
+
+def weights_digest(model) -> str:
+    """A digest of a network's tensors: snapshots with equal weights (cells sharing their untrained network) match."""
+    h = hashlib.sha256()
+    for key, tensor in model.state_dict().items():
+        h.update(key.encode() + tensor.cpu().numpy().tobytes())
+    return h.hexdigest()
 
 
 def teachers(ref: str) -> list:
@@ -103,25 +114,32 @@ def main(data, refs, ks, grid):
     ks = [int(k) for k in ks.split(",")]
     splits = noisy_splits(data)
     y = splits["test"][2]
-    rules = {"alpha 1e-3 (plan)": (PLAN_ALPHA,), "alpha on val": ALPHAS}
-    raw = {rule: ridge({s: v[0] for s, v in splits.items()}, splits, alphas) for rule, alphas in rules.items()}
-    for rule, r in raw.items():
-        print(f"raw noisy flux, {rule}: test R^2 {r2_score(y, r['test_pred']):.3f} (alpha {r['alpha']:g})")
+    raw_fits = ridge_fits({s: v[0] for s, v in splits.items()}, splits)
+    raw = {rule: pick(raw_fits) for rule, pick in RULES.items()}
+    for rule, alpha in raw.items():
+        print(f"raw noisy flux, {rule}: test R^2 {r2_score(y, raw_fits[alpha][1]):.3f} (alpha {alpha:g})")
+    read = {}  # weights digest -> the name it was read under
     for name, path in [t for ref in refs for t in teachers(ref)]:
         model = load(path).eval()
+        digest = weights_digest(model)
+        if digest in read:
+            print(f"\n{name}: the same weights as {read[digest]}")
+            continue
+        read[digest] = name
         rows = []
         for (layer, k), x in segment_features(model, splits, ks).items():
-            for rule, alphas in rules.items():
-                r = ridge(x, splits, alphas)
-                rows.append({"layer": layer, "K": k, "rule": rule, "alpha": r["alpha"], "val_r2": r["val_r2"],
-                             "test_r2": r2_score(y, r["test_pred"]), "pred": r["test_pred"]})
+            fits = ridge_fits(x, splits)
+            for rule, pick in RULES.items():
+                alpha = pick(fits)
+                rows.append({"layer": layer, "K": k, "rule": rule, "alpha": alpha, "val_r2": fits[alpha][0],
+                             "test_r2": r2_score(y, fits[alpha][1]), "pred": fits[alpha][1]})
         table = pd.DataFrame(rows)
         print(f"\n{name}")
         if grid:
             print(table.pivot_table(index=["layer", "K"], columns="rule", values="test_r2").round(3).to_string())
         for rule, part in table.groupby("rule"):
             best = part.loc[part["val_r2"].idxmax()]
-            diff = intervals.delta(y, best["pred"], raw[rule]["test_pred"])
+            diff = intervals.delta(y, best["pred"], raw_fits[raw[rule]][1])
             print(f"best on val, {rule}: {best['layer']} K{best['K']} (alpha {best['alpha']:g}) test R^2 "
                   f"{best['test_r2']:.3f}; minus raw flux {diff.text()} -> {diff.verdict()}")
 
