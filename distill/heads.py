@@ -20,6 +20,9 @@ from .errors import DistillError
 
 HEADS = ("ols", "ridge", "lightgbm", "mlp")
 SHARED_HEADS = ("ridge", "lightgbm")  # the heads every comparison fits on each feature set
+ON_VAL = "val"  # Ridge alpha chosen on validation
+RIDGE_ALPHAS = tuple(10.0 ** np.arange(-3, 6))
+"""1e-3 (the plan's alpha of record, set for 100k training spectra) .. 1e5; raw flux on 1,500 spectra picks 1e3."""
 BIN_SAMPLE = 20_000
 """Rows LightGBM samples to place its bins; its default (200,000) keeps the sample as float64,
 about two float32 copies of a 4096-pixel matrix, while 20,000 is enough for 255 bins."""
@@ -35,7 +38,7 @@ def make_pipeline(head: str, pca: int = 0, alpha=1e-3, num_leaves=15, n_estimato
     if head not in HEADS:
         raise DistillError(f"unknown head {head!r}; valid: {', '.join(HEADS)}")
     lean = not pca and head in ("ridge", "lightgbm")
-    model = GramRidge(alpha) if lean and head == "ridge" else {
+    model = GramRidge(alpha) if head == "ridge" and (lean or alpha == ON_VAL) else {
         "ols": lambda: LinearRegression(),
         "ridge": lambda: Ridge(alpha=alpha),
         "lightgbm": lambda: LGBMRegressor(num_leaves=num_leaves, n_estimators=n_estimators, learning_rate=learning_rate,
@@ -48,11 +51,15 @@ def make_pipeline(head: str, pca: int = 0, alpha=1e-3, num_leaves=15, n_estimato
 
 
 def fit(pipeline: Pipeline, x_train, y_train, x_val=None, y_val=None, early_stop=False):
-    """Fit on train; validation data only steers early stopping (LightGBM with ``early_stop``, MLP always)."""
+    """Fit on train; validation data only steers early stopping (LightGBM with ``early_stop``, MLP always) or
+    chooses Ridge's alpha (``alpha="val"``)."""
     head = pipeline.named_steps["head"]
-    if isinstance(head, MLPRegressor) or (early_stop and isinstance(head, LGBMRegressor)):
-        prefix = Pipeline(pipeline.steps[:-1]).fit(x_train)
-        xt, xv = prefix.transform(x_train), prefix.transform(x_val)
+    on_val = isinstance(head, GramRidge) and head.alpha == ON_VAL
+    if on_val or isinstance(head, MLPRegressor) or (early_stop and isinstance(head, LGBMRegressor)):
+        xt, xv = x_train, x_val
+        if len(pipeline.steps) > 1:
+            prefix = Pipeline(pipeline.steps[:-1]).fit(x_train)
+            xt, xv = prefix.transform(x_train), prefix.transform(x_val)
         if isinstance(head, LGBMRegressor):
             head.fit(xt, y_train, eval_set=[(xv, y_val)],
                      callbacks=[early_stopping(10, verbose=False), log_evaluation(0)])
@@ -69,29 +76,52 @@ class GramRidge(RegressorMixin, BaseEstimator):
     O(d^2) beside the input: the (n, d) float32 matrix is never copied or upcast whole.
     With fewer rows than features (raw flux at demo size: 2,000 x 4,096) it solves the
     n x n dual system instead, w = Z^T (Z Z^T + alpha I)^-1 y: the same w, ~3x faster.
+
+    ``alpha="val"``: every alpha of ``RIDGE_ALPHAS`` from one eigendecomposition of that
+    system, keeping the one of highest validation R^2 (``alpha_``; test never consulted).
     """
 
     def __init__(self, alpha=1e-3, batch_size=4096):
         self.alpha, self.batch_size = alpha, batch_size
 
-    def fit(self, x, y):
-        n, d = x.shape
+    def fit(self, x, y, x_val=None, y_val=None):
         y = np.asarray(y, dtype=np.float64)
-        self.intercept_ = y.mean()
+        self.intercept_, self.n_features_in_ = y.mean(), x.shape[1]
+        if self.alpha != ON_VAL:
+            self.alpha_ = float(self.alpha)
+            self.coef_ = self._solver(x, y)(self.alpha_)
+            return self
+        if x_val is None:
+            raise DistillError("alpha=val chooses the Ridge penalty on validation, but no validation split was given")
+        solve, scores = self._solver(x, y, path=True), {}
+        for alpha in RIDGE_ALPHAS:
+            self.coef_ = solve(alpha)
+            scores[alpha] = r2_score(y_val, self.predict(x_val))
+        self.alpha_ = max(scores, key=scores.get)
+        self.coef_ = solve(self.alpha_)
+        return self
+
+    def _solver(self, x, y, path=False):
+        """alpha -> coefficients on the standardised features (sets mean_ and scale_); ``path``: one
+        eigendecomposition serves every alpha."""
+        n, d = x.shape
         if n < d:
             z = np.asarray(x, dtype=np.float64)
             self.mean_ = z.mean(0)
             sd = z.std(0)
             self.scale_ = np.where(sd > 0, sd, 1.0)
             z = (z - self.mean_) / self.scale_
-            self.coef_ = z.T @ np.linalg.solve(z @ z.T + self.alpha * np.eye(n), y - self.intercept_)
+            system, rhs, back = z @ z.T, y - self.intercept_, lambda v: z.T @ v
         else:
-            self.coef_ = self._primal(x, y)
-        self.n_features_in_ = d
-        return self
+            (system, rhs), back = self._gram(x, y), lambda v: v
+        if not path:
+            return lambda alpha: back(np.linalg.solve(system + alpha * np.eye(len(system)), rhs))
+        values, vectors = np.linalg.eigh(system)
+        values, projected = np.clip(values, 0, None), vectors.T @ rhs
+        return lambda alpha: back(vectors @ (projected / (values + alpha)))
 
-    def _primal(self, x, y):
-        """Accumulate the Gram matrix in row batches and solve the d x d system (sets mean_ and scale_)."""
+    def _gram(self, x, y):
+        """(Z^T Z, Z^T y) of the standardised features, accumulated in row batches (sets mean_ and scale_)."""
         n, d = x.shape
         gram, xsum, xy = np.zeros((d, d)), np.zeros(d), np.zeros(d)
         for i in range(0, n, self.batch_size):
@@ -103,9 +133,7 @@ class GramRidge(RegressorMixin, BaseEstimator):
         centred = gram - n * np.outer(self.mean_, self.mean_)
         var = np.clip(np.diag(centred) / n, 0, None)
         self.scale_ = np.where(var > 0, np.sqrt(var), 1.0)
-        zz = centred / np.outer(self.scale_, self.scale_)
-        zy = (xy - n * self.mean_ * y.mean()) / self.scale_
-        return np.linalg.solve(zz + self.alpha * np.eye(d), zy)
+        return centred / np.outer(self.scale_, self.scale_), (xy - n * self.mean_ * y.mean()) / self.scale_
 
     def predict(self, x):
         w = self.coef_ / self.scale_

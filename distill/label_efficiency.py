@@ -10,16 +10,13 @@ fewer rows than pixels.
 import numpy as np
 from sklearn.metrics import r2_score
 
-from . import head_cache, intervals, probe
+from . import head_cache, heads, intervals, probe
 from .thresholds import FEW_LABELS
 
-ALPHAS = tuple(10.0 ** np.arange(-3, 6))  # 1e-3 .. 1e5; raw flux at demo size picks 1e3-1e4
 
-
-def ridge_on_val(fs: probe.FeatureSet, label: str, alphas=ALPHAS) -> probe.LabelResult:
+def ridge_on_val(fs: probe.FeatureSet, label: str) -> probe.LabelResult:
     """Ridge with the alpha of highest validation R^2 (test never consulted)."""
-    return max((probe.fit_label(fs, label, "ridge", alpha=a) for a in alphas),
-               key=lambda r: r.scores[f"val_r2_{label}"])
+    return probe.fit_label(fs, label, "ridge", alpha=heads.ON_VAL)
 
 
 def _lightgbm(fs: probe.FeatureSet, label: str, head_params: dict) -> probe.LabelResult:

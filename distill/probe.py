@@ -36,18 +36,30 @@ def latent_features(features_dir, manifest, layer: str, pooling_name: str, direc
     for name in layer.split("+"):
         meta_l, seg, mx = store.read_layer(features_dir, name, direction, manifest)
         length = manifest["layers"][name]["length"]
-        pooling.check_pooling(pooling_name, length, name)
+        pooling.check_pooling(pooling_name, length, name, seg.shape[-1])
         if pooling_name == "attention":
             if seg.shape[-1] != length or "+" in layer:
-                raise DistillError(f"pooling=attention needs one layer stored whole (length <= "
-                                   f"{pooling.STORE_SEGMENTS}); "
-                                   f"{name} has length {length}")
+                raise DistillError(f"pooling=attention needs one layer stored whole (length <= the {seg.shape[-1]} "
+                                   f"stored segments); {name} has length {length}")
             parts.append(seg)
         else:
             parts.append(pooling.pool(seg, mx, pooling_name))
         meta = meta_l if meta is None else meta
     x = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
     return _by_split(meta, x, f"{layer}|{pooling_name}|{direction}", manifest["labels"])
+
+
+def unstored(manifest: dict, layer: str, pooling_name: str) -> str | None:
+    """Why the extract run cannot give ``layer`` (one or 'a+b') with ``pooling_name`` (a K beyond a layer's length or
+    its stored segments), or None when it can."""
+    for name in layer.split("+"):
+        info = manifest["layers"].get(name)
+        try:
+            if info:
+                pooling.check_pooling(pooling_name, info["length"], name, info["segments"])
+        except DistillError as e:
+            return str(e)
+    return None
 
 
 def baseline_features(dataset: Dataset, kind: str, noise_level: float, features_dir=None, splits=SPLITS) -> FeatureSet:
@@ -128,7 +140,10 @@ def fit_label(fs: FeatureSet, label: str, head: str, pooling_name: str = "", ear
         model = heads.fit(heads.make_pipeline(head, **head_params), fs.x["train"], y["train"], fs.x["val"],
                           y["val"], early_stop)
     predictions = {s: np.asarray(model.predict(fs.x[s]), dtype=np.float64) for s in SPLITS}
-    return LabelResult(label, model, predictions, metrics.split_scores(y, predictions, label))
+    scores = metrics.split_scores(y, predictions, label)
+    if head == "ridge" and head_params.get("alpha") == heads.ON_VAL:
+        scores[f"ridge_alpha_{label}"] = model.named_steps["head"].alpha_
+    return LabelResult(label, model, predictions, scores)
 
 
 def fit_heads(fs: FeatureSet, labels, head_list, head_params: dict) -> dict:

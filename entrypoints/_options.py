@@ -2,6 +2,7 @@
 import click
 
 from distill.data import LABELS
+from distill.heads import ON_VAL
 from distill.teacher import DIRECTIONS
 
 
@@ -35,8 +36,26 @@ def latent(layer_help="layer, or a+b to join layers", pooling_help="global_mean,
         click.option("--direction", default="fwd", type=click.Choice(DIRECTIONS), show_default=True))
 
 
+class Alpha(click.ParamType):
+    """Ridge's penalty: a number >= 0, or ``val`` (chosen on validation from ``heads.RIDGE_ALPHAS``)."""
+
+    name = "alpha"
+
+    def convert(self, value, param, ctx):
+        if value == ON_VAL or isinstance(value, float):
+            return value
+        try:
+            alpha = float(value)
+        except ValueError:
+            alpha = -1.0
+        if not 0 <= alpha < float("inf"):
+            self.fail(f"{value!r} is neither a number >= 0 nor {ON_VAL!r}", param, ctx)
+        return alpha
+
+
 head_settings = options(
-    click.option("--alpha", default=1e-3, type=click.FloatRange(0), show_default=True, help="Ridge penalty"),
+    click.option("--alpha", default=1e-3, type=Alpha(), show_default=True,
+                 help=f"Ridge penalty, or {ON_VAL} (chosen on validation; the plan's 1e-3 was set for 100k spectra)"),
     click.option("--num-leaves", default=15, type=click.IntRange(2), show_default=True, help="LightGBM leaves"),
     click.option("--n-estimators", default=50, type=click.IntRange(1), show_default=True, help="LightGBM trees"))
 

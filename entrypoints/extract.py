@@ -13,6 +13,7 @@ from distill import tracking
 from distill.data import open_dataset
 from distill.device import pick_device
 from distill.features.extract import DEFAULT_LAYERS, extract_features, resolve_layers
+from distill.features.pooling import STORE_SEGMENTS, check_segments
 from distill.teacher import DIRECTIONS
 from entrypoints import _options as opt
 from entrypoints._cli import one_line_errors, progress_bar
@@ -26,16 +27,19 @@ from entrypoints._upstream import resolve_teacher
 @click.option("--layer", default=DEFAULT_LAYERS, show_default=True, help="comma list, or default (every named layer)")
 @click.option("--direction", default="both", type=click.Choice(DIRECTIONS), show_default=True)
 @click.option("--denoised", default=False, type=bool, show_default=True, help="also store the denoised flux")
+@click.option("--segments", default=STORE_SEGMENTS, type=click.IntRange(1), show_default=True,
+              help="segment means stored per layer, a power of two: probes pool seg_mean_K{k} for k up to it")
 @click.option("--batch-size", default=128, type=click.IntRange(1), show_default=True)
 @one_line_errors
-def main(data, teacher, noise_level, layer, direction, denoised, batch_size):
+def main(data, teacher, noise_level, layer, direction, denoised, segments, batch_size):
+    check_segments(segments)
     ds = open_dataset(data)
     with tracking.tracked_run("extract", stage="1", mvp="1.1"):
         model, ref = resolve_teacher(teacher, data)
         mlflow.set_tags(ref)
         layers = resolve_layers(model, layer)
         tracking.log_params(dict(data=data, teacher=teacher, noise_level=noise_level, layer=layer, direction=direction,
-                                 denoised=denoised, batch_size=batch_size))
+                                 denoised=denoised, segments=segments, batch_size=batch_size))
         summary = ds.summary()
         tracking.log_dataset(summary, data)
         mlflow.set_tag("noise_level_value", repr(float(noise_level)))
@@ -44,7 +48,8 @@ def main(data, teacher, noise_level, layer, direction, denoised, batch_size):
         with progress_bar(total, "extract") as bar:
             manifest = extract_features(model, ds, layers, direction, noise_level, work / "features", batch_size,
                                         pick_device(), denoised, bar.update,
-                                        info=ref | {"data_dir": str(Path(data).resolve()), "digests": summary})
+                                        info=ref | {"data_dir": str(Path(data).resolve()), "digests": summary},
+                                        segments=segments)
         mlflow.log_artifacts(str(work / "features"), "features")
         size = sum(p.stat().st_size for p in (work / "features").iterdir())
         tracking.log_metrics({"extract_seconds": manifest["seconds"], "forward_seconds": manifest["forward_seconds"],

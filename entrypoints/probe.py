@@ -13,7 +13,8 @@ import pandas as pd
 
 from distill import figures, heads, probe, tracking
 from distill.data import LABELS, open_dataset
-from distill.errors import check_choices
+from distill.errors import DistillError, check_choices
+from distill.features.pooling import check_pooling
 from entrypoints import _options as opt
 from entrypoints._cli import one_line_errors, split_list
 from entrypoints._upstream import download_features, features_run, log_ceiling
@@ -57,6 +58,9 @@ def run_one(fs: probe.FeatureSet, labels, head, pooling_name, early_stop, head_p
     return results
 
 
+ANY = 2**20  # a length and segment count longer than any layer's
+
+
 @click.command()
 @opt.data
 @click.option("--input", "input_", default="latent", type=click.Choice(probe.INPUTS), show_default=True)
@@ -80,6 +84,8 @@ def main(data, input_, features, layer, pooling, direction, head, alpha, num_lea
     check_choices("label", label_list, LABELS)
     ds = open_dataset(data, labels=LABELS)
     head_params = opt.head_params(alpha, num_leaves, n_estimators, seed, pca=pca)
+    for name in poolings:  # a name no layer could give fails before anything runs
+        check_pooling(name, ANY, segments=ANY)
     combos = (list(itertools.product(layers, poolings, head_list)) if input_ == "latent"
               else [(input_, "-", h) for h in head_list])
     grid = len(combos) > 1
@@ -93,6 +99,13 @@ def main(data, input_, features, layer, pooling, direction, head, alpha, num_lea
             mlflow.set_tag("features_run_id", run.info.run_id)
             needed = sorted({p for lay in layers for p in lay.split("+")}) if input_ == "latent" else ["denoised"]
             local, manifest = download_features(run, needed)
+        if grid and input_ == "latent":  # a grid of layers x poolings leaves out the cells a layer cannot give
+            for lay, pool_name in dict.fromkeys((lay, p) for lay, p, _ in combos):
+                if why := probe.unstored(manifest, lay, pool_name):
+                    click.echo(f"left out {lay} | {pool_name}: {why}", err=True)
+            combos = [c for c in combos if not probe.unstored(manifest, c[0], c[1])]
+            if not combos:
+                raise DistillError("no layer x pooling of the grid is stored by the extract run")
         ceiling = log_ceiling(summary, noise_level, "log_g" if "log_g" in label_list else label_list[0])
         drawn = ceiling if input_ in probe.BOUNDED else None  # the ceiling bounds readers of the noisy flux only
         rows, tests = [], []  # a row and the main label's test predictions per cell

@@ -25,7 +25,7 @@ def test_alpha_chosen_on_validation_beats_the_fixed_alpha_with_few_rows():
     fs = wide()
     chosen = le.ridge_on_val(fs, "log_g")
     fixed = probe.fit_label(fs, "log_g", "ridge", alpha=1e-3)
-    assert chosen.model.named_steps["head"].alpha >= 10
+    assert chosen.scores["ridge_alpha_log_g"] >= 10
     assert chosen.scores["test_r2_log_g"] > fixed.scores["test_r2_log_g"] + 0.1
 
 

@@ -29,6 +29,27 @@ def test_every_pooling_matches_a_direct_numpy_computation(length):
         np.testing.assert_allclose(pooling.pool_map(maps, name), expected, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("segments", [16, 64, 256])
+def test_finer_stored_segments_give_the_same_coarse_poolings_and_the_fine_ones(segments):
+    maps = np.random.default_rng(segments).normal(size=(4, 3, 1024))
+    seg, mx = pooling.summarise(maps, segments)
+    assert seg.shape == (4, 3, segments)
+    for name in pooling.valid_poolings(1024, segments):
+        if name != "attention":
+            np.testing.assert_allclose(pooling.pool(seg, mx, name), pooling.pool_map(maps, name), rtol=1e-10, atol=1e-12)
+    assert f"seg_mean_K{segments}" in pooling.valid_poolings(1024, segments)
+    assert "seg_mean_K32" not in pooling.valid_poolings(1024, 16)
+
+
+def test_a_pooling_finer_than_the_store_names_the_extract_setting():
+    with pytest.raises(DistillError, match="up to 16 for enc_1 \\(finer K: extract -P segments=64\\)"):
+        pooling.check_pooling("seg_mean_K64", 4096, "enc_1")
+    pooling.check_pooling("seg_mean_K64", 4096, "enc_1", segments=256)
+    manifest = {"layers": {"enc_1": {"length": 4096, "segments": 256}, "enc_last": {"length": 16, "segments": 16}}}
+    assert probe.unstored(manifest, "enc_1", "seg_mean_K256") is None
+    assert "larger than the length 16 of enc_last" in probe.unstored(manifest, "enc_1+enc_last", "seg_mean_K256")
+
+
 def test_pooling_errors_are_clear():
     with pytest.raises(DistillError, match="K=32 is larger than the length 16 of enc_last"):
         pooling.check_pooling("seg_mean_K32", 16, "enc_last")
@@ -81,6 +102,29 @@ def test_gram_ridge_equals_scaler_plus_ridge(n):
     ours = heads.GramRidge(alpha=0.5, batch_size=64).fit(x, y)
     test = fs.x["test"].astype(np.float64)
     np.testing.assert_allclose(ours.predict(test), reference.predict(test), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("n", [500, 40])  # primal and dual
+def test_ridge_alpha_on_validation_is_the_best_fixed_alpha_on_validation(n):
+    """One eigendecomposition serves every alpha: the choice and the fit equal scaler + Ridge at each alpha."""
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import r2_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    fs = planted(n=n, d=60, noise=3.0)
+    y = {s: fs.y[s]["log_g"].to_numpy() for s in ("train", "val")}
+    ours = heads.fit(heads.make_pipeline("ridge", alpha=heads.ON_VAL), fs.x["train"], y["train"], fs.x["val"],
+                     y["val"]).named_steps["head"]
+    references = {a: make_pipeline(StandardScaler(), Ridge(alpha=a)).fit(fs.x["train"].astype(np.float64), y["train"])
+                  for a in heads.RIDGE_ALPHAS}
+    val = {a: r2_score(y["val"], m.predict(fs.x["val"])) for a, m in references.items()}
+    assert ours.alpha_ == max(val, key=val.get)
+    assert len({round(v, 6) for v in val.values()}) > 1  # the choice matters
+    np.testing.assert_allclose(ours.predict(fs.x["test"]), references[ours.alpha_].predict(fs.x["test"]),
+                               rtol=1e-5, atol=1e-5)
+    with pytest.raises(DistillError, match="no validation split"):
+        heads.GramRidge(heads.ON_VAL).fit(fs.x["train"], y["train"])
 
 
 def test_standardisation_and_pca_see_training_rows_only():

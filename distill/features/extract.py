@@ -12,7 +12,7 @@ from ..device import prefetch, to_device
 from ..errors import DistillError
 from ..teacher import DIRECTIONS, BlindSpotUNet1D
 from . import store
-from .pooling import stored_segments, summarise
+from .pooling import STORE_SEGMENTS, check_segments, stored_segments, summarise
 
 DEFAULT_LAYERS = "default"
 
@@ -34,10 +34,12 @@ def _noisy_batches(sfile, split, batch_size, noise_level):
 
 
 def extract_features(model: BlindSpotUNet1D, dataset: Dataset, layers: list, direction: str, noise_level: float,
-                     out, batch_size=128, device=torch.device("cpu"), denoised=False, progress=None, info=None) -> dict:
+                     out, batch_size=128, device=torch.device("cpu"), denoised=False, progress=None, info=None,
+                     segments=STORE_SEGMENTS) -> dict:
     """Write ``{layer}.parquet`` (+ ``denoised.parquet``) and ``manifest.json`` to ``out``; return the manifest.
 
     ``info``: extra entries for the manifest (e.g. where the teacher and the data came from).
+    ``segments``: segment means stored per layer (``pooling.summarise``), a power of two.
 
     Noise: ``flux + noise_level * error * z`` with z fixed per (seed 42, split, row);
     sigma given to the teacher = error * noise_level. Written to a temporary
@@ -45,6 +47,7 @@ def extract_features(model: BlindSpotUNet1D, dataset: Dataset, layers: list, dir
     """
     if direction not in DIRECTIONS:
         raise DistillError(f"direction={direction!r}: choose one of {', '.join(DIRECTIONS)}")
+    check_segments(segments)
     directions = ["fwd", "bwd"] if direction == "both" else [direction]
     n_pixels = next(iter(dataset.splits.values())).n_pixels
     out = Path(out)
@@ -68,7 +71,7 @@ def extract_features(model: BlindSpotUNet1D, dataset: Dataset, layers: list, dir
                     summaries = {}
                     for name, parts in halves.items():
                         for d, part in parts.items():
-                            seg, mx = summarise(part)
+                            seg, mx = summarise(part, segments)
                             # the mirrored half runs backwards: reversing its segments is the flip back
                             summaries[name, d] = ((seg.flip(-1) if d == "bwd" else seg).float().cpu().numpy(),
                                                   mx.float().cpu().numpy())
@@ -93,7 +96,8 @@ def extract_features(model: BlindSpotUNet1D, dataset: Dataset, layers: list, dir
         manifest = {
             "layers": {name: {"channels": model.config.embed_dim * (2 if name == "dec_input" else 1),
                               "length": model.feature_length(name, n_pixels),
-                              "segments": stored_segments(model.feature_length(name, n_pixels))} for name in layers},
+                              "segments": stored_segments(model.feature_length(name, n_pixels), segments)}
+                       for name in layers},
             "directions": directions,
             "noise_level": noise_level,
             "noise_seed": 42,

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..data import NOISE_SEED, add_noise, noise_draw
-from ..features.pooling import check_pooling, pool, summarise
+from ..features.pooling import STORE_SEGMENTS, check_pooling, pool, segment_count, summarise
 
 
 def pooled_latent(teacher, noisy: torch.Tensor, sigma: torch.Tensor, layer: str, pooling_name: str,
@@ -19,12 +19,12 @@ def pooled_latent(teacher, noisy: torch.Tensor, sigma: torch.Tensor, layer: str,
     names = layer.split("+")
     with torch.inference_mode():
         halves = teacher.feature_halves(noisy, sigma, names, direction, flip_back=False)
-    parts = []
+    parts, segments = [], max(STORE_SEGMENTS, segment_count(pooling_name))  # the extract's store for this pooling
     for name in names:
-        check_pooling(pooling_name, teacher.feature_length(name, noisy.shape[-1]), name)
+        check_pooling(pooling_name, teacher.feature_length(name, noisy.shape[-1]), name, segments)
         segs, maxima = [], []
         for d, maps in halves[name].items():
-            seg, mx = summarise(maps)
+            seg, mx = summarise(maps, segments)
             segs.append((seg.flip(-1) if d == "bwd" else seg).float().cpu().numpy())
             maxima.append(mx.float().cpu().numpy())
         parts.append(pool(np.concatenate(segs, axis=1), np.concatenate(maxima, axis=1), pooling_name))
