@@ -18,7 +18,6 @@ from distill import ablations, tracking
 from distill.ceiling import check_simulated
 from distill.data import open_dataset
 from distill.errors import DistillError
-from distill.features import pooling
 from distill.teacher import study
 from entrypoints._cli import one_line_errors
 from entrypoints._steps import Steps
@@ -38,11 +37,11 @@ SCALES = {  # sizes, teacher preset, loss and epochs per scale (the loss the ref
 """The demo fits 15 minutes on 2 CPU cores by training on 1,500 spectra and running fewer points: 3.3 at 1,000 and
 1,500 labels, the sweep at four noise levels, the information ceiling from 500 of the 1,000 test spectra, the CNN peer
 for 8 epochs and the template fit on the first 32 test spectra."""
-GRID = dict(layer="enc_0,enc_1,enc_2,enc_pre_latent,enc_last", pooling="global_mean,mean_max,seg_mean_K8,seg_mean_K16")
-FINE_POOLINGS = ("seg_mean_K64", "seg_mean_K256")  # added to the grid where a scale stores them (``segments``)
+GRID = dict(layer="enc_1,enc_2,enc_pre_latent,enc_last", pooling="global_mean,mean_max,seg_mean_K8,seg_mean_K16")
+FINE_GRID = dict(layer="enc_0", pooling="seg_mean_K64,seg_mean_K256")  # added where a scale stores 256 segments
 """The teacher studies' finding: log g sits in the shallow, full-resolution layers read at fine resolution (K256 of
-enc_0 ties raw flux at demo size, K16 loses to it); the deep latent holds little. The grid keeps enc_pre_latent for
-the reference figures of research-plan.md; the demo stores K <= 16 to keep its 15 minutes and its students small."""
+enc_0 ties raw flux at demo size, K16 of any layer loses to it); the deep latent holds little. The grid keeps
+enc_pre_latent for the reference figures of research-plan.md; the demo stores K <= 16 to keep its 15 minutes."""
 PROBE_ALPHA = "val"
 """The probes' Ridge penalty, chosen on validation for raw flux and latent alike: the plan's 1e-3 was set for 100k
 training spectra and costs raw-flux Ridge 0.12 R^2 on the demo's 1,500."""
@@ -93,15 +92,16 @@ def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, s
         if teacher == "auto":
             teacher = steps("train_teacher", "train_teacher", data=data_dir, preset=cfg["preset"], loss=cfg["loss"],
                             epochs=cfg["teacher_epochs"])
-        features = steps("extract", "extract", data=data_dir, teacher=teacher, denoised="true", layer=GRID["layer"],
+        fine = cfg["segments"] >= 256
+        layer, pooling = (",".join([GRID[k], FINE_GRID[k]]) if fine else GRID[k] for k in ("layer", "pooling"))
+        features = steps("extract", "extract", data=data_dir, teacher=teacher, denoised="true", layer=layer,
                          segments=cfg["segments"])
         common = dict(data=data_dir, labels="log_g")
         probes = dict(common, alpha=PROBE_ALPHA)
-        fine = [p for p in FINE_POOLINGS if pooling.segment_count(p) <= cfg["segments"]]
         steps("probe_raw", "probe", input="noisy_flux", head="ridge,lightgbm", **probes)
         steps("probe_denoised", "probe", input="denoised_flux", features=features, head="ridge", **probes)
-        grid = steps("probe_grid", "probe", features=features, head="ridge,lightgbm", layer=GRID["layer"],
-                     pooling=",".join([GRID["pooling"], *fine]), **probes)
+        grid = steps("probe_grid", "probe", features=features, head="ridge,lightgbm", layer=layer, pooling=pooling,
+                     **probes)
         chosen = study.best_on_validation(mlflow.load_table("tables/summary.json", run_ids=[grid]), "ridge")
         latent = dict(layer=chosen["layer"], pooling=chosen["pooling"])  # the latent every later stage reads
         mlflow.set_tags({f"latent_{k}": v for k, v in latent.items()})
