@@ -13,6 +13,7 @@ import pandas as pd
 
 from . import intervals
 from .errors import DistillError
+from .heads import ON_VAL
 from .intervals import BETTER, WORSE, Interval
 from .peers import BOUNDED as PEER_BOUNDED
 from .peers import DESCRIPTIONS as PEER_NAMES
@@ -390,6 +391,17 @@ def _ceiling_note(runs: dict) -> str:
             "the error is a noiseless function of the labels, so methods that see it are not bounded.")
 
 
+def _reference_note(runs) -> str:
+    note = ("Simulated data here, real PFS spectra in the reference; they are set side by side to show scale, not to "
+            "be equal.")
+    raw = (runs or {}).get("probe_raw")
+    alpha = raw.data.params.get("alpha") if raw else None
+    if alpha is None:
+        return note
+    how = " (chosen on validation in each probe, from 1e-3 to 1e5: metric ridge_alpha_log_g)" if alpha == ON_VAL else ""
+    return f"{note} The reference's Ridge used alpha 1e-3 on 100k spectra; this run's probes alpha={alpha}{how}."
+
+
 PEER_NOTE = ("The field's own estimators on the same test spectra: student - peer is the paired difference of test "
              "R^2 with its 95 % interval; better or worse only where the interval excludes 0.")
 
@@ -405,8 +417,7 @@ def markdown(title: str, rows: list, text: str, reference: pd.DataFrame, figures
     if ceiling is not None:
         out += ["## Against the information ceiling", "", _ceiling_note(runs), "",
                 ceiling.to_markdown(index=False, floatfmt=".3f"), ""]
-    out += ["## Against the reference figures", "", "Simulated data here, real PFS spectra in the reference; "
-            "they are set side by side to show scale, not to be equal.", "",
+    out += ["## Against the reference figures", "", _reference_note(runs), "",
             reference.to_markdown(index=False, floatfmt=".3f"), ""]
     if figures:
         out += ["## Figures", ""] + [f"![{name}](figures/{name})" for name in figures]
@@ -432,6 +443,5 @@ def html_page(title: str, rows: list, text: str, reference: pd.DataFrame, figure
                                           f"ceiling</h2><p>{html.escape(_ceiling_note(runs))}</p>"
                f"{ceiling.to_html(index=False, float_format='%.3f')}")
             + "<h2>Against the reference figures</h2>"
-            f"<p>Simulated data here, real PFS spectra in the "
-            f"reference.</p>{reference.to_html(index=False, float_format='%.3f')}"
+            f"<p>{html.escape(_reference_note(runs))}</p>{reference.to_html(index=False, float_format='%.3f')}"
             f"<h2>Figures</h2>{imgs}</body></html>")

@@ -152,3 +152,14 @@ def test_the_field_estimators_stand_beside_the_student_with_paired_intervals():
     predictions["peer_cnn"]["y_log_g"] = rng.permutation(y)  # scored on other rows: refused, never paired
     with pytest.raises(DistillError, match="different test rows"):
         report.cross_run_deltas(predictions)
+
+
+def test_the_reference_section_says_which_ridge_alpha_the_probes_used():
+    from types import SimpleNamespace
+
+    def runs(alpha):
+        return {"probe_raw": SimpleNamespace(data=SimpleNamespace(params={"alpha": alpha}, metrics={}))}
+    assert "probes alpha=val (chosen on validation" in report.markdown("t", [], "", report.reference_table({}), {},
+                                                                        runs=runs("val"))
+    fixed = report.html_page("t", [], "", report.reference_table({}), {}, runs=runs("0.001"))
+    assert "probes alpha=0.001." in fixed and "chosen on validation" not in fixed
