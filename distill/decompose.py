@@ -41,7 +41,8 @@ def error_only_residual(error: probe.FeatureSet, label: str, head_list, head_par
     results = probe.fit_heads(error, [label], head_list, head_params)
     head, best = probe.best_on_val(results, label)
     y = {s: error.y[s][label].to_numpy(np.float64) for s in SPLITS}
-    pipeline = heads.make_pipeline(head, **head_params)
+    chosen = {"alpha": best.scores[f"ridge_alpha_{label}"]} if f"ridge_alpha_{label}" in best.scores else {}
+    pipeline = heads.make_pipeline(head, **head_params | chosen)  # the folds keep the alpha chosen on validation
     r = {"train": y["train"] - out_of_fold(pipeline, error.x["train"], y["train"], folds, seed)}
     r |= {s: y[s] - best.predictions[s] for s in ("val", "test")}
     return results, head, r

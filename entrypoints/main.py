@@ -42,9 +42,9 @@ FINE_GRID = dict(layer="enc_0", pooling="seg_mean_K64,seg_mean_K256")  # added w
 """The teacher studies' finding: log g sits in the shallow, full-resolution layers read at fine resolution (K256 of
 enc_0 ties raw flux at demo size, K16 of any layer loses to it); the deep latent holds little. The grid keeps
 enc_pre_latent for the reference figures of research-plan.md; the demo stores K <= 16 to keep its 15 minutes."""
-PROBE_ALPHA = "val"
-"""The probes' Ridge penalty, chosen on validation for raw flux and latent alike: the plan's 1e-3 was set for 100k
-training spectra and costs raw-flux Ridge 0.12 R^2 on the demo's 1,500."""
+RIDGE_ALPHA = "val"
+"""Every step's Ridge penalty, chosen on validation for raw flux, latent and student alike: the plan's 1e-3 was set
+for 100k training spectra and costs raw-flux Ridge 0.12 R^2 on the demo's 1,500."""
 PCA_DIMS = 32  # Stage 1.3: the chosen latent reduced to this many dimensions (the plan asks 16-128)
 
 
@@ -96,19 +96,18 @@ def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, s
         layer, pooling = (",".join([GRID[k], FINE_GRID[k]]) if fine else GRID[k] for k in ("layer", "pooling"))
         features = steps("extract", "extract", data=data_dir, teacher=teacher, denoised="true", layer=layer,
                          segments=cfg["segments"])
-        common = dict(data=data_dir, labels="log_g")
-        probes = dict(common, alpha=PROBE_ALPHA)
-        steps("probe_raw", "probe", input="noisy_flux", head="ridge,lightgbm", **probes)
-        steps("probe_denoised", "probe", input="denoised_flux", features=features, head="ridge", **probes)
+        common = dict(data=data_dir, labels="log_g", alpha=RIDGE_ALPHA)
+        steps("probe_raw", "probe", input="noisy_flux", head="ridge,lightgbm", **common)
+        steps("probe_denoised", "probe", input="denoised_flux", features=features, head="ridge", **common)
         grid = steps("probe_grid", "probe", features=features, head="ridge,lightgbm", layer=layer, pooling=pooling,
-                     **probes)
+                     **common)
         chosen = study.best_on_validation(mlflow.load_table("tables/summary.json", run_ids=[grid]), "ridge")
         latent = dict(layer=chosen["layer"], pooling=chosen["pooling"])  # the latent every later stage reads
         mlflow.set_tags({f"latent_{k}": v for k, v in latent.items()})
         click.echo(f"latent chosen on validation: {latent['layer']} + {latent['pooling']}", err=True)
         dims = int(chosen.get("n_features", 2 * PCA_DIMS))  # 1.3: fewer dimensions than the latent has
-        steps("probe_pca", "probe", features=features, head="ridge", pca=min(PCA_DIMS, dims // 2), **latent, **probes)
-        steps("decompose_error", "decompose_error", data=data_dir, features=features, **latent)
+        steps("probe_pca", "probe", features=features, head="ridge", pca=min(PCA_DIMS, dims // 2), **latent, **common)
+        steps("decompose_error", "decompose_error", data=data_dir, features=features, alpha=RIDGE_ALPHA, **latent)
         steps("student_residual", "distill_student", features=features, target="residual", heads="ridge",
               epochs=cfg["student_epochs"], **latent, **common)  # Stage B, on decompose's residual
         student = steps("student", "distill_student", features=features, epochs=cfg["student_epochs"], **latent,
@@ -125,7 +124,7 @@ def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, s
             steps("peer_template_fit", "peer", method="template_fit", data=data_dir,
                   n_spectra=min(cfg["template_spectra"], len(ds["test"])))
         steps("ablate", "ablate", data=data_dir, features=features, student=student, label_free_student=label_free,
-              sizes=cfg["sizes"], noise_levels=cfg["noise_levels"],
+              sizes=cfg["sizes"], noise_levels=cfg["noise_levels"], alpha=RIDGE_ALPHA,
               teacher_epochs=cfg["teacher_epochs"], **latent)  # the no-error teacher trains as long as the teacher
         steps("report", "report", reuse=False, run_id=run.info.run_id, out=Path(out).resolve())
 

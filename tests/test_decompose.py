@@ -1,10 +1,11 @@
 """Stage A: out-of-fold residuals, the variance identity, the verdicts, and the entry point."""
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from distill import decompose, heads
+from distill import decompose, heads, probe
 from distill.intervals import Interval
 from distill.teacher import PRESETS, BlindSpotUNet1D, save
 from tests.conftest import mlflow_run
@@ -23,6 +24,22 @@ def test_training_residual_is_out_of_fold():
     unseen = y[test] - model.predict(x[test])
     assert oof.std() > 1.2 * in_sample.std()
     assert abs(oof.std() - unseen.std()) < 0.1 * unseen.std()
+
+
+def test_the_error_only_folds_keep_the_ridge_alpha_chosen_on_validation():
+    rng = np.random.default_rng(1)
+    xs, ys = {}, {}
+    for split, n in (("train", 60), ("val", 200), ("test", 200)):
+        factor = rng.normal(size=n)
+        xs[split] = (factor[:, None] + 3 * rng.normal(size=(n, 200))).astype(np.float32)  # fewer rows than pixels
+        ys[split] = pd.DataFrame({"log_g": factor})
+    error = probe.FeatureSet(xs, ys, "error")
+    results, head, r = decompose.error_only_residual(error, "log_g", ["ridge"], {"alpha": heads.ON_VAL}, folds=3)
+    alpha = results["log_g", "ridge"].scores["ridge_alpha_log_g"]
+    assert alpha >= 10  # 1e-3 would overfit 60 rows of 200 pixels
+    expected = decompose.out_of_fold(heads.make_pipeline("ridge", alpha=alpha), xs["train"],
+                                     ys["train"]["log_g"].to_numpy(), folds=3)
+    np.testing.assert_allclose(r["train"], ys["train"]["log_g"].to_numpy() - expected)
 
 
 def test_variance_decomposition_is_an_identity():

@@ -36,7 +36,8 @@ def test_finer_stored_segments_give_the_same_coarse_poolings_and_the_fine_ones(s
     assert seg.shape == (4, 3, segments)
     for name in pooling.valid_poolings(1024, segments):
         if name != "attention":
-            np.testing.assert_allclose(pooling.pool(seg, mx, name), pooling.pool_map(maps, name), rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(pooling.pool(seg, mx, name), pooling.pool_map(maps, name), rtol=1e-10,
+                                       atol=1e-12)
     assert f"seg_mean_K{segments}" in pooling.valid_poolings(1024, segments)
     assert "seg_mean_K32" not in pooling.valid_poolings(1024, 16)
 
