@@ -395,7 +395,7 @@ def _reference_note(runs) -> str:
     note = ("Simulated data here, real PFS spectra in the reference; they are set side by side to show scale, not to "
             "be equal.")
     raw = (runs or {}).get("probe_raw")
-    alpha = raw.data.params.get("alpha") if raw else None
+    alpha = raw["params"].get("alpha") if raw else None
     if alpha is None:
         return note
     how = " (chosen on validation in each probe, from 1e-3 to 1e5: metric ridge_alpha_log_g)" if alpha == ON_VAL else ""

@@ -155,10 +155,8 @@ def test_the_field_estimators_stand_beside_the_student_with_paired_intervals():
 
 
 def test_the_reference_section_says_which_ridge_alpha_the_probes_used():
-    from types import SimpleNamespace
-
-    def runs(alpha):
-        return {"probe_raw": SimpleNamespace(data=SimpleNamespace(params={"alpha": alpha}, metrics={}))}
+    def runs(alpha):  # as entrypoints/report.py summarises each step's run
+        return {"probe_raw": {"run_id": "r", "metrics": {}, "tags": {}, "params": {"alpha": alpha}}}
     assert "probes alpha=val (chosen on validation" in report.markdown("t", [], "", report.reference_table({}), {},
                                                                         runs=runs("val"))
     fixed = report.html_page("t", [], "", report.reference_table({}), {}, runs=runs("0.001"))
