@@ -1,7 +1,7 @@
 """The whole research plan in one command: each step a child run (reused when nothing changed), then the report.
 
     mlflow run . -e main --env-manager local                                   # demo scale, built-in simulator
-    mlflow run . -e main -P scale=study --env-manager local                    # 16k / 1k / 1k, 1 h 31 min on 2 CPUs
+    mlflow run . -e main -P scale=study --env-manager local                    # 16k / 1k / 1k, 53 min on 2 CPUs
     mlflow run . -e main -P scale=paper --env-manager local                    # 100k / 1k / 1k, paper teacher
     mlflow run . -e main -P data=/path/to/pfsspec -P teacher=/path/to/model.ckpt --env-manager local
 
