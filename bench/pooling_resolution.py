@@ -9,10 +9,10 @@ count, with the plan's fixed alpha (1e-3) and with alpha chosen on validation, a
 Each teacher (a weights file; a train_teacher run id or ``latest``: its ``teacher.pt`` in the tracking store;
 ``all``: every snapshot of every train_teacher run there, e.g. those of ``bench/teacher_study_time.py --keep``) runs
 forward over every split at noise 1.0 with the extract's fixed noise draws; every layer's map is reduced to
-``seg_mean_K{k}`` for each k its length allows. The project stores K <= 16 (``pooling.STORE_SEGMENTS``); finer K
-are computed here only. Ridge is the probe's (StandardScaler + Ridge). For each alpha rule the best layer x K on
-validation is set against raw flux: R^2(latent) - R^2(raw flux) on the test split, with its 95 % paired-bootstrap
-interval.
+``seg_mean_K{k}`` for each k its length allows, straight from the maps: no extract run, whatever K it stored
+(``extract -P segments``; ``teacher_study`` stores K <= 16). Ridge is the probe's (StandardScaler + Ridge). For
+each alpha rule the best layer x K on validation is set against raw flux: R^2(latent) - R^2(raw flux) on the test
+split, with its 95 % paired-bootstrap interval.
 """
 import hashlib
 from pathlib import Path
