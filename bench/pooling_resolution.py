@@ -24,13 +24,12 @@ import pandas as pd
 import torch
 from sklearn.metrics import r2_score
 
-from distill import intervals, tracking
+from distill import heads, intervals, tracking
 from distill.data import add_noise, noise_draw, open_dataset
-from distill.heads import make_pipeline
+from distill.heads import ON_VAL
 from distill.teacher import load
 
 PLAN_ALPHA = 1e-3
-ALPHAS = (PLAN_ALPHA, 1e-1, 1e1, 1e2, 1e3, 1e4, 1e5)
 
 
 def noisy_splits(data: str, noise_level: float = 1.0) -> dict:
@@ -62,17 +61,15 @@ def segment_features(model, splits: dict, ks, batch: int = 250) -> dict:
     return feats
 
 
-def ridge_fits(x: dict, splits: dict) -> dict:
-    """{alpha: (val R^2, test predictions)} of the probe's Ridge on features ``x`` ({split: array}), every alpha."""
-    fits = {}
-    for alpha in ALPHAS:
-        fit = make_pipeline("ridge", alpha=alpha).fit(x["train"], splits["train"][2])
-        fits[alpha] = (r2_score(splits["val"][2], fit.predict(x["val"])), fit.predict(x["test"]))
-    return fits
+RULES = {"alpha 1e-3 (plan)": PLAN_ALPHA, "alpha on val": ON_VAL}
 
 
-RULES = {"alpha 1e-3 (plan)": lambda fits: PLAN_ALPHA,
-         "alpha on val": lambda fits: max(fits, key=lambda alpha: fits[alpha][0])}
+def ridge_fit(x: dict, splits: dict, alpha) -> tuple:
+    """(alpha used, val R^2, test predictions) of the probe's Ridge on features ``x`` ({split: array}); ``alpha``
+    a number or ``val`` (chosen on validation, as ``main`` does)."""
+    fit = heads.fit(heads.make_pipeline("ridge", alpha=alpha), x["train"], splits["train"][2], x["val"],
+                    splits["val"][2])
+    return fit.named_steps["head"].alpha_, r2_score(splits["val"][2], fit.predict(x["val"])), fit.predict(x["test"])
 
 
 def weights_digest(model) -> str:
@@ -114,10 +111,9 @@ def main(data, refs, ks, grid):
     ks = [int(k) for k in ks.split(",")]
     splits = noisy_splits(data)
     y = splits["test"][2]
-    raw_fits = ridge_fits({s: v[0] for s, v in splits.items()}, splits)
-    raw = {rule: pick(raw_fits) for rule, pick in RULES.items()}
-    for rule, alpha in raw.items():
-        print(f"raw noisy flux, {rule}: test R^2 {r2_score(y, raw_fits[alpha][1]):.3f} (alpha {alpha:g})")
+    raw = {rule: ridge_fit({s: v[0] for s, v in splits.items()}, splits, alpha) for rule, alpha in RULES.items()}
+    for rule, (alpha, _, pred) in raw.items():
+        print(f"raw noisy flux, {rule}: test R^2 {r2_score(y, pred):.3f} (alpha {alpha:g})")
     read = {}  # weights digest -> the name it was read under
     for name, path in [t for ref in refs for t in teachers(ref)]:
         model = load(path).eval()
@@ -128,18 +124,17 @@ def main(data, refs, ks, grid):
         read[digest] = name
         rows = []
         for (layer, k), x in segment_features(model, splits, ks).items():
-            fits = ridge_fits(x, splits)
-            for rule, pick in RULES.items():
-                alpha = pick(fits)
-                rows.append({"layer": layer, "K": k, "rule": rule, "alpha": alpha, "val_r2": fits[alpha][0],
-                             "test_r2": r2_score(y, fits[alpha][1]), "pred": fits[alpha][1]})
+            for rule, setting in RULES.items():
+                alpha, val_r2, pred = ridge_fit(x, splits, setting)
+                rows.append({"layer": layer, "K": k, "rule": rule, "alpha": alpha, "val_r2": val_r2,
+                             "test_r2": r2_score(y, pred), "pred": pred})
         table = pd.DataFrame(rows)
         print(f"\n{name}")
         if grid:
             print(table.pivot_table(index=["layer", "K"], columns="rule", values="test_r2").round(3).to_string())
         for rule, part in table.groupby("rule"):
             best = part.loc[part["val_r2"].idxmax()]
-            diff = intervals.delta(y, best["pred"], raw_fits[raw[rule]][1])
+            diff = intervals.delta(y, best["pred"], raw[rule][2])
             print(f"best on val, {rule}: {best['layer']} K{best['K']} (alpha {best['alpha']:g}) test R^2 "
                   f"{best['test_r2']:.3f}; minus raw flux {diff.text()} -> {diff.verdict()}")
 

@@ -100,10 +100,11 @@ def main(data, input_, features, layer, pooling, direction, head, alpha, num_lea
             needed = sorted({p for lay in layers for p in lay.split("+")}) if input_ == "latent" else ["denoised"]
             local, manifest = download_features(run, needed)
         if grid and input_ == "latent":  # a grid of layers x poolings leaves out the cells a layer cannot give
-            for lay, pool_name in dict.fromkeys((lay, p) for lay, p, _ in combos):
-                if why := probe.unstored(manifest, lay, pool_name):
-                    click.echo(f"left out {lay} | {pool_name}: {why}", err=True)
-            combos = [c for c in combos if not probe.unstored(manifest, c[0], c[1])]
+            why = {cell: probe.unstored(manifest, *cell) for cell in dict.fromkeys(c[:2] for c in combos)}
+            for (lay, pool_name), reason in why.items():
+                if reason:
+                    click.echo(f"left out {lay} | {pool_name}: {reason}", err=True)
+            combos = [c for c in combos if not why[c[:2]]]
             if not combos:
                 raise DistillError("no layer x pooling of the grid is stored by the extract run")
         ceiling = log_ceiling(summary, noise_level, "log_g" if "log_g" in label_list else label_list[0])

@@ -26,12 +26,11 @@ def stored_segments(length: int, segments: int = STORE_SEGMENTS) -> int:
     return min(length, segments)
 
 
-def check_segments(segments: int) -> int:
-    """``segments`` if it is a power of two (what ``summarise`` can store and ``pool`` derive from), else a one-line
-    DistillError."""
+def check_segments(segments: int):
+    """Raise a one-line DistillError unless ``segments`` is a power of two (what ``summarise`` stores and ``pool``
+    derives from)."""
     if segments < 1 or segments & (segments - 1):
         raise DistillError(f"segments={segments}: a power of two (16 stores seg_mean_K16 and coarser)")
-    return segments
 
 
 def segment_count(name: str) -> int:
