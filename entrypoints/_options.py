@@ -2,6 +2,7 @@
 import click
 
 from distill.data import LABELS
+from distill.features.pooling import STORE_SEGMENTS
 from distill.heads import ON_VAL
 from distill.teacher import DIRECTIONS
 
@@ -53,9 +54,21 @@ class Alpha(click.ParamType):
         return alpha
 
 
+def alpha(default=1e-3):
+    """Ridge's penalty option."""
+    return click.option("--alpha", default=default, type=Alpha(), show_default=True,
+                        help=f"Ridge penalty, or {ON_VAL} (chosen on validation; the plan's 1e-3 was set for 100k "
+                             "spectra)")
+
+
+def segments(default=STORE_SEGMENTS):
+    """How many segment means extraction stores per layer."""
+    return click.option("--segments", default=default, type=click.IntRange(1), show_default=True,
+                        help="segment means stored per layer, a power of two: probes pool seg_mean_K{k} for k up to it")
+
+
 head_settings = options(
-    click.option("--alpha", default=1e-3, type=Alpha(), show_default=True,
-                 help=f"Ridge penalty, or {ON_VAL} (chosen on validation; the plan's 1e-3 was set for 100k spectra)"),
+    alpha(),
     click.option("--num-leaves", default=15, type=click.IntRange(2), show_default=True, help="LightGBM leaves"),
     click.option("--n-estimators", default=50, type=click.IntRange(1), show_default=True, help="LightGBM trees"))
 

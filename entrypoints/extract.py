@@ -13,7 +13,7 @@ from distill import tracking
 from distill.data import open_dataset
 from distill.device import pick_device
 from distill.features.extract import DEFAULT_LAYERS, extract_features, resolve_layers
-from distill.features.pooling import STORE_SEGMENTS, check_segments
+from distill.features.pooling import check_segments
 from distill.teacher import DIRECTIONS
 from entrypoints import _options as opt
 from entrypoints._cli import one_line_errors, progress_bar
@@ -27,8 +27,7 @@ from entrypoints._upstream import resolve_teacher
 @click.option("--layer", default=DEFAULT_LAYERS, show_default=True, help="comma list, or default (every named layer)")
 @click.option("--direction", default="both", type=click.Choice(DIRECTIONS), show_default=True)
 @click.option("--denoised", default=False, type=bool, show_default=True, help="also store the denoised flux")
-@click.option("--segments", default=STORE_SEGMENTS, type=click.IntRange(1), show_default=True,
-              help="segment means stored per layer, a power of two: probes pool seg_mean_K{k} for k up to it")
+@opt.segments()
 @click.option("--batch-size", default=128, type=click.IntRange(1), show_default=True)
 @one_line_errors
 def main(data, teacher, noise_level, layer, direction, denoised, segments, batch_size):

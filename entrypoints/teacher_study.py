@@ -21,7 +21,8 @@ import torch
 from distill import decompose, probe, tracking
 from distill.data import SPLITS, open_dataset
 from distill.errors import DistillError
-from distill.features.pooling import STORE_SEGMENTS, check_pooling
+from distill.features.pooling import check_pooling, check_segments
+from distill.heads import ON_VAL
 from distill.teacher import PRESETS, BlindSpotUNet1D, figures, study
 from entrypoints import _options as opt
 from entrypoints._cli import number_list, one_line_errors, split_list
@@ -48,11 +49,11 @@ def error_only_residual(run_id: str) -> dict:
     return {s: table[table["split"] == s].sort_values("id")["residual"].to_numpy() for s in SPLITS}
 
 
-def residual_r2(features_id: str, layer: str, pooling: str, residual: dict, seed: int) -> float:
+def residual_r2(features_id: str, layer: str, pooling: str, residual: dict, alpha, seed: int) -> float:
     """Stage A reading: test R^2 of a Ridge from the latent (layer, pooling) to the error-only residual."""
     local, manifest = download_features(tracking.get_run(features_id), [layer])
     fs = decompose.on_target(probe.latent_features(local, manifest, layer, pooling, "fwd"), residual, "residual")
-    result = probe.fit_label(fs, "residual", "ridge", seed=seed)
+    result = probe.fit_label(fs, "residual", "ridge", alpha=alpha, seed=seed)
     return result.scores["test_r2_residual"]
 
 
@@ -64,14 +65,16 @@ def same_untrained_teacher(a: str, b: str) -> bool:
 
 
 def snapshot_row(steps: Steps, cell: study.Cell, teacher: str, per_epoch: dict, epoch: int, data_dir: str,
-                 layers: str, poolings: str, noise_level: float, residual: dict, seed: int, untrained=None) -> dict:
-    """Extract and probe one snapshot of a cell's teacher (``per_epoch``: its ``epochs_of``); the row of the study
-    table. ``untrained``: an earlier cell's train_teacher run whose epoch-0 snapshot equals this teacher's."""
+                 reading: dict, residual: dict, seed: int, untrained=None) -> dict:
+    """Extract and probe one snapshot of a cell's teacher (``per_epoch``: its ``epochs_of``; ``reading``: layers,
+    poolings, segments, alpha and noise_level); the row of the study table. ``untrained``: an earlier cell's
+    train_teacher run whose epoch-0 snapshot equals this teacher's."""
     source = untrained if epoch == 0 and untrained else teacher
     features = steps(f"extract_epoch_{epoch}", "extract", data=data_dir, teacher=f"{source}@{epoch}",
-                     noise_level=noise_level, direction="fwd")
-    grid_id = steps(f"probe_epoch_{epoch}", "probe", data=data_dir, features=features, layer=layers,
-                    pooling=poolings, head=",".join(HEADS), labels="log_g", noise_level=noise_level)
+                     noise_level=reading["noise_level"], direction="fwd", segments=reading["segments"])
+    grid_id = steps(f"probe_epoch_{epoch}", "probe", data=data_dir, features=features, layer=reading["layers"],
+                    pooling=reading["poolings"], head=",".join(HEADS), labels="log_g", alpha=reading["alpha"],
+                    noise_level=reading["noise_level"])
     grid = mlflow.load_table("tables/summary.json", run_ids=[grid_id])
     row = {"cell": cell.name, **cell.params(), "epoch": epoch}
     row |= {key: values[epoch] for key, values in per_epoch.items()}
@@ -81,7 +84,8 @@ def snapshot_row(steps: Steps, cell: study.Cell, teacher: str, per_epoch: dict, 
         row |= {f"latent_r2_{head}": best["test_r2_log_g"], f"latent_val_r2_{head}": best["val_r2_log_g"],
                 f"layer_{head}": best["layer"], f"pooling_{head}": best["pooling"]}
     row["latent_r2_residual_ridge"] = (np.nan if residual is None else
-                                       residual_r2(features, row["layer_ridge"], row["pooling_ridge"], residual, seed))
+                                       residual_r2(features, row["layer_ridge"], row["pooling_ridge"], residual,
+                                                   reading["alpha"], seed))
     return row | {"teacher_run_id": teacher, "features_run_id": features, "probe_run_id": grid_id}
 
 
@@ -96,21 +100,25 @@ def snapshot_row(steps: Steps, cell: study.Cell, teacher: str, per_epoch: dict, 
 @click.option("--no-error", default=True, type=bool, show_default=True,
               help="add the no-error teacher (input_sigma=false) of the first preset and loss")
 @click.option("--layers", default="all", show_default=True, help="comma list, or all (every stored layer)")
-@click.option("--poolings", default="global_mean,mean_max,seg_mean_K4,seg_mean_K16", show_default=True)
+@click.option("--poolings", default="global_mean,mean_max,seg_mean_K16,seg_mean_K256", show_default=True,
+              help="comma list; a cell a layer cannot give (K256 of a 16-position layer) is left out")
+@opt.segments(256)
+@opt.alpha(ON_VAL)
 @opt.noise_level
 @click.option("--batch-size", default=32, type=click.IntRange(2), show_default=True)
 @click.option("--lr", default=1e-3, type=click.FloatRange(0, min_open=True), show_default=True)
 @opt.seed
 @click.option("--force", default=False, type=bool, show_default=True, help="recompute every step")
 @one_line_errors
-def main(data, presets, losses, n_train, epochs, snapshots, no_error, layers, poolings, noise_level, batch_size, lr,
-         seed, force):
+def main(data, presets, losses, n_train, epochs, snapshots, no_error, layers, poolings, segments, alpha, noise_level,
+         batch_size, lr, seed, force):
     grid = study.cells(split_list(presets), split_list(losses), number_list(n_train, "n_train", int), no_error)
     keep = number_list(snapshots, "snapshots", int)
     if not keep or keep[-1] > epochs:
         raise DistillError(f"snapshots={snapshots}: epochs between 0 (the untrained teacher) and epochs={epochs}")
+    check_segments(segments)
     for name in split_list(poolings):
-        check_pooling(name, STORE_SEGMENTS)
+        check_pooling(name, segments, segments=segments)
     data_dir = str(Path(data).resolve())
     ds = open_dataset(data_dir)
     with tracking.tracked_run("teacher_study", stage="teacher", mvp="study") as run:
@@ -120,9 +128,9 @@ def main(data, presets, losses, n_train, epochs, snapshots, no_error, layers, po
         steps = Steps(force, ({"mlflow.source.git.commit": code} if code else {}) |
                       {k: v for k, v in summary.items() if k.startswith("digest_")})
         raw_id = steps("probe_raw", "probe", data=data_dir, input="noisy_flux", head=",".join(HEADS), labels="log_g",
-                       noise_level=noise_level)
+                       alpha=alpha, noise_level=noise_level)
         raw = {h: metrics_of(raw_id)[f"best_test_r2_log_g_{h}"] for h in HEADS}
-        decomposition = steps("decompose_error", "decompose_error", data=data_dir, features="none",
+        decomposition = steps("decompose_error", "decompose_error", data=data_dir, features="none", alpha=alpha,
                               noise_level=noise_level)
         a1 = tracking.get_run(decomposition)
         error_only = a1.data.metrics[f"error_{a1.data.tags['a1_head']}_test_r2_log_g"]
@@ -133,7 +141,7 @@ def main(data, presets, losses, n_train, epochs, snapshots, no_error, layers, po
             with tracking.tracked_run("teacher_study", stage="teacher", mvp="study", nested=True, cell=cell.name):
                 mlflow.set_tag("mlflow.runName", cell.name)
                 tracking.log_params(cell.params() | dict(epochs=epochs, snapshots=snapshots, layers=layers,
-                                                         poolings=poolings))
+                                                         poolings=poolings, segments=segments, alpha=alpha))
                 cell_steps = Steps(force, steps.tags)
                 teacher = cell_steps("train_teacher", "train_teacher", data=data_dir, epochs=epochs,
                                      snapshots=",".join(map(str, keep)), noise_level=noise_level,
@@ -142,9 +150,11 @@ def main(data, presets, losses, n_train, epochs, snapshots, no_error, layers, po
                 first = untrained.setdefault((cell.preset, cell.input_sigma), teacher)
                 shared = first if first != teacher and 0 in keep and same_untrained_teacher(first, teacher) else None
                 names = ",".join(BlindSpotUNet1D(PRESETS[cell.preset]).layer_names()) if layers == "all" else layers
+                reading = dict(layers=names, poolings=poolings, segments=segments, alpha=alpha,
+                               noise_level=noise_level)
                 for epoch in keep:
-                    row = snapshot_row(cell_steps, cell, teacher, per_epoch, epoch, data_dir, names, poolings,
-                                       noise_level, residual, seed, shared)
+                    row = snapshot_row(cell_steps, cell, teacher, per_epoch, epoch, data_dir, reading, residual, seed,
+                                       shared)
                     tracking.log_metrics({k: v for k, v in row.items() if k.startswith(("latent_", "snr_", "val_snr",
                                                                                            "train_seconds"))},
                                          step=int(row["spectra_seen"]))

@@ -20,7 +20,7 @@ def entry_runs(name: str) -> list:
 def test_study_makes_one_nested_run_per_cell_and_reuses_them(mlflow_store, tiny_data):
     args = [f"data={tiny_data}", "presets=cpu", "losses=supervised,self_supervised", "epochs=2", "snapshots=0,2",
             "layers=enc_1,enc_pre_latent",
-            "poolings=global_mean,seg_mean_K4", "batch_size=16"]
+            "poolings=global_mean,seg_mean_K4,seg_mean_K256", "batch_size=16"]
     first = mlflow_run(*args, entry="teacher_study", timeout=1800)
     assert first.returncode == 0, first.stderr[-3000:]
     (parent,) = [r for r in entry_runs("teacher_study") if "mlflow.parentRunId" not in r.data.tags]
@@ -32,6 +32,13 @@ def test_study_makes_one_nested_run_per_cell_and_reuses_them(mlflow_store, tiny_
     assert len(table) == 3 * 2 and set(table["cell"]) == names and set(table["epoch"]) == {0, 2}
     assert (table["spectra_seen"].to_numpy() == 96 * table["epoch"].to_numpy()).all()
     assert table["latent_r2_ridge"].notna().all() and table["layer_ridge"].isin(["enc_1", "enc_pre_latent"]).all()
+    # every step reads as main does: alpha chosen on validation, 256 stored segments (K256 only where a layer has it)
+    steps = [r for r in entry_runs("probe") + entry_runs("decompose_error") if "data" in r.data.params]  # not cells
+    assert len(steps) == 1 + 5 + 1 and {r.data.params["alpha"] for r in steps} == {"val"}
+    assert {r.data.params["segments"] for r in entry_runs("extract")} == {"256"}
+    grid = mlflow.load_table("tables/summary.json", run_ids=[table["probe_run_id"].iloc[-1]])
+    assert set(zip(grid["layer"], grid["pooling"])) >= {("enc_1", "seg_mean_K256"), ("enc_pre_latent", "seg_mean_K4")}
+    assert ("enc_pre_latent", "seg_mean_K256") not in set(zip(grid["layer"], grid["pooling"]))
     teachers = entry_runs("train_teacher")
     assert len(teachers) == 3 and {t.data.params["input_sigma"] for t in teachers} == {"true", "false"}
     # one extract per snapshot, but the two losses' untrained networks are one: the same weights, one control
