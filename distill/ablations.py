@@ -5,8 +5,9 @@ Each verdict returns ``(code, sentence)`` with the numbers behind it.
 import numpy as np
 import pandas as pd
 from scipy import stats
+from sklearn.metrics import r2_score
 
-from . import intervals, probe
+from . import heads, intervals, probe
 from .intervals import Interval
 from .thresholds import ERROR_DOMINATES, ERROR_HELPS, FALSE_ALARM, SIGMA_USED, SLOWER, USEFUL
 
@@ -18,6 +19,7 @@ from .thresholds import ERROR_DOMINATES, ERROR_HELPS, FALSE_ALARM, SIGMA_USED, S
 # so the null spread is measured over the shuffles themselves: a one-sided one-sample t-test of their correlations
 # against 0, which an honest pipeline fails with probability ``FALSE_ALARM``.
 SHUFFLES = 20
+LINEAR = ("ols", "ridge")  # heads that fit many label columns on one decomposition of the features
 NOISE_LEVELS = (0.0, 0.1, 0.2, 0.5, 1.0, 2.0)
 TRAIN_SIZES = (1000, 5000, 10000, 0)  # 0: the whole training set
 
@@ -36,20 +38,33 @@ def shuffle_check(fs: probe.FeatureSet, label: str, head: str, head_params: dict
     """4.3 on one feature set and head: ``shuffles`` heads trained on permuted training labels; the mean correlation
     of their test predictions with the test labels and its one-sided t-test p-value against 0."""
     y = fs.y["test"][label].to_numpy(float)
-    r2 = intervals.r2(y, probe.fit_label(fs, label, head, **head_params).predictions["test"])
-    fits = [probe.fit_label(shuffled_training_labels(fs, label, seed + i), label, head, **head_params)
-            for i in range(shuffles)]
-    corr = np.array([_correlation(f.predictions["test"], y) for f in fits])
+    train = [fs.y["train"][label]] + [shuffled_training_labels(fs, label, seed + i).y["train"][label]
+                                      for i in range(shuffles)]
+    predictions = column_predictions(fs, label, head, head_params, np.stack(train, axis=1).astype(float))
+    r2 = intervals.r2(y, predictions[:, 0])
+    corr = np.array([_correlation(p, y) for p in predictions[:, 1:].T])
     if corr.std() > 0:
         p = stats.ttest_1samp(corr, 0.0, alternative="greater").pvalue
     else:  # every shuffle gave the same predictions: the shuffle does nothing
         p = 0.0 if corr.mean() > 0 else 1.0
-    shuffled_r2 = np.array([f.scores[f"test_r2_{label}"] for f in fits])
+    shuffled_r2 = np.array([r2_score(y, p) for p in predictions[:, 1:].T])
     return {"test_r2": r2.value, "test_r2_lo": r2.lo, "test_r2_hi": r2.hi, "shuffles": shuffles,
             "shuffled_correlation": float(corr.mean()),
             "shuffled_correlation_sd": float(corr.std(ddof=1)), "shuffled_p_value": float(p),
             "shuffled_mean": float(shuffled_r2.mean()),
             "shuffled_min": float(shuffled_r2.min()), "shuffled_max": float(shuffled_r2.max())}
+
+
+def column_predictions(fs: probe.FeatureSet, label: str, head: str, head_params: dict, train: np.ndarray) -> np.ndarray:
+    """(n_test, k) test predictions of one head per column of training labels ``train`` (n_train, k); validation
+    keeps the true labels. Linear heads fit every column at once, on one decomposition of the features."""
+    if head in LINEAR:
+        model = heads.fit(heads.make_pipeline(head, **head_params), fs.x["train"], train, fs.x["val"],
+                          fs.y["val"][label].to_numpy(float))
+        return np.asarray(model.predict(fs.x["test"]), dtype=float).reshape(len(fs.x["test"]), -1)
+    return np.stack([probe.fit_label(probe.FeatureSet(fs.x, fs.y | {"train": pd.DataFrame({label: column})},
+                                                      fs.name), label, head, **head_params).predictions["test"]
+                     for column in train.T], axis=1)
 
 
 def _correlation(pred: np.ndarray, y: np.ndarray) -> float:

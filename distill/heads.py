@@ -79,6 +79,8 @@ class GramRidge(RegressorMixin, BaseEstimator):
 
     ``alpha="val"``: every alpha of ``RIDGE_ALPHAS`` from one eigendecomposition of that
     system, keeping the one of highest validation R^2 (``alpha_``; test never consulted).
+    ``y`` of shape (n, k): k targets share the system and its decomposition (alpha per
+    target), e.g. the label-shuffle guard's permutations of one label.
     """
 
     def __init__(self, alpha=1e-3, batch_size=4096):
@@ -86,24 +88,32 @@ class GramRidge(RegressorMixin, BaseEstimator):
 
     def fit(self, x, y, x_val=None, y_val=None):
         y = np.asarray(y, dtype=np.float64)
-        self.intercept_, self.n_features_in_ = y.mean(), x.shape[1]
+        columns = y.reshape(len(y), -1)
+        self.intercept_, self.n_features_in_ = columns.mean(0), x.shape[1]
         if self.alpha != ON_VAL:
-            self.alpha_ = float(self.alpha)
-            self.coef_ = self._solver(x, y)(self.alpha_)
-            return self
-        if x_val is None:
-            raise DistillError("alpha=val chooses the Ridge penalty on validation, but no validation split was given")
-        solve, scores = self._solver(x, y, path=True), {}
-        for alpha in RIDGE_ALPHAS:
-            self.coef_ = solve(alpha)
-            scores[alpha] = r2_score(y_val, self.predict(x_val))
-        self.alpha_ = max(scores, key=scores.get)
-        self.coef_ = solve(self.alpha_)
+            alphas = np.full(columns.shape[1], float(self.alpha))
+            self.coef_ = self._solver(x, columns)(alphas[0])
+        else:
+            if x_val is None:
+                raise DistillError("alpha=val chooses the Ridge penalty on validation, but no validation split was "
+                                   "given")
+            solve, scores = self._solver(x, columns, path=True), []
+            y_val = np.broadcast_to(np.asarray(y_val).reshape(len(x_val), -1), (len(x_val), columns.shape[1]))
+            for alpha in RIDGE_ALPHAS:
+                self.coef_ = solve(alpha)
+                scores.append(r2_score(y_val, self.predict(x_val), multioutput="raw_values"))
+            alphas = np.asarray(RIDGE_ALPHAS)[np.argmax(scores, axis=0)]
+            self.coef_ = np.empty_like(self.coef_)
+            for alpha in np.unique(alphas):
+                self.coef_[:, alphas == alpha] = solve(alpha)[:, alphas == alpha]
+        self.alpha_ = alphas if y.ndim == 2 else float(alphas[0])
+        if y.ndim == 1:
+            self.coef_, self.intercept_ = self.coef_[:, 0], float(self.intercept_[0])
         return self
 
     def _solver(self, x, y, path=False):
-        """alpha -> coefficients on the standardised features (sets mean_ and scale_); ``path``: one
-        eigendecomposition serves every alpha."""
+        """alpha -> coefficients (d, k) on the standardised features for targets y (n, k) (sets mean_ and
+        scale_); ``path``: one eigendecomposition serves every alpha."""
         n, d = x.shape
         if n < d:
             z = np.asarray(x, dtype=np.float64)
@@ -111,19 +121,20 @@ class GramRidge(RegressorMixin, BaseEstimator):
             sd = z.std(0)
             self.scale_ = np.where(sd > 0, sd, 1.0)
             z = (z - self.mean_) / self.scale_
-            system, rhs, back = z @ z.T, y - self.intercept_, lambda v: z.T @ v
+            system, rhs, back = z @ z.T, y - y.mean(0), lambda v: z.T @ v
         else:
             (system, rhs), back = self._gram(x, y), lambda v: v
         if not path:
             return lambda alpha: back(np.linalg.solve(system + alpha * np.eye(len(system)), rhs))
         values, vectors = np.linalg.eigh(system)
-        values, projected = np.clip(values, 0, None), vectors.T @ rhs
+        values, projected = np.clip(values, 0, None)[:, None], vectors.T @ rhs
         return lambda alpha: back(vectors @ (projected / (values + alpha)))
 
     def _gram(self, x, y):
-        """(Z^T Z, Z^T y) of the standardised features, accumulated in row batches (sets mean_ and scale_)."""
+        """(Z^T Z, Z^T y) of the standardised features and targets y (n, k), accumulated in row batches (sets mean_
+        and scale_)."""
         n, d = x.shape
-        gram, xsum, xy = np.zeros((d, d)), np.zeros(d), np.zeros(d)
+        gram, xsum, xy = np.zeros((d, d)), np.zeros(d), np.zeros((d, y.shape[1]))
         for i in range(0, n, self.batch_size):
             block = np.asarray(x[i:i + self.batch_size], dtype=np.float64)
             gram += block.T @ block
@@ -133,12 +144,14 @@ class GramRidge(RegressorMixin, BaseEstimator):
         centred = gram - n * np.outer(self.mean_, self.mean_)
         var = np.clip(np.diag(centred) / n, 0, None)
         self.scale_ = np.where(var > 0, np.sqrt(var), 1.0)
-        return centred / np.outer(self.scale_, self.scale_), (xy - n * self.mean_ * y.mean()) / self.scale_
+        return (centred / np.outer(self.scale_, self.scale_),
+                (xy - n * np.outer(self.mean_, y.mean(0))) / self.scale_[:, None])
 
     def predict(self, x):
-        w = self.coef_ / self.scale_
+        """(n,) predictions, or (n, k) for k targets."""
+        w = (self.coef_.T / self.scale_).T
         parts = [np.asarray(x[i:i + self.batch_size], dtype=np.float64) @ w for i in range(0, len(x), self.batch_size)]
-        return np.concatenate(parts or [np.empty(0)]) - self.mean_ @ w + self.intercept_
+        return np.concatenate(parts or [np.empty((0,) + w.shape[1:])]) - self.mean_ @ w + self.intercept_
 
 
 class MLPRegressor(RegressorMixin, BaseEstimator):

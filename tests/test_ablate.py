@@ -2,6 +2,7 @@
 teacher's sigma channel, bad options fail cleanly (`ablate` end to end runs in tests/test_main.py)."""
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from click.testing import CliRunner
 
@@ -53,6 +54,18 @@ def test_label_shuffle_guard_passes_an_honest_pipeline():
                                                                                  {}, seed=seed)})[0] != "pass"
                  for seed in range(10))
     assert alarms <= 1  # false-alarm rate 0.01: P(2 or more of 10) = 0.004
+
+
+@pytest.mark.parametrize("head, params", [("ridge", {"alpha": "val"}), ("ridge", {"pca": 8}), ("ols", {})])
+def test_linear_heads_fit_every_shuffle_at_once_as_one_at_a_time(monkeypatch, head, params):
+    """The shuffle guard's linear heads share one decomposition across the permutations: the same figures as one
+    fit per permutation."""
+    fs = planted()
+    together = ablations.shuffle_check(fs, "log_g", head, params, shuffles=5)
+    monkeypatch.setattr(ablations, "LINEAR", ())
+    one_at_a_time = ablations.shuffle_check(fs, "log_g", head, params, shuffles=5)
+    assert together.keys() == one_at_a_time.keys()
+    np.testing.assert_allclose(list(together.values()), list(one_at_a_time.values()), rtol=1e-6, atol=1e-7)
 
 
 def test_label_shuffle_guard_catches_a_leak_of_005_r2(monkeypatch):

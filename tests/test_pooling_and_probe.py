@@ -128,6 +128,24 @@ def test_ridge_alpha_on_validation_is_the_best_fixed_alpha_on_validation(n):
         heads.GramRidge(heads.ON_VAL).fit(fs.x["train"], y["train"])
 
 
+@pytest.mark.parametrize("n", [500, 40])  # primal and dual
+@pytest.mark.parametrize("alpha", [0.5, heads.ON_VAL])
+def test_gram_ridge_with_k_targets_equals_k_separate_fits(n, alpha):
+    """Targets sharing one decomposition each get their own fit and, on validation, their own alpha."""
+    fs = planted(n=n, d=60, noise=3.0)
+    y = fs.y["train"]["log_g"].to_numpy()
+    rng = np.random.default_rng(0)
+    targets = np.stack([y, rng.permutation(y), y + rng.normal(scale=5.0, size=len(y))], axis=1)
+    y_val = fs.y["val"]["log_g"].to_numpy()
+    joint = heads.GramRidge(alpha).fit(fs.x["train"], targets, fs.x["val"], y_val)
+    single = [heads.GramRidge(alpha).fit(fs.x["train"], t, fs.x["val"], y_val) for t in targets.T]
+    np.testing.assert_allclose(joint.predict(fs.x["test"]), np.stack([m.predict(fs.x["test"]) for m in single], 1),
+                               rtol=1e-7, atol=1e-7)
+    np.testing.assert_array_equal(joint.alpha_, [m.alpha_ for m in single])
+    if alpha == heads.ON_VAL:
+        assert len(set(joint.alpha_)) > 1  # the permuted column is best with another penalty than the true one
+
+
 def test_standardisation_and_pca_see_training_rows_only():
     """Changing validation and test rows must not change the fitted model."""
     fs = planted()
