@@ -145,8 +145,11 @@ def main(data, input_, features, layer, pooling, direction, head, alpha, num_lea
         label = main.label
         key, val_key = f"test_r2_{label}", f"val_r2_{label}"
         chosen = int(table[val_key].to_numpy().argmax())  # chosen on validation, reported on test
-        tracking.log_parquet(pd.DataFrame({"row": np.arange(len(tests[chosen])), f"y_{label}": fs.y["test"][label],
-                                           f"{input_}_{label}": tests[chosen]}), "predictions/test.parquet")
+
+        def log_predictions(row: int, path: str):
+            tracking.log_parquet(pd.DataFrame({"row": np.arange(len(tests[row])), f"y_{label}": fs.y["test"][label],
+                                               f"{input_}_{label}": tests[row]}), path)
+        log_predictions(chosen, "predictions/test.parquet")
         if grid:
             for h in head_list:
                 sub = table[table["head"] == h]
@@ -159,6 +162,8 @@ def main(data, input_, features, layer, pooling, direction, head, alpha, num_lea
                      for r in table.itertuples()}
             best = {"": table.iloc[chosen]} | {f"_{h}": sub.loc[sub[val_key].idxmax()]
                                                for h, sub in table.groupby("head")}
+            for h, sub in table.groupby("head"):  # each head's own choice, for paired comparisons per head
+                log_predictions(int(sub[val_key].idxmax()), f"predictions/test_{h}.parquet")
             tracking.log_metrics(cells | {f"best_{key}{head}{end}": row[f"{key}{end}"]
                                           for head, row in best.items() for end in ("", "_lo", "_hi")})
         click.echo(table.drop(columns=["run_id"]).to_string(index=False))

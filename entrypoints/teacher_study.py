@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from distill import decompose, probe, tracking
+from distill import decompose, intervals, probe, tracking
 from distill.data import SPLITS, open_dataset
 from distill.errors import DistillError
 from distill.features.pooling import check_pooling, check_segments
@@ -43,10 +43,21 @@ def epochs_of(run_id: str) -> dict:
             for key in ("spectra_seen", "train_seconds", "val_snr_noisy", "val_snr_denoised")}
 
 
+def ridge_test_predictions(probe_run_id: str) -> tuple:
+    """(test log g, test predictions) of a probe grid's Ridge cell chosen on validation, rows in test order."""
+    frame = pd.read_parquet(tracking.download(probe_run_id, "predictions/test_ridge.parquet")).sort_values("row")
+    return frame["y_log_g"].to_numpy(float), frame.iloc[:, -1].to_numpy(float)
+
+
 def error_only_residual(run_id: str) -> dict:
     """{split: residual} of a decompose_error run (rows in dataset order)."""
     table = pd.read_parquet(tracking.download(run_id, "residual.parquet"))
     return {s: table[table["split"] == s].sort_values("id")["residual"].to_numpy() for s in SPLITS}
+
+
+def row_gain(row) -> intervals.Interval:
+    """A study row's latent-minus-raw-flux Ridge difference with its interval."""
+    return intervals.Interval.read(dict(row), "latent_minus_raw_ridge")
 
 
 def residual_r2(features_id: str, layer: str, pooling: str, residual: dict, alpha, seed: int) -> float:
@@ -65,10 +76,11 @@ def same_untrained_teacher(a: str, b: str) -> bool:
 
 
 def snapshot_row(steps: Steps, cell: study.Cell, teacher: str, per_epoch: dict, epoch: int, data_dir: str,
-                 reading: dict, residual: dict, seed: int, untrained=None) -> dict:
+                 reading: dict, residual: dict, raw: tuple, seed: int, untrained=None) -> dict:
     """Extract and probe one snapshot of a cell's teacher (``per_epoch``: its ``epochs_of``; ``reading``: layers,
-    poolings, segments, alpha and noise_level); the row of the study table. ``untrained``: an earlier cell's
-    train_teacher run whose epoch-0 snapshot equals this teacher's."""
+    poolings, segments, alpha and noise_level; ``raw``: the test labels and raw-flux Ridge's test predictions); the
+    row of the study table, with the latent's Ridge minus raw-flux Ridge as a paired difference. ``untrained``: an
+    earlier cell's train_teacher run whose epoch-0 snapshot equals this teacher's."""
     source = untrained if epoch == 0 and untrained else teacher
     features = steps(f"extract_epoch_{epoch}", "extract", data=data_dir, teacher=f"{source}@{epoch}",
                      noise_level=reading["noise_level"], direction="fwd", segments=reading["segments"])
@@ -83,6 +95,11 @@ def snapshot_row(steps: Steps, cell: study.Cell, teacher: str, per_epoch: dict, 
         best = study.best_on_validation(grid, head)
         row |= {f"latent_r2_{head}": best["test_r2_log_g"], f"latent_val_r2_{head}": best["val_r2_log_g"],
                 f"layer_{head}": best["layer"], f"pooling_{head}": best["pooling"]}
+    y, latent = ridge_test_predictions(grid_id)
+    if not np.allclose(y, raw[0], rtol=1e-6):  # the same rows (labels stored as float32 or float64)
+        raise DistillError(f"probe {grid_id} and the raw-flux probe scored different test rows")
+    gain = intervals.delta(raw[0], latent, raw[1])
+    row |= gain.keyed("latent_minus_raw_ridge") | {"vs_raw_ridge": gain.verdict()}
     row["latent_r2_residual_ridge"] = (np.nan if residual is None else
                                        residual_r2(features, row["layer_ridge"], row["pooling_ridge"], residual,
                                                    reading["alpha"], seed))
@@ -130,6 +147,7 @@ def main(data, presets, losses, n_train, epochs, snapshots, no_error, layers, po
         raw_id = steps("probe_raw", "probe", data=data_dir, input="noisy_flux", head=",".join(HEADS), labels="log_g",
                        alpha=alpha, noise_level=noise_level)
         raw = {h: metrics_of(raw_id)[f"best_test_r2_log_g_{h}"] for h in HEADS}
+        raw_pairs = ridge_test_predictions(raw_id)
         decomposition = steps("decompose_error", "decompose_error", data=data_dir, features="none", alpha=alpha,
                               noise_level=noise_level)
         a1 = tracking.get_run(decomposition)
@@ -153,14 +171,15 @@ def main(data, presets, losses, n_train, epochs, snapshots, no_error, layers, po
                 reading = dict(layers=names, poolings=poolings, segments=segments, alpha=alpha,
                                noise_level=noise_level)
                 for epoch in keep:
-                    row = snapshot_row(cell_steps, cell, teacher, per_epoch, epoch, data_dir, reading, residual, seed,
-                                       shared)
+                    row = snapshot_row(cell_steps, cell, teacher, per_epoch, epoch, data_dir, reading, residual,
+                                       raw_pairs, seed, shared)
                     tracking.log_metrics({k: v for k, v in row.items() if k.startswith(("latent_", "snr_", "val_snr",
                                                                                            "train_seconds"))},
                                          step=int(row["spectra_seen"]))
                     rows.append(row)
                     click.echo(f"{cell.name} epoch {epoch}: latent -> log g test R^2 ridge "
                                f"{row['latent_r2_ridge']:.3f} ({row['layer_ridge']}, {row['pooling_ridge']}), "
+                               f"minus raw flux {row_gain(row).text()} ({row['vs_raw_ridge']}), "
                                f"lightgbm {row['latent_r2_lightgbm']:.3f}", err=True)
                 mlflow.set_tag("reused", str(all(h == "reused" for h in cell_steps.how.values())).lower())
         table = pd.DataFrame(rows)
@@ -175,13 +194,15 @@ def main(data, presets, losses, n_train, epochs, snapshots, no_error, layers, po
         tracking.log_metrics({"raw_r2_ridge": raw["ridge"], "raw_r2_lightgbm": raw["lightgbm"],
                               "error_only_r2": error_only, "best_latent_r2_ridge": best["latent_r2_ridge"],
                               "best_latent_r2_lightgbm": best["latent_r2_lightgbm"],
-                              "best_latent_over_raw_ridge": best["latent_r2_ridge"] / raw["ridge"]})
+                              "best_latent_over_raw_ridge": best["latent_r2_ridge"] / raw["ridge"]}
+                             | row_gain(best).keyed("best_latent_minus_raw_ridge"))
         shown = ["cell", "epoch", "spectra_seen", "train_seconds", "snr_gain", "latent_r2_ridge", "layer_ridge",
-                 "pooling_ridge", "latent_r2_lightgbm", "latent_r2_residual_ridge"]
+                 "pooling_ridge", "vs_raw_ridge", "latent_r2_lightgbm", "latent_r2_residual_ridge"]
         click.echo(table[shown].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
         click.echo(f"raw noisy flux: Ridge {raw['ridge']:.3f}, LightGBM {raw['lightgbm']:.3f}; error only "
                    f"{error_only:.3f}; best teacher (on validation): {best['cell']} epoch {best['epoch']}, latent "
-                   f"Ridge {best['latent_r2_ridge']:.3f} = {best['latent_r2_ridge'] / raw['ridge']:.2f} x raw")
+                   f"Ridge {best['latent_r2_ridge']:.3f} = {best['latent_r2_ridge'] / raw['ridge']:.2f} x raw; "
+                   f"latent minus raw flux {row_gain(best).text()} ({best['vs_raw_ridge']})")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,11 @@ def test_study_makes_one_nested_run_per_cell_and_reuses_them(mlflow_store, tiny_
     grid = mlflow.load_table("tables/summary.json", run_ids=[table["probe_run_id"].iloc[-1]])
     assert set(zip(grid["layer"], grid["pooling"])) >= {("enc_1", "seg_mean_K256"), ("enc_pre_latent", "seg_mean_K4")}
     assert ("enc_pre_latent", "seg_mean_K256") not in set(zip(grid["layer"], grid["pooling"]))
+    # each snapshot's latent against raw flux is the paired difference of the two Ridge cells chosen on validation
+    raw = parent.data.metrics["raw_r2_ridge"]
+    np.testing.assert_allclose(table["latent_minus_raw_ridge"], table["latent_r2_ridge"] - raw, atol=1e-6)
+    assert (table["latent_minus_raw_ridge_lo"] < table["latent_minus_raw_ridge"]).all()
+    assert set(table["vs_raw_ridge"]) <= {"better", "tie", "worse"}
     teachers = entry_runs("train_teacher")
     assert len(teachers) == 3 and {t.data.params["input_sigma"] for t in teachers} == {"true", "false"}
     # one extract per snapshot, but the two losses' untrained networks are one: the same weights, one control
