@@ -37,6 +37,7 @@ PASS, FAIL, NOT_RUN, INFO, UNDECIDED = "pass", "fail", "not run", "info", "undec
 # column)), the first minus the second; each column is suffixed with the label
 PAIRS = {"student_vs_supervised": (("student", "student"), ("supervised_baseline", "student")),
          "latent_vs_raw": (("probe_grid", "latent"), ("probe_raw", "noisy_flux")),
+         "latent_vs_untrained": (("probe_grid", "latent"), ("probe_untrained", "latent")),
          **{f"student_vs_{m}": (("student", "student"), (f"peer_{m}", m)) for m in PEERS}}
 
 # research-plan.md section 3 and simulator.md: measured on real PFS spectra (100k train / 1k test)
@@ -295,6 +296,11 @@ def answer(rows: list, runs: dict, deltas: dict | None = None) -> str:
     if latent is not None:
         parts.append(f"The teacher latent (which sees sigma) against raw noisy flux, best head each: {latent.text()} "
                      f"({latent.verdict()}).")
+    control = deltas.get("latent_vs_untrained")
+    if control is not None:
+        parts.append(f"Against the same network untrained, read at the same layer and pooling: {control.text()}; "
+                     + {BETTER: "training adds log g to the latent.", WORSE: "training removes log g from the latent."}
+                     .get(control.verdict(), "training adds nothing measurable to the latent's log g."))
     cos = _m(student, "test_latent_cosine")
     if cos is not None:
         reach = _m(student, "test_latent_cosine_reproducible")
@@ -327,6 +333,7 @@ METHODS = [
     ("raw noisy flux, best head by val", "probe_raw", "best_test_r2_log_g", False),
     ("denoised flux + Ridge (the teacher computes it from sigma)", "probe_denoised", "test_r2_log_g", True),
     ("teacher latent, best layer x pooling x head by val", "probe_grid", "best_test_r2_log_g", True),
+    ("the teacher's network untrained, same layer x pooling (control)", "probe_untrained", "best_test_r2_log_g", True),
     ("distilled flux-only student", "student", "student_test_r2_log_g", False),
     ("supervised end-to-end network", "supervised_baseline", "student_test_r2_log_g", False),
     ("student-plus (flux + error)", "student_plus", "student_test_r2_log_g", True),

@@ -18,8 +18,8 @@ from distill.errors import DistillError
 from distill.peers import METHODS as PEERS
 from entrypoints._cli import one_line_errors
 
-STEPS = ("fisher", "probe_raw", "probe_denoised", "probe_grid", "probe_pca", "decompose_error", "student",
-         "student_plus", "supervised_baseline", "student_residual", "label_free_student", "ablate",
+STEPS = ("fisher", "probe_raw", "probe_denoised", "probe_grid", "probe_untrained", "probe_pca", "decompose_error",
+         "student", "student_plus", "supervised_baseline", "student_residual", "label_free_student", "ablate",
          *(f"peer_{m}" for m in PEERS))
 FIGURES = {  # step -> artifact figures worth looking at
     "fisher": ["figures/crb_log_g.png", "figures/ceiling_vs_noise.png"],

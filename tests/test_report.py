@@ -154,6 +154,21 @@ def test_the_field_estimators_stand_beside_the_student_with_paired_intervals():
         report.cross_run_deltas(predictions)
 
 
+def test_the_answer_sets_the_teacher_latent_against_its_untrained_network():
+    """The untrained control: training adds, removes or adds nothing measurable, on the paired interval."""
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=500)
+    latent = y + rng.normal(scale=0.5, size=500)
+    runs = {"student": run({"student_test_r2_log_g": 0.8})}
+    for untrained, says in ((y + rng.normal(scale=1.0, size=500), "training adds log g"),
+                            (y, "training removes log g"),
+                            (latent + rng.normal(scale=0.01, size=500), "training adds nothing measurable")):
+        deltas = report.cross_run_deltas({"probe_grid": pd.DataFrame({"y_log_g": y, "latent_log_g": latent}),
+                                          "probe_untrained": pd.DataFrame({"y_log_g": y,
+                                                                           "latent_log_g": untrained})})
+        assert says in report.answer(report.stage_rows(runs, {}), runs, deltas)
+
+
 def test_the_reference_section_says_which_ridge_alpha_the_probes_used():
     def runs(alpha):  # as entrypoints/report.py summarises each step's run
         return {"probe_raw": {"run_id": "r", "metrics": {}, "tags": {}, "params": {"alpha": alpha}}}
