@@ -26,17 +26,18 @@ NOISE_LEVELS = ",".join(f"{v:g}" for v in ablations.NOISE_LEVELS)
 SCALES = {  # sizes, teacher preset, loss and epochs per scale (the loss the reference teacher was trained with)
     "demo": dict(n_train=1500, n_val=500, n_test=1000, preset="cpu", loss="supervised", teacher_epochs=1,
                  student_epochs=8, sizes="1000,0", noise_levels="0,0.5,1,2", fisher_spectra=500, peer_epochs=8,
-                 template_spectra=32, segments=16),
+                 template_spectra=32, segments=16, untrained_control=False),
     "study": dict(n_train=16_000, n_val=1000, n_test=1000, preset="cpu", loss="supervised", teacher_epochs=2,
                   student_epochs=3, sizes="1000,4000,0", noise_levels=NOISE_LEVELS, fisher_spectra=0, peer_epochs=30,
-                  template_spectra=0, segments=256),
+                  template_spectra=0, segments=256, untrained_control=True),
     "paper": dict(n_train=100_000, n_val=1000, n_test=1000, preset="paper", loss="supervised", teacher_epochs=20,
                   student_epochs=20, sizes="1000,5000,10000,0", noise_levels=NOISE_LEVELS, fisher_spectra=0,
-                  peer_epochs=30, template_spectra=0, segments=16),
+                  peer_epochs=30, template_spectra=0, segments=16, untrained_control=True),
 }
 """The demo fits 15 minutes on 2 CPU cores by training on 1,500 spectra and running fewer points: 3.3 at 1,000 and
 1,500 labels, the sweep at four noise levels, the information ceiling from 500 of the 1,000 test spectra, the CNN peer
-for 8 epochs and the template fit on the first 32 test spectra."""
+for 8 epochs and the template fit on the first 32 test spectra, and without the untrained control (the teacher's
+network at its initial weights; teacher_study's epoch 0 gives it at any size)."""
 GRID = dict(layer="enc_1,enc_2,enc_pre_latent,enc_last", pooling="global_mean,mean_max,seg_mean_K8,seg_mean_K16")
 FINE_GRID = dict(layer="enc_0", pooling="seg_mean_K64,seg_mean_K256")  # added where a scale stores 256 segments
 """The teacher studies' finding: log g sits in the shallow, full-resolution layers read at fine resolution (K256 of
@@ -106,9 +107,9 @@ def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, s
         latent = dict(layer=chosen["layer"], pooling=chosen["pooling"])  # the latent every later stage reads
         mlflow.set_tags({f"latent_{k}": v for k, v in latent.items()})
         click.echo(f"latent chosen on validation: {latent['layer']} + {latent['pooling']}", err=True)
-        if trained_here:  # the control: the same network untrained, read at the same cell (teacher_study's epoch 0)
+        if trained_here and cfg["untrained_control"]:  # the same network untrained, read at the same cell
             untrained = steps("extract_untrained", "extract", data=data_dir, teacher=f"{teacher}@0",
-                              layer=latent["layer"], segments=cfg["segments"])
+                              layer=latent["layer"], direction="fwd", segments=cfg["segments"])
             steps("probe_untrained", "probe", features=untrained, head="ridge,lightgbm", **latent, **common)
         dims = int(chosen.get("n_features", 2 * PCA_DIMS))  # 1.3: fewer dimensions than the latent has
         steps("probe_pca", "probe", features=features, head="ridge", pca=min(PCA_DIMS, dims // 2), **latent, **common)

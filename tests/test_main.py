@@ -48,9 +48,8 @@ def test_steps_are_reused_and_downstream_recomputed(mlflow_store, tiny_data, mon
     (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list",
                                 filter_string=f"tags.`{tracking.ENTRY_POINT_TAG}` = 'main'")
     assert (run.data.tags["latent_layer"], run.data.tags["latent_pooling"]) == ("enc_2", "seg_mean_K16")  # on val
-    assert [e for e, _ in first] == ["fisher", "train_teacher", "extract", "probe", "probe", "probe", "extract",
-                                     "probe", "probe", "decompose_error"] + ["distill_student"] * 5 + ["peer"] * 3 + [
-                                     "ablate", "report"]
+    assert [e for e, _ in first] == ["fisher", "train_teacher", "extract", "probe", "probe", "probe", "probe",
+                                     "decompose_error"] + ["distill_student"] * 5 + ["peer"] * 3 + ["ablate", "report"]
     ran.clear()
     assert CliRunner().invoke(main_module.main, args).exit_code == 0
     assert ran == [("report", None)]  # every expensive step reused
@@ -60,6 +59,14 @@ def test_steps_are_reused_and_downstream_recomputed(mlflow_store, tiny_data, mon
     ran.clear()
     assert CliRunner().invoke(main_module.main, args + ["--force", "true"]).exit_code == 0
     assert len(ran) == len(first)
+    ran.clear()  # scale=study adds the untrained control: the teacher's snapshot 0, read at the chosen cell
+    assert CliRunner().invoke(main_module.main, args + ["--scale", "study"]).exit_code == 0
+    (study,) = mlflow.search_runs(search_all_experiments=True, output_format="list", max_results=1,
+                                  filter_string=f"tags.`{tracking.ENTRY_POINT_TAG}` = 'main'")
+    control = {k: client.get_run(study.data.tags[f"step_{k}_untrained"]).data.params for k in ("extract", "probe")}
+    assert control["extract"]["teacher"] == f"{study.data.tags['step_train_teacher']}@0"
+    assert control["probe"]["features"] == study.data.tags["step_extract_untrained"]
+    assert (control["probe"]["layer"], control["probe"]["pooling"]) == ("enc_2", "seg_mean_K16")
 
 
 @pytest.mark.slow
