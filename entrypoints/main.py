@@ -90,10 +90,10 @@ def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, s
             simulated = False
         if simulated:
             steps("fisher", "fisher", data=data_dir, n_spectra=cfg["fisher_spectra"])
-        trained_here = teacher == "auto"
-        if trained_here:  # snapshot 0: the initial weights, the untrained control below
+        control = teacher == "auto" and cfg["untrained_control"]  # the same network untrained, read at the same cell
+        if teacher == "auto":  # snapshot 0: the initial weights, for the control
             teacher = steps("train_teacher", "train_teacher", data=data_dir, preset=cfg["preset"], loss=cfg["loss"],
-                            epochs=cfg["teacher_epochs"], snapshots="0")
+                            epochs=cfg["teacher_epochs"], **({"snapshots": "0"} if control else {}))
         fine = cfg["segments"] >= 256
         layer, pooling = (",".join([GRID[k], FINE_GRID[k]]) if fine else GRID[k] for k in ("layer", "pooling"))
         features = steps("extract", "extract", data=data_dir, teacher=teacher, denoised="true", layer=layer,
@@ -107,7 +107,7 @@ def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, s
         latent = dict(layer=chosen["layer"], pooling=chosen["pooling"])  # the latent every later stage reads
         mlflow.set_tags({f"latent_{k}": v for k, v in latent.items()})
         click.echo(f"latent chosen on validation: {latent['layer']} + {latent['pooling']}", err=True)
-        if trained_here and cfg["untrained_control"]:  # the same network untrained, read at the same cell
+        if control:
             untrained = steps("extract_untrained", "extract", data=data_dir, teacher=f"{teacher}@0",
                               layer=latent["layer"], direction="fwd", segments=cfg["segments"])
             steps("probe_untrained", "probe", features=untrained, head="ridge,lightgbm", **latent, **common)
