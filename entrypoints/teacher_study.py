@@ -6,9 +6,11 @@
 
 Each cell (preset x loss x the teacher's own training-set size, and the no-error teacher) is a nested run whose
 steps - train_teacher once, then extract and a probe grid over every stored layer x pooling at each snapshot - are
-reused exactly as ``main`` reuses them. Per snapshot a cell logs, at step = spectra seen: the latent's log g test R^2
-(Ridge and LightGBM, layer x pooling chosen on validation), the denoising gain, training seconds and the Stage A
-reading (the latent's R^2 on the error-only residual). The parent logs the table and the figure.
+reused exactly as ``main`` reuses them, and read as ``main`` reads (Ridge alpha on validation, 256 stored segments).
+Per snapshot a cell logs, at step = spectra seen: the latent's log g test R^2 (Ridge and LightGBM, layer x pooling
+chosen on validation), its Ridge minus raw-flux Ridge with the interval of the paired difference, the denoising gain,
+training seconds and the Stage A reading (the latent's R^2 on the error-only residual). The parent logs the table and
+the figure.
 """
 from pathlib import Path
 
