@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import r2_score
 
+from .errors import DistillError
+
 N_BOOT = 1000
 SEED = 0
 LEVEL = 0.95
@@ -84,6 +86,14 @@ def delta(y_true, pred_a, pred_b, scale: float = 1.0, n_boot: int = N_BOOT, seed
     y, (a, b) = _checked(y_true, pred_a, pred_b)
     rows = resamples(len(y), n_boot, seed)
     return _interval(r2_score(y, a) - scale * r2_score(y, b), _r2_each(y, a, rows) - scale * _r2_each(y, b, rows))
+
+
+def delta_of_runs(y_a, pred_a, y_b, pred_b, runs: str) -> Interval:
+    """``delta`` of two runs' test predictions, after checking from their stored labels that both scored the same test
+    rows (equal to float32 precision: latents store float32 labels); ``runs`` names the two in the error."""
+    if len(y_a) != len(y_b) or not np.allclose(y_a, y_b, rtol=1e-5, atol=1e-6):
+        raise DistillError(f"{runs} were scored on different test rows")
+    return delta(y_a, pred_a, pred_b)
 
 
 def curve_table(preds: dict, y_true, axis: str) -> pd.DataFrame:

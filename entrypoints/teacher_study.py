@@ -97,10 +97,7 @@ def snapshot_row(steps: Steps, cell: study.Cell, teacher: str, per_epoch: dict, 
         best = study.best_on_validation(grid, head)
         row |= {f"latent_r2_{head}": best["test_r2_log_g"], f"latent_val_r2_{head}": best["val_r2_log_g"],
                 f"layer_{head}": best["layer"], f"pooling_{head}": best["pooling"]}
-    y, latent = ridge_test_predictions(grid_id)
-    if not np.allclose(y, raw[0], rtol=1e-6):  # the same rows (labels stored as float32 or float64)
-        raise DistillError(f"probe {grid_id} and the raw-flux probe scored different test rows")
-    gain = intervals.delta(raw[0], latent, raw[1])
+    gain = intervals.delta_of_runs(*ridge_test_predictions(grid_id), *raw, f"probe {grid_id} and the raw-flux probe")
     row |= gain.keyed("latent_minus_raw_ridge") | {"vs_raw_ridge": gain.verdict()}
     row["latent_r2_residual_ridge"] = (np.nan if residual is None else
                                        residual_r2(features, row["layer_ridge"], row["pooling_ridge"], residual,
