@@ -43,15 +43,17 @@ def noisy_splits(data: str, noise_level: float = 1.0) -> dict:
     return out
 
 
-def segment_features(model, splits: dict, ks, batch: int = 250) -> dict:
-    """{(layer, k): {split: (N, C * k) segment means of the forward half}} for every layer and k <= its length."""
+def segment_features(model, splits: dict, ks, layers=None, batch: int = 250) -> dict:
+    """{(layer, k): {split: (N, C * k) segment means of the forward half}} for every layer (or those named) and
+    k <= its length."""
     feats = {}
     for split, (noisy, sigma, _) in splits.items():
         parts = {}
         for start in range(0, len(noisy), batch):
             with torch.inference_mode():
                 halves = model.feature_halves(torch.as_tensor(noisy[start:start + batch]),
-                                              torch.as_tensor(sigma[start:start + batch]), model.layer_names(), "fwd")
+                                              torch.as_tensor(sigma[start:start + batch]),
+                                              layers or model.layer_names(), "fwd")
             for layer, half in halves.items():
                 n, c, length = half["fwd"].shape
                 for k in (k for k in ks if k <= length):
@@ -105,8 +107,9 @@ def teachers(ref: str) -> list:
 @click.option("--teacher", "refs", multiple=True, required=True,
               help="weights file, train_teacher run id, latest, or all (every snapshot in the store)")
 @click.option("--ks", default="16,64,256", show_default=True, help="segment counts")
+@click.option("--layers", default="all", show_default=True, help="comma list of layers to read, or all")
 @click.option("--grid", is_flag=True, help="print every layer x K, not only the best cell")
-def main(data, refs, ks, grid):
+def main(data, refs, ks, layers, grid):
     torch.set_num_threads(2)
     ks = [int(k) for k in ks.split(",")]
     splits = noisy_splits(data)
@@ -123,7 +126,8 @@ def main(data, refs, ks, grid):
             continue
         read[digest] = name
         rows = []
-        for (layer, k), x in segment_features(model, splits, ks).items():
+        chosen = None if layers == "all" else layers.split(",")
+        for (layer, k), x in segment_features(model, splits, ks, chosen).items():
             for rule, setting in RULES.items():
                 alpha, val_r2, pred = ridge_fit(x, splits, setting)
                 rows.append({"layer": layer, "K": k, "rule": rule, "alpha": alpha, "val_r2": val_r2,

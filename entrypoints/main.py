@@ -29,7 +29,7 @@ SCALES = {  # sizes, teacher preset, loss and epochs per scale (the loss the ref
                  template_spectra=32, segments=16, untrained_control=False),
     "study": dict(n_train=16_000, n_val=1000, n_test=1000, preset="cpu", loss="supervised", teacher_epochs=2,
                   student_epochs=3, sizes="1000,4000,0", noise_levels=NOISE_LEVELS, fisher_spectra=0, peer_epochs=30,
-                  template_spectra=0, segments=256, untrained_control=True),
+                  template_spectra=0, segments=512, untrained_control=True),
     "paper": dict(n_train=100_000, n_val=1000, n_test=1000, preset="paper", loss="supervised", teacher_epochs=20,
                   student_epochs=20, sizes="1000,5000,10000,0", noise_levels=NOISE_LEVELS, fisher_spectra=0,
                   peer_epochs=30, template_spectra=0, segments=16, untrained_control=True),
@@ -39,10 +39,11 @@ SCALES = {  # sizes, teacher preset, loss and epochs per scale (the loss the ref
 for 8 epochs and the template fit on the first 32 test spectra, and without the untrained control (the teacher's
 network at its initial weights; teacher_study's epoch 0 gives it at any size)."""
 GRID = dict(layer="enc_1,enc_2,enc_pre_latent,enc_last", pooling="global_mean,mean_max,seg_mean_K8,seg_mean_K16")
-FINE_GRID = dict(layer="enc_0", pooling="seg_mean_K64,seg_mean_K256")  # added where a scale stores 256 segments
-"""The teacher studies' finding: log g sits in the shallow, full-resolution layers read at fine resolution (K256 of
-enc_0 ties raw flux at demo size, K16 of any layer loses to it); the deep latent holds little. The grid keeps
-enc_pre_latent for the reference figures of research-plan.md; the demo stores K <= 16 to keep its 15 minutes."""
+FINE_GRID = dict(layer="enc_0", pooling="seg_mean_K64,seg_mean_K256,seg_mean_K512")  # where a scale stores 512
+"""The teacher studies' finding: log g sits in the shallow, full-resolution layers read at fine resolution (at
+study size enc_0 reads 0.532 at K256 and 0.567 at K512, K16 of any layer about 0.3); the deep latent holds little.
+The grid keeps enc_pre_latent for the reference figures of research-plan.md; the demo stores K <= 16 to keep its 15
+minutes."""
 RIDGE_ALPHA = "val"
 """Every step's Ridge penalty, chosen on validation for raw flux, latent and student alike: the plan's 1e-3 was set
 for 100k training spectra and costs raw-flux Ridge 0.12 R^2 on the demo's 1,500."""
@@ -94,7 +95,7 @@ def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, s
         if teacher == "auto":  # snapshot 0: the initial weights, for the control
             teacher = steps("train_teacher", "train_teacher", data=data_dir, preset=cfg["preset"], loss=cfg["loss"],
                             epochs=cfg["teacher_epochs"], **({"snapshots": "0"} if control else {}))
-        fine = cfg["segments"] >= 256
+        fine = cfg["segments"] >= 512
         layer, pooling = (",".join([GRID[k], FINE_GRID[k]]) if fine else GRID[k] for k in ("layer", "pooling"))
         features = steps("extract", "extract", data=data_dir, teacher=teacher, denoised="true", layer=layer,
                          segments=cfg["segments"])
