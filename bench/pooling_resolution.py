@@ -112,6 +112,7 @@ def teachers(ref: str) -> list:
 def main(data, refs, ks, layers, grid):
     torch.set_num_threads(2)
     ks = [int(k) for k in ks.split(",")]
+    layers = None if layers == "all" else layers.split(",")
     splits = noisy_splits(data)
     y = splits["test"][2]
     raw = {rule: ridge_fit({s: v[0] for s, v in splits.items()}, splits, alpha) for rule, alpha in RULES.items()}
@@ -126,8 +127,7 @@ def main(data, refs, ks, layers, grid):
             continue
         read[digest] = name
         rows = []
-        chosen = None if layers == "all" else layers.split(",")
-        for (layer, k), x in segment_features(model, splits, ks, chosen).items():
+        for (layer, k), x in segment_features(model, splits, ks, layers).items():
             for rule, setting in RULES.items():
                 alpha, val_r2, pred = ridge_fit(x, splits, setting)
                 rows.append({"layer": layer, "K": k, "rule": rule, "alpha": alpha, "val_r2": val_r2,

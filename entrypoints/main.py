@@ -18,6 +18,7 @@ from distill import ablations, tracking
 from distill.ceiling import check_simulated
 from distill.data import open_dataset
 from distill.errors import DistillError
+from distill.features.pooling import segment_count
 from distill.teacher import study
 from entrypoints._cli import one_line_errors
 from entrypoints._steps import Steps
@@ -39,7 +40,7 @@ SCALES = {  # sizes, teacher preset, loss and epochs per scale (the loss the ref
 for 8 epochs and the template fit on the first 32 test spectra, and without the untrained control (the teacher's
 network at its initial weights; teacher_study's epoch 0 gives it at any size)."""
 GRID = dict(layer="enc_1,enc_2,enc_pre_latent,enc_last", pooling="global_mean,mean_max,seg_mean_K8,seg_mean_K16")
-FINE_GRID = dict(layer="enc_0", pooling="seg_mean_K64,seg_mean_K256,seg_mean_K512")  # where a scale stores 512
+FINE_GRID = dict(layer="enc_0", pooling="seg_mean_K64,seg_mean_K256,seg_mean_K512")  # where a scale stores them
 """The teacher studies' finding: log g sits in the shallow, full-resolution layers read at fine resolution (at
 study size enc_0 reads 0.532 at K256 and 0.567 at K512, K16 of any layer about 0.3); the deep latent holds little.
 The grid keeps enc_pre_latent for the reference figures of research-plan.md; the demo stores K <= 16 to keep its 15
@@ -95,7 +96,7 @@ def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, s
         if teacher == "auto":  # snapshot 0: the initial weights, for the control
             teacher = steps("train_teacher", "train_teacher", data=data_dir, preset=cfg["preset"], loss=cfg["loss"],
                             epochs=cfg["teacher_epochs"], **({"snapshots": "0"} if control else {}))
-        fine = cfg["segments"] >= 512
+        fine = cfg["segments"] >= max(map(segment_count, FINE_GRID["pooling"].split(",")))
         layer, pooling = (",".join([GRID[k], FINE_GRID[k]]) if fine else GRID[k] for k in ("layer", "pooling"))
         features = steps("extract", "extract", data=data_dir, teacher=teacher, denoised="true", layer=layer,
                          segments=cfg["segments"])
