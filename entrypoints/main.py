@@ -1,7 +1,7 @@
 """The whole research plan in one command: each step a child run (reused when nothing changed), then the report.
 
     mlflow run . -e main --env-manager local                                   # demo scale, built-in simulator
-    mlflow run . -e main -P scale=study --env-manager local                    # 16k / 1k / 1k, 53 min on 2 CPUs
+    mlflow run . -e main -P scale=study --env-manager local                    # 16k / 1k / 1k, mid teacher
     mlflow run . -e main -P scale=paper --env-manager local                    # 100k / 1k / 1k, paper teacher
     mlflow run . -e main -P data=/path/to/pfsspec -P teacher=/path/to/model.ckpt --env-manager local
 
@@ -18,7 +18,7 @@ from distill import ablations, tracking
 from distill.ceiling import check_simulated
 from distill.data import open_dataset
 from distill.errors import DistillError
-from distill.features.pooling import segment_count
+from distill.features.pooling import check_segments, segment_count
 from distill.teacher import study
 from entrypoints._cli import one_line_errors
 from entrypoints._steps import Steps
@@ -28,9 +28,9 @@ SCALES = {  # sizes, teacher preset, loss and epochs per scale (the loss the ref
     "demo": dict(n_train=1500, n_val=500, n_test=1000, preset="cpu", loss="supervised", teacher_epochs=1,
                  student_epochs=8, sizes="1000,0", noise_levels="0,0.5,1,2", fisher_spectra=500, peer_epochs=8,
                  template_spectra=32, segments=16, untrained_control=False),
-    "study": dict(n_train=16_000, n_val=1000, n_test=1000, preset="cpu", loss="supervised", teacher_epochs=2,
+    "study": dict(n_train=16_000, n_val=1000, n_test=1000, preset="mid", loss="supervised", teacher_epochs=2,
                   student_epochs=3, sizes="1000,4000,0", noise_levels=NOISE_LEVELS, fisher_spectra=0, peer_epochs=30,
-                  template_spectra=0, segments=512, untrained_control=True),
+                  template_spectra=0, segments=256, untrained_control=True),
     "paper": dict(n_train=100_000, n_val=1000, n_test=1000, preset="paper", loss="supervised", teacher_epochs=20,
                   student_epochs=20, sizes="1000,5000,10000,0", noise_levels=NOISE_LEVELS, fisher_spectra=0,
                   peer_epochs=30, template_spectra=0, segments=16, untrained_control=True),
@@ -40,11 +40,12 @@ SCALES = {  # sizes, teacher preset, loss and epochs per scale (the loss the ref
 for 8 epochs and the template fit on the first 32 test spectra, and without the untrained control (the teacher's
 network at its initial weights; teacher_study's epoch 0 gives it at any size)."""
 GRID = dict(layer="enc_1,enc_2,enc_pre_latent,enc_last", pooling="global_mean,mean_max,seg_mean_K8,seg_mean_K16")
-FINE_GRID = dict(layer="enc_0", pooling="seg_mean_K64,seg_mean_K256,seg_mean_K512")  # where a scale stores them
+FINE_GRID = dict(layer="enc_0", pooling="seg_mean_K64,seg_mean_K256,seg_mean_K512")  # those up to the stored K
 """The teacher studies' finding: log g sits in the shallow, full-resolution layers read at fine resolution (at
-study size enc_0 reads 0.532 at K256 and 0.567 at K512, K16 of any layer about 0.3); the deep latent holds little.
-The grid keeps enc_pre_latent for the reference figures of research-plan.md; the demo stores K <= 16 to keep its 15
-minutes."""
+study size the cpu preset's enc_0 reads 0.532 at K256 and 0.567 at K512, the mid preset's enc_1 0.578 at K256, K16 of
+any layer about 0.3); the deep latent holds little. A fine cell is channels x K wide: study stores 256 segments for
+mid's 32 channels, 8,192 values per layer (cpu: -P segments=512). The grid keeps enc_pre_latent for the reference
+figures of research-plan.md; the demo stores K <= 16 to keep its 15 minutes."""
 RIDGE_ALPHA = "val"
 """Every step's Ridge penalty, chosen on validation for raw flux, latent and student alike: the plan's 1e-3 was set
 for 100k training spectra and costs raw-flux Ridge 0.12 R^2 on the demo's 1,500."""
@@ -62,13 +63,19 @@ PCA_DIMS = 32  # Stage 1.3: the chosen latent reduced to this many dimensions (t
 @click.option("--preset", default="auto", show_default=True, help="teacher preset; auto: the scale's")
 @click.option("--teacher-epochs", default=0, type=click.IntRange(0), show_default=True, help="0: the scale's")
 @click.option("--student-epochs", default=0, type=click.IntRange(0), show_default=True, help="0: the scale's")
+@click.option("--segments", default=0, type=click.IntRange(0), show_default=True,
+              help="segment means stored per layer, a power of two; 0: the scale's")
 @click.option("--force", default=False, type=bool, show_default=True, help="recompute every step")
 @click.option("--out", default="reports/latest", show_default=True, help="directory for report.md and report.html")
 @one_line_errors
-def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, student_epochs, force, out):
+def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, student_epochs, segments, force,
+         out):
     cfg = dict(SCALES[scale])
     cfg.update({k: v for k, v in dict(n_train=n_train, n_val=n_val, n_test=n_test, teacher_epochs=teacher_epochs,
-                                      student_epochs=student_epochs).items() if v})
+                                      student_epochs=student_epochs, segments=segments).items() if v})
+    check_segments(cfg["segments"])
+    if cfg["segments"] < (grid_k := max(map(segment_count, GRID["pooling"].split(",")))):
+        raise DistillError(f"segments={cfg['segments']}: the grid reads seg_mean_K{grid_k}, so at least {grid_k}")
     cfg["preset"] = cfg["preset"] if preset == "auto" else preset
     if teacher != "auto" and not Path(teacher).is_file():
         raise DistillError(f"teacher={teacher}: no such checkpoint file")
@@ -96,8 +103,9 @@ def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, s
         if teacher == "auto":  # snapshot 0: the initial weights, for the control
             teacher = steps("train_teacher", "train_teacher", data=data_dir, preset=cfg["preset"], loss=cfg["loss"],
                             epochs=cfg["teacher_epochs"], **({"snapshots": "0"} if control else {}))
-        fine = cfg["segments"] >= max(map(segment_count, FINE_GRID["pooling"].split(",")))
-        layer, pooling = (",".join([GRID[k], FINE_GRID[k]]) if fine else GRID[k] for k in ("layer", "pooling"))
+        fine = [p for p in FINE_GRID["pooling"].split(",") if segment_count(p) <= cfg["segments"]]
+        layer = ",".join([GRID["layer"]] + [FINE_GRID["layer"]] * bool(fine))
+        pooling = ",".join([GRID["pooling"], *fine])
         features = steps("extract", "extract", data=data_dir, teacher=teacher, denoised="true", layer=layer,
                          segments=cfg["segments"])
         common = dict(data=data_dir, labels="log_g", alpha=RIDGE_ALPHA)
