@@ -67,6 +67,23 @@ def test_steps_are_reused_and_downstream_recomputed(mlflow_store, tiny_data, mon
     assert control["extract"]["teacher"] == f"{study.data.tags['step_train_teacher']}@0"
     assert control["probe"]["features"] == study.data.tags["step_extract_untrained"]
     assert (control["probe"]["layer"], control["probe"]["pooling"]) == ("enc_2", "seg_mean_K16")
+    stored = {k: client.get_run(study.data.tags[f"step_{k}"]).data.params for k in ("train_teacher", "extract")}
+    assert (stored["train_teacher"]["preset"], stored["extract"]["segments"]) == ("mid", "256")
+    assert fine_poolings(client, study) == ["seg_mean_K64", "seg_mean_K256"]  # K512 is finer than the stored 256
+    assert CliRunner().invoke(main_module.main, args + ["--scale", "study", "--segments", "512"]).exit_code == 0
+    (wide,) = mlflow.search_runs(search_all_experiments=True, output_format="list", max_results=1,
+                                 filter_string=f"tags.`{tracking.ENTRY_POINT_TAG}` = 'main'")
+    assert fine_poolings(client, wide) == ["seg_mean_K64", "seg_mean_K256", "seg_mean_K512"]
+    assert fine_poolings(client, run) == []  # the demo stores 16 segments
+    for bad in ("8", "48"):  # coarser than the grid's K16; not a power of two
+        result = CliRunner().invoke(main_module.main, args + ["--segments", bad])
+        assert result.exit_code != 0 and "segments=" + bad in result.output
+
+
+def fine_poolings(client, run) -> list:
+    """The poolings beyond the coarse grid that a main run's probe grid read."""
+    grid = client.get_run(run.data.tags["step_probe_grid"]).data.params["pooling"].split(",")
+    return [p for p in grid if p not in main_module.GRID["pooling"].split(",")]
 
 
 @pytest.mark.slow
