@@ -2,6 +2,7 @@
 data in hand; and running an upstream entry point when none exists."""
 import functools
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -181,14 +182,25 @@ def student(ref: str, data: str, noise_level: float, device, label_free: bool = 
     return predictor, run
 
 
+MLFLOW_LOG_LINE = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \w+ mlflow")  # mlflow run's own lines, not the child's
+
+
 def run_entry_point(entry: str, params: dict) -> None:
-    """``mlflow run`` an entry point of this project as a run of its own (not a child of the active run)."""
+    """``mlflow run`` an entry point of this project with this interpreter, as a run of its own (not a child of the
+    active run); its stderr, progress bars included, passes through, and a failure raises its last line."""
     command = [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", entry, "--env-manager", "local"]
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
-    done = subprocess.run(command + [a for k, v in params.items() for a in ("-P", f"{k}={v}")], env=env,
-                          capture_output=True, text=True)
-    if done.returncode:
-        lines = done.stderr.strip().splitlines() or ["(no output)"]
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # the child runs this interpreter
+    tail = b""
+    with subprocess.Popen(command + [a for k, v in params.items() for a in ("-P", f"{k}={v}")], env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as child:
+        for chunk in iter(lambda: child.stderr.read1(1 << 16), b""):
+            sys.stderr.buffer.write(chunk)
+            sys.stderr.flush()
+            tail = (tail + chunk)[-(1 << 16):]
+    if child.returncode:
+        lines = [line for line in tail.decode(errors="replace").splitlines()
+                 if line.strip() and not MLFLOW_LOG_LINE.match(line)] or ["(no output)"]
         raise DistillError(f"{entry} failed: {lines[-1]}")
 
 

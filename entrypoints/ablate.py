@@ -165,8 +165,21 @@ def run_no_error_teacher(ctx, label, head_list, head_params, opts) -> tuple:
         mlflow.set_tag("no_error_teacher_run_id", ctx.no_error[1])
     head, delta = paired(ctx, ctx.no_error_set, label, head_list, head_params)
     stage_a_control(ctx, label, head_list[0], head_params)
-    return ablations.error_dependence(delta), {"head": head, "compared": "teacher vs no_error_teacher",
+    verdict, text = ablations.error_dependence(delta)
+    vs_raw = no_error_minus_raw(ctx, label, head, head_params)
+    return (verdict, f"{text} Without sigma, latent minus raw noisy flux ({head}): {vs_raw.text()}, "
+                     f"{vs_raw.verdict()}."), {"head": head, "compared": "teacher vs no_error_teacher",
                                                "value": delta.value}
+
+
+def no_error_minus_raw(ctx, label, head, head_params) -> intervals.Interval:
+    """The no-error teacher's latent minus raw noisy flux, same head, paired on the test spectra: whether the latent
+    reads more log g than the flux once sigma is taken away. Logged as ``no_error_minus_raw_test_r2_{label}``."""
+    ablated, raw = (heads_on(fs, label, [head], head_params)[label, head] for fs in (ctx.no_error_set, ctx.raw))
+    vs_raw = intervals.delta(ctx.y["test"][label].to_numpy(float), ablated.predictions["test"],
+                             raw.predictions["test"])
+    tracking.log_metrics(vs_raw.keyed(f"no_error_minus_raw_test_r2_{label}"))
+    return vs_raw
 
 
 def stage_a_control(ctx, label: str, head: str, head_params: dict):

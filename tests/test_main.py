@@ -131,6 +131,12 @@ def test_main_smoke(mlflow_store, tiny_data, tmp_path, request):
     assert {"stage_a_no_error_teacher_ridge_test_r2_residual_lo",  # Stage A's control arm, on decompose's residual
             "stage_a_teacher_minus_no_error_ridge_test_r2_residual"} <= set(children["no_error_teacher"].data.metrics)
     assert children["no_error_teacher"].data.tags["residual_run_id"] == steps["decompose_error"]
+    ne = children["no_error_teacher"].data  # the teacher without sigma against raw flux, paired, same head
+    head = next(h for h in ("ridge", "lightgbm") if f"no_error_teacher_{h}_test_r2_log_g" in ne.metrics)
+    assert ne.metrics["no_error_minus_raw_test_r2_log_g"] == pytest.approx(
+        ne.metrics[f"no_error_teacher_{head}_test_r2_log_g"] - ne.metrics[f"raw_{head}_test_r2_log_g"])
+    assert ne.metrics["no_error_minus_raw_test_r2_log_g_lo"] < ne.metrics["no_error_minus_raw_test_r2_log_g_hi"]
+    assert "Without sigma, latent minus raw noisy flux" in ne.tags["verdict_text"]
     client = mlflow.MlflowClient()
     table = lambda run, path: pd.read_json(client.download_artifacts(run, path), orient="split")  # noqa: E731
     assert sorted(table(steps["ablate"], "tables/summary.json")["kind"]) == sorted(ablate.KINDS)

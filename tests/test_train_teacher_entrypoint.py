@@ -11,7 +11,9 @@ import mlflow
 import pytest
 import torch
 
+from distill.errors import DistillError
 from distill.teacher import load
+from entrypoints._upstream import run_entry_point
 from tests.conftest import REPO, mlflow_run
 
 pytestmark = pytest.mark.slow  # end-to-end: real processes, servers or a browser
@@ -108,3 +110,12 @@ def test_sigterm_marks_the_run_killed_and_it_resumes_to_the_same_weights(mlflow_
     weights = [load(mlflow.artifacts.download_artifacts(run_id=r.info.run_id, artifact_path="teacher.pt")).state_dict()
                for r in (done, last)]
     assert all(torch.allclose(weights[0][k].float(), weights[1][k].float(), atol=1e-6) for k in weights[0])
+
+
+def test_a_teacher_trained_for_another_step_shows_its_progress_and_fails_in_one_line(mlflow_store, tiny_data, capfd):
+    """ablate trains the no-error teacher through run_entry_point: the child's progress bar reaches the user, and
+    a failure raises the child's own one-line error."""
+    run_entry_point("train_teacher", dict(data=tiny_data, epochs=1, batch_size=16))
+    assert "train teacher" in capfd.readouterr().err
+    with pytest.raises(DistillError, match=r"^train_teacher failed: .*'huge' is not one of"):
+        run_entry_point("train_teacher", dict(data=tiny_data, preset="huge"))
