@@ -147,8 +147,8 @@ def heads_on(fs: probe.FeatureSet, label, head_list, head_params) -> dict:
 
 def paired(ctx, other: probe.FeatureSet, label, head_list, head_params) -> tuple:
     """The head best on validation for the teacher latent, fitted on the latent (the reference) and on ``other`` (the
-    ablated condition): (head, delta = reference - ablated test R^2 as a paired Interval). Logs both R^2 and the delta
-    with their intervals under the keys every ablation child shares."""
+    ablated condition): (head, delta = reference - ablated test R^2 as a paired Interval, the ablated fit). Logs both
+    R^2 and the delta with their intervals under the keys every ablation child shares."""
     head, best = probe.best_on_val(heads_on(ctx.latent, label, head_list, head_params), label)
     ablated = heads_on(other, label, head_list, head_params)[label, head]
     y = ctx.y["test"][label].to_numpy(float)
@@ -157,26 +157,28 @@ def paired(ctx, other: probe.FeatureSet, label, head_list, head_params) -> tuple
     tracking.log_metrics({f"reference_{k}": v for k, v in best.scores.items() if k.startswith(key)}
                          | {f"ablated_{k}": v for k, v in ablated.scores.items() if k.startswith(key)}
                          | delta.keyed(f"delta_{key}"))
-    return head, delta
+    return head, delta, ablated
 
 
 def run_no_error_teacher(ctx, label, head_list, head_params, opts) -> tuple:
     if ctx.no_error[1]:
         mlflow.set_tag("no_error_teacher_run_id", ctx.no_error[1])
-    head, delta = paired(ctx, ctx.no_error_set, label, head_list, head_params)
+    head, delta, no_error = paired(ctx, ctx.no_error_set, label, head_list, head_params)
     stage_a_control(ctx, label, head_list[0], head_params)
     verdict, text = ablations.error_dependence(delta)
-    vs_raw = no_error_minus_raw(ctx, label, head, head_params)
+    vs_raw = no_error_minus_raw(ctx, no_error, head, head_params)
     return (verdict, f"{text} Without sigma, latent minus raw noisy flux ({head}): {vs_raw.text()}, "
                      f"{vs_raw.verdict()}."), {"head": head, "compared": "teacher vs no_error_teacher",
                                                "value": delta.value}
 
 
-def no_error_minus_raw(ctx, label, head, head_params) -> intervals.Interval:
-    """The no-error teacher's latent minus raw noisy flux, same head, paired on the test spectra: whether the latent
-    reads more log g than the flux once sigma is taken away. Logged as ``no_error_minus_raw_test_r2_{label}``."""
-    ablated, raw = (heads_on(fs, label, [head], head_params)[label, head] for fs in (ctx.no_error_set, ctx.raw))
-    vs_raw = intervals.delta(ctx.y["test"][label].to_numpy(float), ablated.predictions["test"],
+def no_error_minus_raw(ctx, no_error: probe.LabelResult, head, head_params) -> intervals.Interval:
+    """The no-error teacher's latent (its fit ``no_error``) minus raw noisy flux, same head, paired on the test
+    spectra: whether the latent reads more log g than the flux once sigma is taken away. Logged as
+    ``no_error_minus_raw_test_r2_{label}``."""
+    label = no_error.label
+    raw = heads_on(ctx.raw, label, [head], head_params)[label, head]
+    vs_raw = intervals.delta(ctx.y["test"][label].to_numpy(float), no_error.predictions["test"],
                              raw.predictions["test"])
     tracking.log_metrics(vs_raw.keyed(f"no_error_minus_raw_test_r2_{label}"))
     return vs_raw
@@ -204,7 +206,7 @@ def stage_a_control(ctx, label: str, head: str, head_params: dict):
 def run_shuffle_error(ctx, label, head_list, head_params, opts) -> tuple:
     shuffled = {s: ablations.permuted_sigma(ctx.arrays[s][1], opts["seed"] + i) for i, s in enumerate(SPLITS)}
     latents = {s: ctx.teacher_latent(ctx.teacher, s, sigma_error=shuffled[s]) for s in SPLITS}
-    head, delta = paired(ctx, probe.FeatureSet(latents, ctx.y, "shuffled_sigma"), label, head_list, head_params)
+    head, delta, _ = paired(ctx, probe.FeatureSet(latents, ctx.y, "shuffled_sigma"), label, head_list, head_params)
     return ablations.sigma_use(delta), {"head": head, "compared": "teacher vs teacher with shuffled sigma",
                                         "value": delta.value}
 
