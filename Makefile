@@ -16,10 +16,10 @@ PGPORT ?= 5433
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 MLFLOW_RUN := mlflow run . --env-manager local
 
-.PHONY: help venv demo test test-fast run ui server server-stop dashboard bench clean
+.PHONY: help venv demo test test-fast lint run ui server server-stop dashboard bench clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 venv: $(VENV)/.installed ## create or refresh .venv (CPU torch 2.13.0 + this package, installed with uv)
 
@@ -41,6 +41,10 @@ test: venv ## every test: fast unit tests and the slow end-to-end runs (what CI 
 
 test-fast: venv ## the fast unit tests only (no real runs, servers or browser)
 	$(PY) -m pytest -m "not slow"
+
+lint: venv ## ruff and the size limits of entry points and library modules (scripts/check_sizes.py)
+	$(VENV)/bin/ruff check .
+	$(PY) scripts/check_sizes.py
 
 run: venv mlruns ## one entry point: make run EP=simulate ARGS="-P n_train=500"
 	$(MLFLOW_RUN) -e $(EP) $(ARGS)
