@@ -21,11 +21,15 @@ def keyed(split: str, label: str, values: dict, prefix: str = "") -> dict:
 
 
 def split_scores(y: dict, predictions: dict, label: str) -> dict:
-    """Every split's keyed scores of one label, and the test R^2's bootstrap interval (``test_r2_{label}_lo/_hi``)."""
+    """Every split's keyed scores of one label; the test R^2's and MAE's bootstrap intervals
+    (``test_r2_{label}_lo``, ``test_mae_{label}_hi``, ...) and the test rows off by more than ``intervals.OUTLIER``
+    (``test_n_outliers_{label}``), which make the R^2 interval unreliable."""
     out = {}
     for split in y:
         out |= keyed(split, label, scores(y[split], predictions[split]))
-    return out | intervals.r2(y["test"], predictions["test"]).keyed(f"test_r2_{label}")
+    test = y["test"], predictions["test"]
+    return (out | intervals.r2(*test).keyed(f"test_r2_{label}") | intervals.mae(*test).keyed(f"test_mae_{label}")
+            | {f"test_n_outliers_{label}": intervals.n_outliers(*test)})
 
 
 def per_bin(y_true, y_pred, by: np.ndarray, width: float, name: str) -> pd.DataFrame:

@@ -17,7 +17,7 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from . import stopping
+from . import intervals, stopping
 from .errors import DistillError
 
 ENTRY_POINT_TAG = "mlflow.project.entryPoint"
@@ -31,7 +31,7 @@ def tracked_run(entry_point: str, stage: str | None = None, mvp: str | None = No
     try:
         if ENTRY_POINT_TAG not in MlflowClient().get_run(run.info.run_id).data.tags:
             mlflow.set_tag(ENTRY_POINT_TAG, entry_point)
-        tags = {"stage": stage, "mvp": mvp, **tags}
+        tags = {"stage": stage, "mvp": mvp, "interval_method": intervals.METHOD, **tags}
         mlflow.set_tags({k: str(v) for k, v in tags.items() if v is not None})
         yield run
     except BaseException as e:
