@@ -3,7 +3,7 @@ the ceiling against noise level, and the check that a split was made by the buil
 import numpy as np
 import pandas as pd
 
-from . import fisher
+from . import bayes_bound, fisher
 from .data import LABELS
 from .errors import DistillError
 
@@ -27,14 +27,18 @@ def check_simulated(spectra):
 
 
 def ceiling_metrics(info, params, noise_level) -> dict:
-    """The three ceilings of every label, uninformative spectra, and quantiles and edge cases of the log g bound."""
+    """The three Cramer-Rao ceilings of every label; ``bound_r2_{label}``, the Ziv-Zakai limit on any reader's R^2
+    for the labels' own prior (``distill.bayes_bound``); ``yardstick_r2_{label}``, the prior-aware figure (an average
+    posterior variance, neither a bound nor a ceiling; also logged as ``ceiling_prior_r2_{label}``); uninformative
+    spectra, and quantiles and edge cases of the log g bound."""
     out, priors = {}, fisher.prior_variances(params)
     for k, label in enumerate(LABELS):
         var = float(params[label].var())
         bounds = fisher.crb(info, k, priors, noise_level)
         ceil = fisher.ceiling(bounds, var)
         out |= {f"ceiling_r2_{label}": ceil["marginal"], f"ceiling_known_others_r2_{label}": ceil["known_others"],
-                f"ceiling_prior_r2_{label}": ceil["prior"],
+                f"ceiling_prior_r2_{label}": ceil["prior"], f"yardstick_r2_{label}": ceil["prior"],
+                f"bound_r2_{label}": bayes_bound.bound_r2(info, params, label, LABELS, noise_level),
                 f"n_uninformative_{label}": int(np.isinf(bounds["marginal"]).sum())}
         if label == "log_g":
             out |= {f"crb_{b}_log_g_q{round(q * 100)}": v for (b, q), v in fisher.quantiles(bounds).items()}

@@ -121,6 +121,7 @@ def test_fisher_entry_point_and_no_probe_above_the_ceiling(mlflow_store, tiny_da
     m = run.data.metrics
     assert 0 <= m["ceiling_r2_log_g"] <= m["ceiling_known_others_r2_log_g"]
     assert m["ceiling_r2_log_g"] <= m["ceiling_prior_r2_log_g"] < 1
+    assert m["yardstick_r2_log_g"] == m["ceiling_prior_r2_log_g"] and 0 <= m["bound_r2_log_g"] < 1
     assert m["n_spectra_used"] == 32 and m["fd_half_step_median_rel_change_log_g"] < 0.01
     assert m["crb_marginal_log_g_q10"] <= m["crb_marginal_log_g_q50"] <= m["crb_marginal_log_g_q90"]
     client = mlflow.MlflowClient()
