@@ -126,6 +126,27 @@ def delta(y_true, pred_a, pred_b, scale: float = 1.0, n_boot: int = N_BOOT, seed
                      _r2_jackknife(y, a) - scale * _r2_jackknife(y, b))
 
 
+def p_value(y_true, pred_a, pred_b, scale: float = 1.0, n_boot: int = N_BOOT, seed: int = SEED) -> float:
+    """Two-sided bootstrap p-value of R^2(a) - scale x R^2(b) = 0: twice the smaller share of paired resamples on
+    either side of zero (at least 1 / n_boot)."""
+    y, (a, b) = _checked(y_true, pred_a, pred_b)
+    rows = resamples(len(y), n_boot, seed)
+    d = _r2_each(y, a, rows) - scale * _r2_each(y, b, rows)
+    d = d[np.isfinite(d)]
+    return float(min(1.0, max(2 * min(np.mean(d <= 0), np.mean(d >= 0)), 1 / len(d))))
+
+
+def holm(p_values: dict, alpha: float = 1 - LEVEL) -> set:
+    """The keys whose null hypothesis Holm's step-down procedure rejects at family-wise level ``alpha``
+    (Holm 1979, Scand. J. Stat. 6, 65)."""
+    rejected, ranked = set(), sorted(p_values, key=p_values.get)
+    for i, key in enumerate(ranked):
+        if p_values[key] > alpha / (len(ranked) - i):
+            break
+        rejected.add(key)
+    return rejected
+
+
 def delta_of_runs(y_a, pred_a, y_b, pred_b, runs: str) -> Interval:
     """``delta`` of two runs' test predictions, after checking from their stored labels that both scored the same test
     rows (equal to float32 precision: latents store float32 labels); ``runs`` names the two in the error."""

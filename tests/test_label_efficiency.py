@@ -66,3 +66,35 @@ def test_a_gain_at_one_size_only_does_not_pay_off():
     code, text = le.verdict(le.gains(preds, y, "student"), "student")
     assert code == "tie" and "1000 labels" in text
     assert le.verdict(le.gains(preds, y, "student"), "student", small=400)[0] == "not_measured"
+
+
+def test_every_comparator_counts_and_none_is_picked_on_test():
+    """The comparator of highest test R^2 (raw) is not the only one that can sink the subject: a weaker one
+    (supervised, planted better than the subject at k=500 only) does too."""
+    preds, y = planted(0.5, 0.7)
+    preds["supervised", 500] = preds["student", 500] - 0.3 * (preds["student", 500] - y)  # 30 % less error
+    gain = le.gains_every(preds, y, "student")
+    assert set(gain[500]) == {"raw", "supervised"} and gain[500]["supervised"].hi < 0
+    code, text = le.verdict_every(gain, le.p_values(preds, y, "student"), "student", n_val=200)
+    assert code == "does_not_pay_off" and "supervised" in text and "200 validation labels" in text
+    keys = le.keyed_gains(gain, "log_g")
+    assert {"gain_test_r2_log_g_n_500_vs_supervised_lo", "gain_test_r2_log_g_n_2000_vs_raw_hi"} <= set(keys)
+
+
+@pytest.mark.parametrize("subject_noise, other_noise, code", [(0.5, 0.7, "tie"), (0.6, 0.6, "tie")])
+def test_pays_off_only_over_every_comparator(subject_noise, other_noise, code):
+    """The planted supervised network (error sd 2) is weak, so beating raw means beating every comparator; a gain
+    over raw shown to be zero stays a tie (the interval must clear zero for every comparator)."""
+    preds, y = planted(subject_noise, other_noise)
+    preds["raw", 1000] = preds["student", 1000].copy()
+    gain = le.gains_every(preds, y, "student")
+    assert le.verdict_every(gain, le.p_values(preds, y, "student"), "student", n_val=100)[0] == code
+    preds, y = planted(0.5, 0.7)
+    gain = le.gains_every(preds, y, "student")
+    assert le.verdict_every(gain, le.p_values(preds, y, "student"), "student", n_val=100)[0] == "pays_off"
+
+
+def test_holm_steps_down():
+    from distill import intervals
+    assert intervals.holm({"a": 0.01, "b": 0.02, "c": 0.04}) == {"a", "b", "c"}  # Bonferroni (0.05 / 3) keeps a only
+    assert intervals.holm({"a": 0.01, "b": 0.03, "c": 0.04}) == {"a"}  # 0.03 > 0.05 / 2 stops the steps
