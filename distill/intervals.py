@@ -126,6 +126,17 @@ def delta(y_true, pred_a, pred_b, scale: float = 1.0, n_boot: int = N_BOOT, seed
                      _r2_jackknife(y, a) - scale * _r2_jackknife(y, b))
 
 
+def combination(y_true, weighted: list, n_boot: int = N_BOOT, seed: int = SEED) -> Interval:
+    """sum_i w_i R^2(pred_i) over ``weighted`` = [(pred_i, w_i), ...], all scored on the same test rows, with its BCa
+    interval: e.g. the difference of two readers' drops from one noise level to another."""
+    y, preds = _checked(y_true, *[p for p, _ in weighted])
+    w = [float(wt) for _, wt in weighted]
+    rows = resamples(len(y), n_boot, seed)
+    value = sum(wi * r2_score(y, p) for p, wi in zip(preds, w))
+    samples = sum(wi * _r2_each(y, p, rows) for p, wi in zip(preds, w))
+    return _interval(value, samples, sum(wi * _r2_jackknife(y, p) for p, wi in zip(preds, w)))
+
+
 def p_value(y_true, pred_a, pred_b, scale: float = 1.0, n_boot: int = N_BOOT, seed: int = SEED) -> float:
     """Two-sided bootstrap p-value of R^2(a) - scale x R^2(b) = 0: twice the smaller share of paired resamples on
     either side of zero (at least 1 / n_boot)."""

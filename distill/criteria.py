@@ -1,0 +1,88 @@
+"""Every acceptance criterion of the research plan, declared once and judged from intervals.
+
+A criterion states a claim about one quantity, "X >= m" or "X < m", where X is a test R^2 or a paired difference
+of R^2 with its 95 % interval. The rule for "X >= m": pass iff the interval's lower bound is above m, fail iff its
+upper bound is below m, else undecided; "X < m" is the mirror. A tie is never a pass of an "at least" claim.
+Entry points log the outcome as the tags ``verdict`` / ``verdict_text`` (or ``verdict_{stage}``), and the report
+renders them; nothing else decides a criterion.
+"""
+from dataclasses import dataclass
+
+from . import thresholds as th
+from .intervals import Interval
+
+PASS, FAIL, UNDECIDED = "pass", "fail", "undecided"
+
+
+@dataclass(frozen=True)
+class Criterion:
+    stage: str  # the plan's stage id, e.g. "2.2"
+    quantity: str  # what the interval measures
+    margin: float
+    at_least: bool  # the claim is "quantity >= margin" (else "quantity < margin")
+    readers: tuple  # the readers it compares
+
+    @property
+    def claim(self) -> str:
+        return f"{self.quantity} {'>=' if self.at_least else '<'} {self.margin:g}"
+
+    def judge(self, x: Interval) -> str:
+        """pass / fail / undecided of the claim from the interval ``x`` of its quantity."""
+        above, below = x.lo > self.margin, x.hi < self.margin
+        if self.at_least:
+            return PASS if above else FAIL if below else UNDECIDED
+        return PASS if below else FAIL if above else UNDECIDED
+
+    def text(self, x: Interval) -> str:
+        return f"{self.stage}: {self.quantity} {x.text()} against {self.claim}: {self.judge(x)}"
+
+
+CRITERIA = {c.stage: c for c in (
+    Criterion("1", "latent Ridge R^2", th.STAGE_1_RIDGE, True, ("latent",)),
+    Criterion("1b", "latent LightGBM R^2", th.STAGE_1B_LIGHTGBM, True, ("latent",)),
+    Criterion("1.2", "raw flux's R^2 drop - the latent's", th.SLOWER, True, ("latent", "raw")),
+    Criterion("latent_beats_raw", "latent R^2 - raw flux R^2 at the highest noise", 0.0, True, ("latent", "raw")),
+    Criterion("2.2_teacher", f"student R^2 - {th.TEACHER_FRACTION} x teacher R^2", 0.0, True, ("student", "teacher")),
+    Criterion("2.2_raw", "student R^2 - raw flux R^2", 0.0, True, ("student", "raw")),
+    Criterion("3.1", "student R^2 - baseline R^2", -th.FAIL_DELTA, True, ("student", "baseline")),
+    Criterion("3.2", "raw flux's R^2 drop - the student's", th.SLOWER, True, ("student", "raw")),
+    Criterion("4.1", "R^2 lost without sigma", th.ERROR_DOMINATES, False, ("teacher", "no_error_teacher")),
+    Criterion("4.2", "R^2 drop with sigma shuffled", th.SIGMA_USED, True, ("teacher",)),
+)}
+
+
+def judge(stage: str, x: Interval) -> str:
+    return CRITERIA[stage].judge(x)
+
+
+def stage_2_2(vs_teacher: Interval | None, vs_raw: Interval, teacher: Interval | None,
+              teacher_vs_raw: Interval | None) -> tuple:
+    """(status, text) of 2.2, "student >= 0.9 x teacher and >= raw flux", both on lower bounds. A teacher that does
+    not read more than raw flux makes the first half vacuous: then only the second decides, and the text says so."""
+    raw = CRITERIA["2.2_raw"].judge(vs_raw)
+    parts = [CRITERIA["2.2_raw"].text(vs_raw)]
+    if teacher is None or vs_teacher is None:
+        return raw, "; ".join(parts) + " (no teacher latent to compare with)"
+    parts.insert(0, CRITERIA["2.2_teacher"].text(vs_teacher))
+    if teacher_vs_raw is not None and teacher_vs_raw.lo <= 0:
+        return raw, "; ".join(parts) + (f"; the teacher latent does not read more than raw flux (teacher - raw "
+                                         f"{teacher_vs_raw.text()}), so '>= {th.TEACHER_FRACTION} x teacher' is "
+                                         "vacuous and raw flux decides")
+    both = (CRITERIA["2.2_teacher"].judge(vs_teacher), raw)
+    status = PASS if both == (PASS, PASS) else FAIL if FAIL in both else UNDECIDED
+    return status, "; ".join(parts)
+
+
+def stage_3_1(vs: dict) -> tuple:
+    """(status, text) of 3.1 over every baseline: pass when the student beats each (lower bound above 0), fail when
+    it is surely more than 0.05 below one (upper bound below -0.05), acceptable when it is surely not 0.05 below any,
+    else undecided."""
+    c = CRITERIA["3.1"]
+    text = "; ".join(f"student - {name} {d.text()}" for name, d in vs.items())
+    if any(c.judge(d) == FAIL for d in vs.values()):
+        return FAIL, f"{text}: more than {th.FAIL_DELTA} below a baseline"
+    if all(d.lo > 0 for d in vs.values()):
+        return PASS, f"{text}: above every baseline"
+    if all(c.judge(d) == PASS for d in vs.values()):
+        return "acceptable", f"{text}: not above every baseline, surely not {th.FAIL_DELTA} below any"
+    return UNDECIDED, f"{text}: an interval spans -{th.FAIL_DELTA}"
