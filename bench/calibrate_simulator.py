@@ -1,4 +1,4 @@
-"""Calibrate the built-in simulator against the real-data reference (shared/simulator.md).
+"""Calibrate the built-in simulator against the real-data reference (docs/simulator.md).
 
 Trains Ridge (alpha 0.001) and LightGBM (15 leaves, 50 trees) on raw noisy flux at
 several noise levels and prints test R^2 per label beside the reference; also the

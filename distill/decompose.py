@@ -5,7 +5,7 @@ predicts log g. A1 fits that error-only baseline; A2 takes its residual
 ``r = y - y_hat_error_only`` (out-of-fold on train, so the training residual is
 honest); A3/A4 ask how much of r the flux and the teacher latent explain.
 
-Reading (research-plan section 4, Stage A), on test R^2 of r with 95 % intervals:
+Reading (docs/research-plan.md section 4, Stage A), on test R^2 of r with 95 % intervals:
 latent ~ 0: the latent rides the shortcut; latent ~ flux: it keeps the flux
 information; latent > flux: the representation adds value, unless the noisy
 flux read beside sigma does as well (the control: the latent saw sigma);

@@ -1,5 +1,5 @@
 """The answer to the research question: every stage's criterion against the measured value, the plan's
-decision rules (research-plan.md section 4), and the reference figures, from summaries of tracked runs.
+decision rules (docs/research-plan.md section 5), and the reference figures, from summaries of tracked runs.
 
 A run summary is ``{"run_id", "metrics", "tags", "params"}``; ``runs`` maps step names (those of the
 ``main`` entry point) to summaries, and ``ablations`` maps ablate kinds to their child runs' summaries.
@@ -38,10 +38,10 @@ PAIRS = {"student_vs_supervised": (("student", "student"), ("supervised_baseline
          "latent_vs_untrained": (("probe_grid", "latent"), ("probe_untrained", "latent")),
          **{f"student_vs_{m}": (("student", "student"), (f"peer_{m}", m)) for m in PEERS}}
 
-# research-plan.md section 3 and simulator.md: measured on real PFS spectra (100k train / 1k test)
+# docs/research-plan.md section 3 and docs/simulator.md: measured on real PFS spectra (100k train / 1k test)
 REFERENCE = [
-    ("raw noisy flux + Ridge, log g (32k train, simulator.md)", "raw_ridge", 0.469),
-    ("raw noisy flux + LightGBM, log g (32k train, simulator.md)", "raw_lightgbm", 0.558),
+    ("raw noisy flux + Ridge, log g (32k train, docs/simulator.md)", "raw_ridge", 0.469),
+    ("raw noisy flux + LightGBM, log g (32k train, docs/simulator.md)", "raw_lightgbm", 0.558),
     ("latent enc_pre_latent + seg_mean_K8 + Ridge, log g", "latent_seg_mean_K8", 0.552),
     ("latent enc_pre_latent + global_mean + Ridge, log g", "latent_global_mean", 0.311),
     ("latent enc_pre_latent + mean_max + Ridge, log g", "latent_mean_max", 0.406),

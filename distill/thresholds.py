@@ -1,4 +1,4 @@
-"""The research plan's acceptance thresholds (research-plan.md section 4), in one place.
+"""The research plan's acceptance thresholds (docs/research-plan.md section 4), in one place.
 
 Verdicts, figures and the report read them from here; R^2 values are test-set coefficients of determination.
 """

@@ -41,11 +41,10 @@ for 8 epochs and the template fit on the first 32 test spectra, and without the 
 network at its initial weights; teacher_study's epoch 0 gives it at any size)."""
 GRID = dict(layer="enc_1,enc_2,enc_pre_latent,enc_last", pooling="global_mean,mean_max,seg_mean_K8,seg_mean_K16")
 FINE_GRID = dict(layer="enc_0", pooling="seg_mean_K64,seg_mean_K256,seg_mean_K512")  # those up to the stored K
-"""The teacher studies' finding: log g sits in the shallow, full-resolution layers read at fine resolution (at
-study size the cpu preset's enc_0 reads 0.532 at K256 and 0.567 at K512, the mid preset's enc_1 0.578 at K256, K16 of
-any layer about 0.3); the deep latent holds little. A fine cell is channels x K wide: study stores 256 segments for
-mid's 32 channels, 8,192 values per layer (cpu: -P segments=512). The grid keeps enc_pre_latent for the reference
-figures of research-plan.md; the demo stores K <= 16 to keep its 15 minutes."""
+"""The fine grid reads the shallow, full-resolution layers at fine resolution, where the teacher studies found log g
+(docs/teacher-study.md). A fine cell is channels x K wide: study stores 256 segments for mid's 32 channels, 8,192
+values per layer (cpu: -P segments=512). The grid keeps enc_pre_latent for the reference
+figures of docs/research-plan.md; the demo stores K <= 16 to keep its 15 minutes."""
 RIDGE_ALPHA = "val"
 """Every step's Ridge penalty, chosen on validation for raw flux, latent and student alike: the plan's 1e-3 was set
 for 100k training spectra and costs raw-flux Ridge 0.12 R^2 on the demo's 1,500."""

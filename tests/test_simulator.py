@@ -1,4 +1,4 @@
-"""Physics invariants of the built-in simulator (shared/simulator.md)."""
+"""Physics invariants of the built-in simulator (docs/simulator.md)."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -55,7 +55,7 @@ def test_na_lines_deepen_with_gravity_in_cool_stars(model):
         tau = model._strong_tau(line, line.weight * line.group.ew(labels) / depth[:, 0], gamma)
         ew = ew + (depth * -np.expm1(-tau)).sum(1) * model.step
     assert ew[0] < ew[1] < ew[2]
-    assert ew[2] > 2.5 * ew[0] and ew[2] > 1.5  # cool dwarfs >> giants; early M/K dwarfs 1.5-4 A (simulator.md)
+    assert ew[2] > 2.5 * ew[0] and ew[2] > 1.5  # cool dwarfs >> giants; early M/K dwarfs 1.5-4 A (docs/simulator.md)
     whole = equivalent_width(model, p, 8189.0, 14.0)  # and the whole window, forest included, follows
     assert whole[0] < whole[2]
 

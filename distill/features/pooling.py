@@ -1,4 +1,4 @@
-"""Poolings of a (C, L) feature map over the wavelength axis (research-plan section 3).
+"""Poolings of a (C, L) feature map over the wavelength axis (docs/research-plan.md section 3).
 
 - ``global_mean``: mean over L, C values;
 - ``mean_max``: mean and max over L, 2C values (means first);

@@ -1,6 +1,6 @@
 """Atomic lines, molecular bands and the weak-line forest of the PFS red arm.
 
-Wavelengths are in air (A), as in ``shared/simulator.md``; the model converts
+Wavelengths are in air (A), as in ``docs/simulator.md``; the model converts
 them to vacuum. Each strong line takes its equivalent width (EW, A) from an
 empirical trend in the stellar labels and its damping width from a pressure law;
 the line strength that gives that EW for that width is solved in ``model.py``.
@@ -15,7 +15,7 @@ import numpy as np
 
 T_SUN, LOGG_SUN = 5777.0, 4.44
 GRAVITY_EXPONENT = 0.3
-"""Damping width ~ g^0.3: the value simulator.md reports as bringing log g, [M/H] and
+"""Damping width ~ g^0.3: the value docs/simulator.md reports as bringing log g, [M/H] and
 T_eff difficulty close to the real data (0.6 made log g too easy, [M/H] too hard)."""
 
 

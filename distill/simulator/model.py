@@ -2,7 +2,7 @@
 (T_eff, log_g, M_H, a_M, C_M, mag), so spectra can be regenerated from their
 parameters and differentiated (e.g. for a Fisher-information ceiling).
 
-Physics (shared/simulator.md): blackbody continuum scaled to the AB magnitude;
+Physics (docs/simulator.md): blackbody continuum scaled to the AB magnitude;
 strong lines with Voigt profiles whose EW follows empirical trends and whose
 damping width follows a pressure law; a seeded forest of weak metal lines; TiO
 and CN bands; residual flux ``1 - D (1 - exp(-tau))`` for lines (D = 0.9, or

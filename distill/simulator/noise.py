@@ -1,7 +1,7 @@
 """Per-pixel error of a PFS red-arm spectrum from an exposure-time noise model.
 
 After the PFS exposure-time calculator at AB = 21.5, seeing 1.0", no moon, 900 s
-exposures (shared/simulator.md): object counts 29 -> 22 e- per pixel per exposure
+exposures (docs/simulator.md): object counts 29 -> 22 e- per pixel per exposure
 over the arm (scaled by 10^(-0.4 (mag - 21.5)) and by the flux shape), telluric
 absorption on the object, sky continuum 70-95 e- plus OH emission lines,
 detector + stray light 90 e^2 (read noise 4 e- rms included), and a

@@ -1,1 +1,1 @@
-"""Flux-only students that learn the teacher latent (research-plan Stages 2, 3 and B)."""
+"""Flux-only students that learn the teacher latent (docs/research-plan.md Stages 2, 3 and B)."""
