@@ -18,7 +18,7 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.model_selection import KFold
 
-from . import heads, probe
+from . import heads, intervals, probe
 from .data import SPLITS
 from .intervals import BETTER, TIE, WORSE, Interval
 from .thresholds import EXTRA_INFORMATION
@@ -58,6 +58,12 @@ def log_g_r2(target_r2: float, target, log_g) -> float:
     prediction, log g - (prediction + r_hat) = r - r_hat, so R^2(log g) = 1 - (1 - R^2(r)) Var(r) / Var(log g);
     for log g itself this is its own R^2. The error-only prediction reads the clean sigma."""
     return 1 - (1 - target_r2) * float(np.var(target)) / float(np.var(log_g))
+
+
+def log_g_gains(y, error_only, residual_predictions: dict) -> dict:
+    """{input: Interval of R^2(y, error-only + r_hat) - R^2(y, error-only)}: what each input's reading of the residual
+    adds to the error-only prediction, in the label's own R^2, paired over the same test rows."""
+    return {name: intervals.delta(y, error_only + r_hat, error_only) for name, r_hat in residual_predictions.items()}
 
 
 def variance_decomposition(y, y_hat) -> dict:

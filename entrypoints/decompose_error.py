@@ -82,6 +82,11 @@ def main(data, features, layer, pooling, direction, label, noise_level, folds, a
         tracking.log_table(table, "tables/residual_r2.json")
         tracking.log_figure(figures.residual_r2_bars(table), "figures/a3_a4_residual_r2.png")
         click.echo(f"A1 error-only ({a1_head}) test R^2 {a1_r2:.3f}; residual share of Var(y) {share['r_share']:.3f}")
+        log_g_gains = decompose.log_g_gains(y["test"], y["test"] - r["test"], test_r)
+        tracking.log_metrics({k: v for name, d in log_g_gains.items()
+                              for k, v in d.keyed(f"{name.replace('+', '_and_')}_gain_test_r2_{label}").items()})
+        click.echo("; ".join(f"{name} adds {d.text()} to the error-only {label} R^2"
+                             for name, d in log_g_gains.items()))
         if "latent" in test_r:  # each input read with its head best on validation
             gain = intervals.delta(r["test"], test_r["latent"], test_r["noisy_flux"])
             control = intervals.delta(r["test"], test_r["latent"], test_r[CONTROL])

@@ -85,6 +85,7 @@ def test_decompose_error_smoke(mlflow_store, tiny_data, tmp_path):
         assert f"error_{head}_test_r2_log_g" in m and f"error_{head}_val_r2_log_g" in m
         for name in ("noisy_flux", "clean_flux", "noisy_flux_and_error", "latent"):
             assert f"{name}_{head}_test_r2_residual" in m and f"{name}_{head}_test_r2_residual_lo" in m
+        assert f"{name}_gain_test_r2_log_g_hi" in m  # what each reading adds to the error-only log g
     assert m["verdict_latent_r2_residual_lo"] <= m["verdict_latent_r2_residual"] <= m["verdict_latent_r2_residual_hi"]
     for split in ("train", "val", "test"):
         for key in ("r_mean", "r_std", "r_share", "cov_term"):
@@ -95,3 +96,13 @@ def test_decompose_error_smoke(mlflow_store, tiny_data, tmp_path):
     assert run.data.tags["a1_head"] in ("ridge", "lightgbm")
     figures = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "figures")}
     assert len(figures) == 4
+
+
+def test_a_residual_reading_is_also_a_gain_in_log_g_units():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=1000)
+    error_only = y + 0.6 * rng.normal(size=1000)
+    r = y - error_only
+    reads = {"flux": r + 0.3 * rng.normal(size=1000), "nothing": np.zeros(1000)}
+    gains = decompose.log_g_gains(y, error_only, reads)
+    assert gains["flux"].lo > 0.1 and gains["nothing"].value == 0.0
