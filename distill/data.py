@@ -23,6 +23,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from . import sealed
 from .errors import DistillError
 from .params_table import read_params
 
@@ -231,6 +232,7 @@ def open_dataset(root, labels=LABELS, splits=SPLITS) -> Dataset:
     root = Path(root)
     if not root.is_dir():
         raise DistillError(f"{root}: dataset directory not found (run the simulate entry point or pass data=DIR)")
+    sealed.check(root, splits)
     files = {s: SpectrumFile(root / s / "dataset.h5", labels) for s in splits}
     waves = [f.wave for f in files.values()]
     if any(w.shape != waves[0].shape or not np.allclose(w, waves[0]) for w in waves):
