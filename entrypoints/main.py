@@ -19,6 +19,7 @@ from distill.ceiling import check_simulated
 from distill.data import open_dataset
 from distill.errors import DistillError
 from distill.features.pooling import check_segments, segment_count
+from distill.peers import PEERS
 from distill.teacher import study
 from entrypoints._cli import one_line_errors
 from entrypoints._steps import Steps
@@ -133,11 +134,10 @@ def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, s
               epochs=cfg["student_epochs"], **latent, **common)
         label_free = steps("label_free_student", "distill_student", features=features, lambda_y=0, heads="ridge",
                            epochs=cfg["student_epochs"], **latent, **common)  # 3.3: only its heads see labels
-        steps("peer_cannon", "peer", method="cannon", data=data_dir)  # the field's own estimators
-        steps("peer_cnn", "peer", method="cnn", data=data_dir, epochs=cfg["peer_epochs"])
-        if simulated:
-            steps("peer_template_fit", "peer", method="template_fit", data=data_dir,
-                  n_spectra=min(cfg["template_spectra"], len(ds["test"])))
+        for peer in PEERS.values():  # the field's own estimators
+            if simulated or not peer.needs_simulator:
+                steps(f"peer_{peer.name}", "peer", method=peer.name, data=data_dir,
+                      **peer.step_params(cfg, len(ds["test"])))
         steps("ablate", "ablate", data=data_dir, features=features, student=student, label_free_student=label_free,
               sizes=cfg["sizes"], noise_levels=cfg["noise_levels"], alpha=RIDGE_ALPHA,
               teacher_epochs=cfg["teacher_epochs"], **latent)  # the no-error teacher trains as long as the teacher

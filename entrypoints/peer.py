@@ -6,11 +6,11 @@
 One run per method (nested children of this run when several are asked for), each logging the keys every estimator
 logs, prefixed with the method (``cannon_test_r2_log_g`` with ``_lo`` / ``_hi``), ``{method}_fit_seconds`` and
 ``{method}_predict_seconds``, the tag ``sees_sigma``, ``predictions/test.parquet`` and the predicted-vs-true figure.
-``template_fit`` also logs its squared error over the Cramer-Rao bound (``template_fit_crb_ratio_{label}``),
-binned by S/N and T_eff, and refuses data the built-in simulator did not make.
+A peer logs its own metrics, tables and figures beside them: ``template_fit`` its squared error over the
+Cramer-Rao bound (``template_fit_crb_ratio_{label}``), binned by S/N and T_eff; a peer that needs the built-in
+simulator's spectra refuses other data before any peer runs. The peers and their options are ``distill.peers.PEERS``.
 """
 import contextlib
-import os
 
 import click
 import mlflow
@@ -20,17 +20,26 @@ from distill import figures, intervals, metrics, tracking
 from distill.ceiling import check_simulated
 from distill.data import LABELS, open_dataset
 from distill.errors import DistillError, check_choices
-from distill.peers import BOUNDED, DESCRIPTIONS, METHODS, SEES_SIGMA
-from distill.peers.estimate import RUN
+from distill.peers import PEERS
+from distill.peers.estimate import run
+from distill.peers.peer import options_by_name
 from entrypoints import _options as opt
 from entrypoints._cli import one_line_errors, progress_bar, split_list
 from entrypoints._upstream import log_ceiling
 
-SPAWN_PAYS = 256  # template-fit spectra from which worker processes pay for their start (~8 s each: imports, bank)
+
+def peer_options(command):
+    """Every registered peer's own options as click options, once each, the help naming the peers that read it."""
+    for option, readers in reversed(options_by_name(PEERS.values()).values()):
+        kind = type(option.default) if option.minimum is None else click.IntRange(option.minimum)
+        command = click.option("--" + option.name.replace("_", "-"), default=option.default, type=kind,
+                               show_default=True, help=f"{', '.join(readers)}: {option.help}")(command)
+    return command
 
 
-def log_estimate(method, est, ds, labels, n_spectra, ceiling):
-    """Scores of every label and split the method predicted, the test interval, time, predictions and figures."""
+def log_estimate(peer, est, ds, labels, n_spectra, ceiling):
+    """Scores of every label and split the peer predicted, the test interval, time, predictions and figures."""
+    method = peer.name
     truth = {s: ds[s].params[list(LABELS)].iloc[:len(p)].reset_index(drop=True) for s, p in est.predictions.items()}
     scores = {}
     for label in labels:
@@ -46,67 +55,56 @@ def log_estimate(method, est, ds, labels, n_spectra, ceiling):
     tracking.log_parquet(test, "predictions/test.parquet")
     for path, table in est.tables.items():
         tracking.log_table(table, path)
-        if path.startswith("tables/crb_ratio"):
-            tracking.log_figure(figures.crb_ratio(table), "figures/crb_ratio_log_g.png")
+    for path, figure in est.figures.items():
+        tracking.log_figure(figure, path)
     label = "log_g" if "log_g" in labels else labels[0]
     r2 = scores[f"{method}_test_r2_{label}"]
     tracking.log_figure(figures.predicted_vs_true(truth["test"][label], est.predictions["test"][label], label,
-                                                  f"{DESCRIPTIONS[method]}: test R^2 {r2:.3f}",
-                                                  ceiling if BOUNDED[method] else None),
+                                                  f"{peer.description}: test R^2 {r2:.3f}",
+                                                  ceiling if peer.bounded else None),
                         f"figures/{label}_pred_vs_true.png")
     return scores
 
 
 @click.command()
-@click.option("--method", default=",".join(METHODS), show_default=True, help="comma list of " + ", ".join(METHODS))
+@click.option("--method", default=",".join(PEERS), show_default=True, help="comma list of " + ", ".join(PEERS))
 @opt.data
 @opt.noise_level
 @click.option("--labels", default="log_g", show_default=True, help="labels scored (and one CNN each), comma list")
 @click.option("--n-spectra", default=0, type=click.IntRange(0), show_default=True,
               help="first N test spectra (0: all)")
-@click.option("--n-train", default=0, type=click.IntRange(0), show_default=True,
-              help="training spectra of cannon and cnn (0: all)")
-@click.option("--prior", default=False, type=bool, show_default=True,
-              help="template_fit: maximum a posteriori under the labels' Gaussian priors")
-@click.option("--starts", default=3, type=click.IntRange(1), show_default=True,
-              help="template_fit: starts per spectrum")
-@click.option("--epochs", default=30, type=click.IntRange(1), show_default=True, help="cnn: most epochs")
-@click.option("--workers", default=0, type=click.IntRange(0), show_default=True,
-              help="template_fit processes (0: one per core, up to 4)")
+@peer_options
 @opt.seed
 @one_line_errors
-def main(method, data, noise_level, labels, n_spectra, n_train, prior, starts, epochs, workers, seed):
+def main(method, data, noise_level, labels, n_spectra, seed, **options):
     methods, label_list = split_list(method), split_list(labels)
-    check_choices("method", methods, METHODS)
+    check_choices("method", methods, PEERS)
     check_choices("label", label_list, LABELS)
     ds = open_dataset(data, labels=LABELS)
     n_test = len(ds["test"])
     if n_spectra > n_test:
         raise DistillError(f"n_spectra={n_spectra}: the test split holds {n_test} spectra")
     n_spectra = n_spectra or n_test
-    if "template_fit" in methods:  # refused before any method runs
+    if any(PEERS[name].needs_simulator for name in methods):  # refused before any peer runs
         check_simulated(ds["test"])
-    if workers == 0:
-        workers = 1 if n_spectra < SPAWN_PAYS else min(os.cpu_count() or 1, 4)
-    settings = dict(noise_level=noise_level, n_spectra=n_spectra, n_train=n_train, prior=prior, starts=starts,
-                    epochs=epochs, workers=workers, seed=seed, labels=label_list)
+    settings = dict(noise_level=noise_level, n_spectra=n_spectra, seed=seed, labels=label_list, **options)
     with tracking.tracked_run("peer", stage="peers", method=method):
         summary = ds.summary()
         tracking.log_dataset(summary, data)
-        for name in methods:
+        for peer in (PEERS[name] for name in methods):
             child = (tracking.tracked_run("peer", stage="peers", nested=True) if len(methods) > 1
                      else contextlib.nullcontext())
             with child:
-                mlflow.set_tags({"method": name, "sees_sigma": str(SEES_SIGMA[name]).lower()})
+                mlflow.set_tags({"method": peer.name, "sees_sigma": str(peer.sees_sigma).lower()})
                 if len(methods) > 1:
                     tracking.log_dataset(summary, data)
-                    tracking.log_params(dict(method=name, data=data, noise_level=noise_level))
+                    tracking.log_params(dict(method=peer.name, data=data, noise_level=noise_level))
                 ceiling = log_ceiling(summary, noise_level)
-                with progress_bar(n_spectra if name == "template_fit" else None, name) as bar:
-                    est = RUN[name](ds, progress=bar.update, **settings)
-                scores = log_estimate(name, est, ds, label_list, n_spectra, ceiling)
-                key = f"{name}_test_r2_{label_list[0]}"
-                click.echo(f"{name}: test R^2 {label_list[0]} {scores[key]:.3f} [{scores[key + '_lo']:.3f}, "
+                with progress_bar(peer.progress_total(settings), peer.name) as bar:
+                    est = run(peer, ds, progress=bar.update, **settings)
+                scores = log_estimate(peer, est, ds, label_list, n_spectra, ceiling)
+                key = f"{peer.name}_test_r2_{label_list[0]}"
+                click.echo(f"{peer.name}: test R^2 {label_list[0]} {scores[key]:.3f} [{scores[key + '_lo']:.3f}, "
                            f"{scores[key + '_hi']:.3f}] on {n_spectra} test spectra; fit {est.fit_seconds:.1f} s, "
                            f"predict {est.predict_seconds:.1f} s")
 
