@@ -62,7 +62,11 @@ class SpectrumFile:
                                f"{self.wave.shape}")
         if flux_shape[0] == 0:
             raise DistillError(f"{self.path}: '{FLUX_KEY}' holds no spectra; every split needs at least one")
-        self.params = read_params(self.path, PARAMS_KEY)  # never unpickles
+        try:
+            self.params = read_params(self.path, PARAMS_KEY)  # never unpickles
+        except OSError as e:
+            raise DistillError(f"{self.path}: cannot read '{PARAMS_KEY}' ({e}); the file is damaged: restore it or "
+                               "write it again") from None
         if len(self.params) != flux_shape[0]:
             raise DistillError(f"{self.path}: '{PARAMS_KEY}' has {len(self.params)} rows but the flux has "
                                f"{flux_shape[0]}")
@@ -70,6 +74,7 @@ class SpectrumFile:
         if missing:
             raise DistillError(f"{self.path}: '{PARAMS_KEY}' lacks label column(s) {', '.join(missing)}")
         self.params = self.params.reset_index(drop=True)
+        check_labels(self.params, labels, self.path)
         self.labels = tuple(labels)
         self._h5 = None
 
@@ -96,10 +101,15 @@ class SpectrumFile:
 
     def read(self, start: int = 0, stop: int | None = None):
         """Clean (flux, error), float32 (n, P), for rows ``start:stop``."""
-        f = self._file()
-        flux = np.asarray(f[FLUX_KEY][start:stop], dtype=np.float32)
-        error = np.asarray(f[ERROR_KEY][start:stop], dtype=np.float32)
-        return clean(flux, error, self.path, start)
+        return clean(self._array(FLUX_KEY, start, stop), self._array(ERROR_KEY, start, stop), self.path, start)
+
+    def _array(self, key: str, start: int, stop: int | None) -> np.ndarray:
+        """Rows ``start:stop`` of one array; a damaged file (its chunk index, a chunk) is one line naming it."""
+        try:
+            return np.asarray(self._file()[key][start:stop], dtype=np.float32)
+        except OSError as e:
+            raise DistillError(f"{self.path}: cannot read '{key}' rows {start}:{len(self) if stop is None else stop} "
+                               f"({e}); the file is damaged: restore it or write it again") from None
 
     def batches(self, batch_size: int = 1024, start: int = 0, stop: int | None = None):
         """Yield (start, flux, error) in contiguous batches; memory stays at one batch."""
@@ -111,6 +121,28 @@ class SpectrumFile:
     def digest(self) -> str:
         """Content digest (blake2b of the file bytes), cached per (path, size, mtime)."""
         return file_digest(self.path)
+
+
+def check_labels(params: pd.DataFrame, labels, path):
+    """Every label a finite number: a NaN or infinite label would reach a head's fit."""
+    for name in labels:
+        values = pd.to_numeric(params[name], errors="coerce").to_numpy(np.float64)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise DistillError(f"{path}: '{PARAMS_KEY}' column {name} has {bad.size} NaN or infinite value(s) (or "
+                               f"non-numbers), the first in row {bad[0]}; fill those labels or drop those spectra")
+
+
+MIN_TRAIN = 2
+"""The smallest training split any entry point fits on: batch statistics, a head's standardisation and R^2 need two
+spectra."""
+
+
+def check_train_size(n: int, where: str):
+    """One refusal, shared by every entry point, of a training split (or subset) too small to fit on."""
+    if n < MIN_TRAIN:
+        raise DistillError(f"{where}: a training split of {n} spectr{'um' if n == 1 else 'a'} is too small for a head "
+                           f"or a network (at least {MIN_TRAIN})")
 
 
 def clean(flux, error, path="<array>", first_row=None):
@@ -234,6 +266,8 @@ def open_dataset(root, labels=LABELS, splits=SPLITS) -> Dataset:
         raise DistillError(f"{root}: dataset directory not found (run the simulate entry point or pass data=DIR)")
     sealed.check(root, splits)
     files = {s: SpectrumFile(root / s / "dataset.h5", labels) for s in splits}
+    if "train" in files:
+        check_train_size(len(files["train"]), str(files["train"].path))
     waves = [f.wave for f in files.values()]
     if any(w.shape != waves[0].shape or not np.allclose(w, waves[0]) for w in waves):
         raise DistillError(f"{root}: the splits have different wavelength grids")

@@ -91,6 +91,20 @@ def _read_table(node, where: str) -> pd.DataFrame:
     return pd.DataFrame({name: columns[name] for name in order if name in columns})
 
 
+def _values(node, where: str) -> np.ndarray:
+    """An array of the fixed format; PyTables stores an empty one as a placeholder element and its real shape (a
+    pickled tuple) in the attribute ``shape``."""
+    if "shape" not in node.attrs:
+        return node[()]
+    try:
+        shape = plain_unpickle(node.attrs["shape"])
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
+        raise DistillError(f"{where}: cannot read the shape of {node.name} ({e})") from None
+    if not isinstance(shape, tuple) or not all(isinstance(n, int) and n >= 0 for n in shape) or all(shape):
+        raise DistillError(f"{where}: {node.name} has the shape attribute {shape!r}, not that of an empty array")
+    return np.empty(shape, dtype=node.dtype)
+
+
 def _read_fixed(node, where: str) -> pd.DataFrame:
     columns, i = {}, 0
     while f"block{i}_values" in node:
@@ -98,7 +112,7 @@ def _read_fixed(node, where: str) -> pd.DataFrame:
         if values.attrs.get("CLASS") == b"VLARRAY" or values.dtype.kind not in "biufS":
             raise DistillError(f"{where}: column(s) {', '.join(items)} are stored as pickled objects (pandas fixed "
                                "format), which could run code when read; write the table with format='table'")
-        data = values[()]
+        data = _values(values, where)
         data = data if values.attrs.get("transposed") else data.T
         columns |= {name: _column(data[:, j]) for j, name in enumerate(items)}
         i += 1

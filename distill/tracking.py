@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from . import intervals, stopping
 from .errors import DistillError
+from .redact import redact
 
 ENTRY_POINT_TAG = "mlflow.project.entryPoint"
 
@@ -32,13 +33,13 @@ def tracked_run(entry_point: str, stage: str | None = None, mvp: str | None = No
         if ENTRY_POINT_TAG not in MlflowClient().get_run(run.info.run_id).data.tags:
             mlflow.set_tag(ENTRY_POINT_TAG, entry_point)
         tags = {"stage": stage, "mvp": mvp, "interval_method": intervals.METHOD, **tags}
-        mlflow.set_tags({k: str(v) for k, v in tags.items() if v is not None})
+        mlflow.set_tags({k: redact(v) for k, v in tags.items() if v is not None})
         yield run
     except BaseException as e:
         message = str(e).splitlines()[0] if str(e) else type(e).__name__
         with stopping.held():
             with contextlib.suppress(Exception):
-                mlflow.set_tag("error", f"{type(e).__name__}: {message}"[:5000])
+                mlflow.set_tag("error", redact(f"{type(e).__name__}: {message}")[:5000])
             mlflow.end_run("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
         raise
     else:
@@ -50,7 +51,7 @@ def log_params(params: dict):
     """Log parameters not already on the run (``mlflow run`` logs the project's own first)."""
     run = mlflow.active_run()
     present = MlflowClient().get_run(run.info.run_id).data.params
-    new = {k: str(v) for k, v in params.items() if k not in present}
+    new = {k: redact(v) for k, v in params.items() if k not in present}
     if new:
         mlflow.log_params(new)
 
@@ -139,7 +140,7 @@ def resolve_run(ref: str, entry_point: str, tags: dict | None = None, accept=Non
         try:
             run = get_run(ref)
         except Exception:
-            raise DistillError(f"run {ref} not found in {mlflow.get_tracking_uri()}") from None
+            raise DistillError(f"run {ref} not found in {redact(mlflow.get_tracking_uri())}") from None
         if run.info.status != "FINISHED":
             raise DistillError(f"run {ref} is {run.info.status}; only FINISHED runs are used")
         if run.data.tags.get(ENTRY_POINT_TAG) != entry_point:

@@ -3,9 +3,13 @@
 Objective: validation R^2 of log g, never test. Students report it every epoch so a
 pruner can stop hopeless trials; multi-objective studies add the parameter count or
 the inference time and keep the Pareto front.
+
+A storage URL never holds a password (``mlflow run`` logs every ``-P`` value as a parameter before the entry point
+starts): PostgreSQL's comes from libpq's pgpass file (``PGPASSFILE``) or ``PGPASSWORD``.
 """
 import os
 import time
+import warnings
 from dataclasses import dataclass
 
 import optuna
@@ -13,6 +17,8 @@ import pandas as pd
 import sqlalchemy
 from optuna.storages import RDBStorage, RetryFailedTrialCallback
 
+from .errors import DistillError
+from .redact import has_password, redact
 from .student.model import HEADS as STUDENT_HEADS
 from .student.model import STUDENTS
 
@@ -28,6 +34,31 @@ def default_storage(tracking_uri: str) -> str:
     if tracking_uri.startswith("sqlite:///"):
         return f"sqlite:///{os.path.join(os.path.dirname(tracking_uri[len('sqlite:///'):]), 'optuna.db')}"
     return f"sqlite:///{os.path.abspath('optuna.db')}"
+
+
+def storage_url(storage: str, tracking_uri: str) -> str:
+    """The storage to use (``auto``: ``default_storage``); one that holds a password is refused."""
+    if storage == "auto":
+        return default_storage(tracking_uri)
+    if has_password(storage):
+        run = os.environ.get("MLFLOW_RUN_ID")
+        logged = f"; `mlflow run` logged it as parameter storage of run {run}: delete that run, then `mlflow gc`"
+        raise DistillError(f"storage={redact(storage)} holds a password: give the URL without it and the password in "
+                           f"libpq's pgpass file (PGPASSFILE) or PGPASSWORD{logged if run else ''}")
+    return storage
+
+
+def _items(text: str) -> list:
+    return [s.strip() for s in str(text).split(",") if s.strip()]
+
+
+def parse_range(text: str, name: str, cast=float) -> tuple:
+    """``"lo,hi"`` -> (lo, hi), or one line saying what is wrong."""
+    try:
+        lo, hi = (cast(v) for v in _items(text))
+    except ValueError:
+        raise DistillError(f"{name}={text!r}: give min,max") from None
+    return lo, hi
 
 
 @dataclass
@@ -76,6 +107,20 @@ def suggest_head(trial: optuna.Trial, head: str) -> dict:
             "min_child_samples": trial.suggest_int("min_child_samples", 5, 100, log=True)}
 
 
+def student_space(students: str, heads: str, targets: str, **ranges: str) -> StudentSpace:
+    """The checked search space from the entry point's comma lists and ``min,max`` ranges."""
+    bounds = {k: parse_range(v, k, int if k in ("layers", "width") else float) for k, v in ranges.items()}
+    space = StudentSpace(students=tuple(_items(students)), heads=tuple(_items(heads)), targets=tuple(_items(targets)),
+                         **bounds)
+    try:
+        check_space(space)
+    except ValueError as e:
+        raise DistillError(str(e)) from None
+    if set(space.targets) - {"log_g", "residual"}:
+        raise DistillError(f"targets={targets!r}: choose from log_g, residual")
+    return space
+
+
 def check_space(space: StudentSpace):
     bad = [s for s in space.students if s not in STUDENTS] + [h for h in space.heads if h not in STUDENT_HEADS]
     if bad:
@@ -89,7 +134,8 @@ def check_space(space: StudentSpace):
 
 def storage(url: str) -> RDBStorage:
     """An RDB storage (SQLite file or any SQLAlchemy URL, e.g. PostgreSQL) with heartbeats, so a killed
-    worker's RUNNING trials are failed and retried (up to ``RETRIES`` times).
+    worker's RUNNING trials are failed and retried (up to ``RETRIES`` times); one that cannot be opened (a wrong
+    password, host or database) is one line.
 
     Workers started together on an empty database race to create its tables (PostgreSQL answers the
     loser with a unique violation); the loser tries again and finds them made."""
@@ -97,16 +143,26 @@ def storage(url: str) -> RDBStorage:
         try:
             return RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=2 * HEARTBEAT_SECONDS,
                               failed_trial_callback=RetryFailedTrialCallback(max_retry=RETRIES))
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as e:
             if attempt == 4:
-                raise
+                raise DistillError(_cannot_open(url, e)) from None
             time.sleep(0.2 * (attempt + 1))
+        except (sqlalchemy.exc.SQLAlchemyError, ImportError) as e:
+            raise DistillError(_cannot_open(url, e)) from None
 
 
-def create_study(name: str, url: str, second: str, pruner: str, seed: int) -> optuna.Study:
-    """A seeded TPE study (resumed if it exists); maximise val R^2 [, minimise params or time]."""
+def _cannot_open(url: str, e: Exception) -> str:
+    detail = " ".join(str(getattr(e, "orig", None) or e).split())
+    return redact(f"storage={url}: cannot open the Optuna storage ({detail})")
+
+
+def create_study(name: str, store: RDBStorage, second: str, pruner: str, seed: int) -> optuna.Study:
+    """A seeded TPE study in ``store`` (resumed if it exists); maximise val R^2 [, minimise params or time]. Optuna
+    logs warnings only."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     directions = ["maximize"] + ([] if second == "none" else ["minimize"])
-    return optuna.create_study(study_name=name, storage=storage(url), load_if_exists=True, directions=directions,
+    return optuna.create_study(study_name=name, storage=store, load_if_exists=True, directions=directions,
                                sampler=optuna.samplers.TPESampler(seed=seed),
                                pruner=optuna.pruners.MedianPruner(n_warmup_steps=1) if pruner == "median"
                                else optuna.pruners.NopPruner())
@@ -117,7 +173,6 @@ def pareto_table(study: optuna.Study) -> pd.DataFrame:
     rows = [{"trial": t.number, "val_r2_log_g": t.values[0], "second_objective": t.values[1],
              **t.params} for t in study.best_trials]
     return pd.DataFrame(rows).sort_values("second_objective")
-
 
 
 def study_figures(study: optuna.Study, second: str = "none") -> dict:

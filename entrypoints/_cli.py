@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from distill import stopping
 from distill.errors import DistillError
+from distill.redact import redact
 
 REPO = Path(__file__).resolve().parents[1]  # the MLflow project
 
@@ -30,7 +31,7 @@ def _die_with_parent():
 def one_line_errors(fn):
     """The entry-point guard.
 
-    - A DistillError prints ``error: <message>`` on stderr and exits with status 2.
+    - A DistillError prints ``error: <message>`` on stderr (any URL's password hidden) and exits with status 2.
     - SIGTERM, SIGHUP and SIGINT unwind the entry point (its run ends KILLED with an ``error`` tag, see
       ``tracking.tracked_run``), print ``stopped: <signal>`` and exit with 128 + the signal number; the process
       also stops when the process that started it dies.
@@ -46,7 +47,7 @@ def one_line_errors(fn):
         try:
             return fn(*args, **kwargs)
         except DistillError as e:
-            click.echo(f"error: {e}", err=True)
+            click.echo(f"error: {redact(e)}", err=True)
             sys.exit(2)
         except KeyboardInterrupt as e:
             name = str(e) if isinstance(e, stopping.Stopped) else "SIGINT"

@@ -2,9 +2,11 @@
 import click
 
 from distill.data import LABELS
+from distill.errors import DistillError
 from distill.features.pooling import STORE_SEGMENTS
 from distill.heads import ON_VAL
 from distill.teacher import DIRECTIONS
+from entrypoints._cli import number_list
 
 
 def options(*decorators):
@@ -20,6 +22,15 @@ data = click.option("--data", default="data/sim", show_default=True, help="datas
 MAX_NOISE_LEVEL = 1000.0  # beyond this float32 spectra overflow
 noise_level = click.option("--noise-level", default=1.0, type=click.FloatRange(0, MAX_NOISE_LEVEL),
                            show_default=True, help="noisy = flux + noise_level * sigma * N(0, 1)")
+
+
+def noise_level_list(text: str) -> list:
+    """The sorted levels of a comma list, each checked as ``--noise-level`` is (call it before any work starts)."""
+    levels = number_list(text, "noise_levels")
+    if levels[-1] > MAX_NOISE_LEVEL:
+        raise DistillError(f"noise_levels={text!r}: {levels[-1]:g} is not in the range 0<=x<={MAX_NOISE_LEVEL:g} "
+                           "(float32 spectra overflow)")
+    return levels
 seed = click.option("--seed", default=42, type=int, show_default=True)
 features = click.option("--features", default="latest", show_default=True,
                         help="extract run id, or latest for this data and noise level")

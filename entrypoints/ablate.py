@@ -354,7 +354,7 @@ def main(data, kind, features, teacher, student, label_free_student, no_error_te
     check_choices("label", [label], LABELS)
     if pooling == "attention":
         raise DistillError("pooling=attention is learned with a head; ablations need a fixed pooling")
-    opts = dict(noise_levels=number_list(noise_levels, "noise_levels"), sizes=number_list(sizes, "sizes", int),
+    opts = dict(noise_levels=opt.noise_level_list(noise_levels), sizes=number_list(sizes, "sizes", int),
                 false_alarm=false_alarm, shuffles=shuffles, seed=seed, no_error_teacher=no_error_teacher,
                 teacher_epochs=teacher_epochs)
     head_params = opt.head_params(alpha, num_leaves, n_estimators, seed)

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 import mlflow
 
-from distill import ablations, tracking
+from distill import ablations, report_dir, tracking
 from distill.ceiling import check_simulated
 from distill.data import open_dataset
 from distill.errors import DistillError
@@ -66,10 +66,12 @@ PCA_DIMS = 32  # Stage 1.3: the chosen latent reduced to this many dimensions (t
 @click.option("--segments", default=0, type=click.IntRange(0), show_default=True,
               help="segment means stored per layer, a power of two; 0: the scale's")
 @click.option("--force", default=False, type=bool, show_default=True, help="recompute every step")
-@click.option("--out", default="reports/latest", show_default=True, help="directory for report.md and report.html")
+@click.option("--out", default="reports/latest", show_default=True,
+              help="directory for report.md and report.html: new, empty, or one a report made")
 @one_line_errors
 def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, student_epochs, segments, force,
          out):
+    report_dir.check(out)  # before any work: out= is a new or empty directory, or one a report made
     cfg = dict(SCALES[scale])
     cfg.update({k: v for k, v in dict(n_train=n_train, n_val=n_val, n_test=n_test, teacher_epochs=teacher_epochs,
                                       student_epochs=student_epochs, segments=segments).items() if v})

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from distill import figures, heads, probe, tracking
-from distill.data import LABELS, open_dataset
+from distill.data import LABELS, check_train_size, open_dataset
 from distill.errors import DistillError, check_choices
 from distill.features.pooling import check_pooling
 from entrypoints import _options as opt
@@ -61,6 +61,15 @@ def run_one(fs: probe.FeatureSet, labels, head, pooling_name, early_stop, head_p
 ANY = 2**20  # a length and segment count longer than any layer's
 
 
+def check_pca(pca: int, n_train: int, n_features: int | None = None):
+    """PCA finds at most as many components as there are training spectra and features."""
+    most = min(n_train, n_features or n_train)
+    if pca > most:
+        features = "" if n_features is None else f" and {n_features} features"
+        raise DistillError(f"pca={pca}: more components than {n_train} training spectra{features} give (at most "
+                           f"{most})")
+
+
 @click.command()
 @opt.data
 @click.option("--input", "input_", default="latent", type=click.Choice(probe.INPUTS), show_default=True)
@@ -83,6 +92,9 @@ def main(data, input_, features, layer, pooling, direction, head, alpha, num_lea
     check_choices("head", head_list, heads.HEADS)
     check_choices("label", label_list, LABELS)
     ds = open_dataset(data, labels=LABELS)
+    if n_train:
+        check_train_size(n_train, f"n_train={n_train}")
+    check_pca(pca, n_train or len(ds["train"]))
     head_params = opt.head_params(alpha, num_leaves, n_estimators, seed, pca=pca)
     for name in poolings:  # a name no layer could give fails before anything runs
         check_pooling(name, ANY, segments=ANY)
@@ -119,6 +131,7 @@ def main(data, input_, features, layer, pooling, direction, head, alpha, num_lea
                 fs = probe.subset_train(fs, n_train, seed)
             else:
                 fs = baseline
+            check_pca(pca, len(fs.y["train"]), int(np.prod(fs.x["train"].shape[1:])))
             tags = {"layer": lay, "pooling": pool_name, "head": h, "direction": direction}
             if grid:
                 with tracking.tracked_run("probe", stage="1", mvp="1.1", nested=True, input=input_):

@@ -3,8 +3,11 @@
     mlflow run . -e report --env-manager local                      # the newest FINISHED main run
     mlflow run . -e report -P run_id=<main run id> -P out=reports/x --env-manager local
 
-Writes report.md and a self-contained report.html (figures inline) as artifacts and to ``out``.
+Writes report.md and a self-contained report.html (figures inline) as artifacts and to ``out``: a new or empty
+directory, or one a report made (``distill/report_dir.py``); only a FINISHED main run (or the main run whose last step
+this report is) is reported.
 """
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -12,10 +15,12 @@ from pathlib import Path
 import click
 import mlflow
 import pandas as pd
+from mlflow.exceptions import MlflowException
 
-from distill import report, tracking
+from distill import report, report_dir, tracking
 from distill.errors import DistillError
 from distill.peers import METHODS as PEERS
+from distill.redact import redact
 from entrypoints._cli import one_line_errors
 
 STEPS = ("fisher", "probe_raw", "probe_denoised", "probe_grid", "probe_untrained", "probe_pca", "decompose_error",
@@ -30,6 +35,23 @@ FIGURES = {  # step -> artifact figures worth looking at
     "sample_efficiency": ["figures/sample_efficiency.png"],
     "peer_template_fit": ["figures/crb_ratio_log_g.png"],
 }
+
+
+def resolve_main(ref: str):
+    """The main run to report: FINISHED, or RUNNING with this report as its step (main's last one)."""
+    if not tracking.is_run_id(ref):
+        return tracking.resolve_run(ref, "main")
+    try:
+        run = tracking.get_run(ref)
+    except MlflowException:
+        raise DistillError(f"run_id={ref}: no such run in {redact(mlflow.get_tracking_uri())}") from None
+    if run.data.tags.get(tracking.ENTRY_POINT_TAG) != "main":
+        raise DistillError(f"run_id={ref}: a {run.data.tags.get(tracking.ENTRY_POINT_TAG)} run, not a main run")
+    own = os.environ.get("MLFLOW_RUN_ID")
+    parent = tracking.get_run(own).data.tags.get("mlflow.parentRunId") if own else None
+    if run.info.status != "FINISHED" and not (run.info.status == "RUNNING" and parent == ref):
+        raise DistillError(f"run_id={ref}: the main run is {run.info.status}; only a FINISHED main run is reported")
+    return run
 
 
 def summary(run) -> dict:
@@ -84,13 +106,13 @@ def fetch_predictions(runs: dict, dst: Path) -> dict:
 @click.command()
 @click.option("--run-id", default="latest", show_default=True,
               help="a main run id, or latest (the newest FINISHED main)")
-@click.option("--out", default="reports/latest", show_default=True, help="directory for report.md and report.html")
+@click.option("--out", default="reports/latest", show_default=True,
+              help="directory for report.md and report.html: new, empty, or one a report made")
 @one_line_errors
 def main(run_id, out):
+    report_dir.check(out)
+    main_run = resolve_main(run_id)
     with tracking.tracked_run("report", stage="report"):
-        main_run = tracking.get_run(run_id) if tracking.is_run_id(run_id) else tracking.resolve_run(run_id, "main")
-        if main_run.data.tags.get(tracking.ENTRY_POINT_TAG) != "main":
-            raise DistillError(f"run {main_run.info.run_id} is not a main run")
         mlflow.set_tag("main_run_id", main_run.info.run_id)
         runs, ablations = collect(main_run)
         work = Path(tempfile.mkdtemp(prefix="report-"))
@@ -120,12 +142,8 @@ def main(run_id, out):
         tracking.log_table(table, "tables/stages.json")
         tracking.log_metrics({f"n_{status.replace(' ', '_')}": int((table["status"] == status).sum())
                               for status in (report.PASS, report.FAIL, report.NOT_RUN)})
-        target = Path(out)
-        staging = target.with_name(f".{target.name}.partial")  # never a half-written report under out
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(page, staging)
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
+        target = report_dir.write(out, {p.relative_to(page).as_posix(): p.read_bytes() for p in page.rglob("*")
+                                        if p.is_file()})
         shutil.rmtree(work, ignore_errors=True)
         click.echo(table[["stage", "measured", "status", "next"]].to_string(index=False, max_colwidth=70))
         for extra in (peers, ceiling):

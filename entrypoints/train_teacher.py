@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from distill import tracking
-from distill.data import ArraySpectra, open_dataset
+from distill.data import ArraySpectra, check_train_size, open_dataset
 from distill.device import pick_device
 from distill.errors import DistillError
 from distill.teacher import PRESETS, BlindSpotUNet1D, figures, save
@@ -63,6 +63,8 @@ def main(data, preset, num_layers, embed_dim, kernel_size, use_bn, input_sigma, 
     torch.manual_seed(seed)
     device = pick_device()
     ds = open_dataset(data)
+    if train_subset:
+        check_train_size(train_subset, f"train_subset={train_subset}")
     if train_subset > len(ds["train"]):
         raise DistillError(f"train_subset={train_subset} exceeds the training split ({len(ds['train'])})")
     train = ArraySpectra(*ds["train"].read(0, train_subset)) if train_subset else ds["train"]

@@ -6,9 +6,11 @@ unless ``retrain_best=true``, which evaluates the best configuration once on tes
     mlflow run . -e tune -P study=head -P head=lightgbm -P input=noisy_flux --env-manager local
     mlflow run . -e tune -P second_objective=params --env-manager local        # Pareto front
     make dashboard                                                             # optuna-dashboard on the storage
+
+A storage URL with a password is refused (``mlflow run`` logs it as a parameter): give ``postgresql://user@host/db``
+and the password in libpq's pgpass file (``PGPASSFILE``) or ``PGPASSWORD``.
 """
 import contextlib
-import warnings
 
 import click
 import mlflow
@@ -22,18 +24,11 @@ from distill.device import pick_device
 from distill.errors import DistillError
 from distill.heads import SHARED_HEADS
 from distill.objectives import LABEL, TUNING, HeadObjective, StudentObjective
+from distill.redact import redact
 from distill.student.train import DistillSettings
 from entrypoints import _options as opt
-from entrypoints._cli import one_line_errors, split_list
+from entrypoints._cli import one_line_errors
 from entrypoints._upstream import download_features, features_run, residual_target
-
-
-def pair(text: str, name: str, cast=float) -> tuple:
-    try:
-        lo, hi = (cast(v) for v in split_list(text))
-    except ValueError:
-        raise DistillError(f"{name}={text!r}: give min,max") from None
-    return lo, hi
 
 
 def trial_runs(study_name: str):
@@ -74,7 +69,7 @@ def log_study(study: optuna.Study, second: str):
 @click.option("--study-name", default="auto", show_default=True,
               help="auto: distill-{study}; the same name resumes / shares a study")
 @click.option("--storage", default="auto", show_default=True,
-              help="Optuna RDB URL; auto: SQLite optuna.db beside the MLflow store")
+              help="Optuna RDB URL without its password (PGPASSFILE); auto: SQLite optuna.db beside the MLflow store")
 @click.option("--n-trials", default=20, type=click.IntRange(1), show_default=True)
 @click.option("--timeout", default=0, type=click.IntRange(0), show_default=True, help="seconds (0: none)")
 @click.option("--pruner", default="median", type=click.Choice(tuning.PRUNERS), show_default=True)
@@ -105,45 +100,33 @@ def log_study(study: optuna.Study, second: str):
               show_default=True, help="head study: the features")
 @one_line_errors
 def main(data, study_type, study_name, storage, n_trials, timeout, pruner, second_objective, retrain_best, seed,
-         features, layer,
-         pooling, direction, noise_level, epochs, batch_size, patience, students, layers, width,
-         width_multiplier, dropout, lr,
-         lambda_z, lambda_y, student_heads, targets, residual, head, input_):
-    space = tuning.StudentSpace(students=tuple(split_list(students)), layers=pair(layers, "layers", int),
-                                width=pair(width, "width", int),
-                                width_multiplier=pair(width_multiplier, "width_multiplier"),
-                                dropout=pair(dropout, "dropout"),
-                                lr=pair(lr, "lr"), lambda_z=pair(lambda_z, "lambda_z"),
-                                lambda_y=pair(lambda_y, "lambda_y"),
-                                heads=tuple(split_list(student_heads)), targets=tuple(split_list(targets)))
-    try:
-        tuning.check_space(space)
-    except ValueError as e:
-        raise DistillError(str(e)) from None
-    if set(space.targets) - {LABEL, "residual"}:
-        raise DistillError(f"targets={targets!r}: choose from log_g, residual")
+         features, layer, pooling, direction, noise_level, epochs, batch_size, patience, students, layers, width,
+         width_multiplier, dropout, lr, lambda_z, lambda_y, student_heads, targets, residual, head, input_):
+    space = tuning.student_space(students, student_heads, targets, layers=layers, width=width,
+                                 width_multiplier=width_multiplier, dropout=dropout, lr=lr, lambda_z=lambda_z,
+                                 lambda_y=lambda_y)
     if study_type == "head" and second_objective != "none":
         raise DistillError("second_objective needs study=student (a head has no student to count or time)")
     name = f"distill-{study_type}" if study_name == "auto" else study_name
-    url = tuning.default_storage(mlflow.get_tracking_uri()) if storage == "auto" else storage
+    url = tuning.storage_url(storage, mlflow.get_tracking_uri())
     ds = open_dataset(data, labels=LABELS)
+    store = tuning.storage(url)
     with tracking.tracked_run("tune", stage="tune", study=name, study_type=study_type):
         summary = ds.summary()
         tracking.log_dataset(summary, data)
-        mlflow.set_tag("optuna_storage", url)
+        mlflow.set_tag("optuna_storage", redact(url))
         y = {LABEL: {s: ds[s].params[LABEL].to_numpy(np.float64) for s in TUNING}}
         local = manifest = None
+        r = (residual_target(residual, data, LABEL, {s: len(ds[s]) for s in ("train", "val", "test")})
+             if study_type == "student" and "residual" in space.targets else None)  # decompose_error's, per split
         if features != "none" and (study_type == "student" or input_ == "latent"):
             run = features_run(features, data, noise_level, summary)
             mlflow.set_tag("features_run_id", run.info.run_id)
             local, manifest = download_features(run, sorted(set(layer.split("+"))))
+        latent = None if manifest is None else probe.latent_features(local, manifest, layer, pooling, direction)
         if study_type == "student":
-            z = None
-            if manifest is not None:
-                latent = probe.latent_features(local, manifest, layer, pooling, direction)
-                z = {s: latent.x[s] for s in TUNING}
-            if "residual" in space.targets:
-                r = residual_target(residual, data, LABEL, {s: len(ds[s]) for s in ("train", "val", "test")})
+            z = None if latent is None else {s: latent.x[s] for s in TUNING}
+            if r is not None:
                 y["residual"] = {s: r[s] for s in TUNING}
             settings = DistillSettings(epochs=epochs, batch_size=batch_size, noise_level=noise_level,
                                        patience=patience, seed=seed)
@@ -151,16 +134,13 @@ def main(data, study_type, study_name, storage, n_trials, timeout, pruner, secon
                                          second_objective, trial_runs(name))
         else:
             if input_ == "latent":
-                if manifest is None:
+                if latent is None:
                     raise DistillError("input=latent needs an extract run; pass features=<run id|latest>")
-                fs = probe.latent_features(local, manifest, layer, pooling, direction)
-                x = {s: fs.x[s] for s in TUNING}
+                x = {s: latent.x[s] for s in TUNING}
             else:
                 x = probe.baseline_features(ds, input_, noise_level, splits=TUNING).x
             objective = HeadObjective(x, y[LABEL], head, seed, trial_runs(name))
-        study = tuning.create_study(name, url, second_objective, pruner, seed)
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        study = tuning.create_study(name, store, second_objective, pruner, seed)
         mine = []  # this worker's trials (other workers may share the study)
         study.optimize(objective, n_trials=n_trials, timeout=timeout or None, show_progress_bar=True,
                        callbacks=[lambda _, trial: mine.append(trial.number)])
@@ -170,15 +150,12 @@ def main(data, study_type, study_name, storage, n_trials, timeout, pruner, secon
             click.echo(f"study {name}: {len(study.trials)} trials; best val R^2 log g {study.best_value:.3f} with "
                        f"{study.best_params}")
             if retrain_best:
-                test_y = {LABEL: ds["test"].params[LABEL].to_numpy(np.float64)}
-                if "residual" in space.targets and study_type == "student":
-                    test_y["residual"] = residual_target(residual, data, LABEL,
-                                                         {s: len(ds[s]) for s in ("train", "val", "test")})["test"]
+                test_y = {LABEL: ds["test"].params[LABEL].to_numpy(np.float64)} | ({} if r is None else
+                                                                                   {"residual": r["test"]})
                 if study_type == "student":
                     test_x = lambda: ds["test"]  # noqa: E731
                 elif input_ == "latent":
-                    test_x = lambda: probe.latent_features(local, manifest, layer, pooling,  # noqa: E731
-                                                           direction).x["test"]
+                    test_x = lambda: latent.x["test"]  # noqa: E731
                 else:
                     test_x = lambda: probe.baseline_features(ds, input_, noise_level,  # noqa: E731
                                                              splits=("test",)).x["test"]

@@ -6,6 +6,7 @@ import pickle
 import shutil
 from pathlib import Path
 
+import click
 import h5py
 import mlflow
 import numpy as np
@@ -15,9 +16,14 @@ import torch
 from click.testing import CliRunner
 
 from distill import tracking
-from distill.data import PARAMS_KEY
+from distill.data import FLUX_KEY, PARAMS_KEY, write_split
+from distill.errors import DistillError
 from distill.teacher import PRESETS, BlindSpotUNet1D, save
 from entrypoints import ablate, decompose_error, distill_student, extract, fisher, peer, probe, train_teacher, tune
+from entrypoints import main as pipeline
+from entrypoints import report as report_ep
+from entrypoints._cli import one_line_errors
+from tests.test_data import damage_chunk_index
 
 MARKER = Path(os.environ.get("TMPDIR", "/tmp")) / "distill-payload-ran"
 
@@ -87,14 +93,48 @@ def empty_split(data: Path) -> Path:
     return data
 
 
+def rewrite_params(path: Path, change, fmt="table"):
+    """Replace a split's params table by ``change(params)``, written in pandas' ``fmt``."""
+    params = change(pd.read_hdf(path, PARAMS_KEY))
+    with h5py.File(path, "a") as f:
+        del f[PARAMS_KEY]
+    params.to_hdf(path, key=PARAMS_KEY, mode="a", format=fmt)
+
+
 def foreign(data: Path) -> Path:
     """The same files with the simulator's 'mag' column dropped: data the simulator did not make."""
     for split in ("train", "val", "test"):
-        path = data / split / "dataset.h5"
-        params = pd.read_hdf(path, PARAMS_KEY).drop(columns=["mag"])
-        with h5py.File(path, "a") as f:
-            del f[PARAMS_KEY]
-        params.to_hdf(path, key=PARAMS_KEY, mode="a", format="table")
+        rewrite_params(data / split / "dataset.h5", lambda p: p.drop(columns=["mag"]))
+    return data
+
+
+def nan_label(data: Path) -> Path:
+    """A NaN log g in row 5 of the train split's params."""
+    rewrite_params(data / "train" / "dataset.h5", lambda p: p.assign(log_g=p["log_g"].mask(p.index == 5)))
+    return data
+
+
+def params_without_rows(data: Path) -> Path:
+    """The val split's params table emptied (pandas' fixed format keeps an empty frame); its 32 spectra stay."""
+    rewrite_params(data / "val" / "dataset.h5", lambda p: p.iloc[:0], fmt="fixed")
+    return data
+
+
+def corrupt_chunk_index(data: Path) -> Path:
+    """The train split's chunk index of its flux overwritten: the file opens, reading its spectra fails."""
+    damage_chunk_index(data / "train" / "dataset.h5")
+    return data
+
+
+def one_row_training_split(data: Path) -> Path:
+    """The train split cut to its first spectrum."""
+    path = data / "train" / "dataset.h5"
+    with h5py.File(path, "r") as f:
+        wave, flux, error = (f[k][:1] if k != "spectrumdataset/wave" else f[k][()] for k in
+                             ("spectrumdataset/wave", FLUX_KEY, "dataset/arrays/error/value"))
+    params = pd.read_hdf(path, PARAMS_KEY).iloc[:1]
+    path.unlink()
+    write_split(path, wave, params, [(flux, error)], wave.size)
     return data
 
 
@@ -133,19 +173,45 @@ CASES = {
     "checkpoint a text file": (train_teacher.main, ["--checkpoint", "notes.txt"], None, "not a checkpoint"),
     "checkpoint an unknown run": (train_teacher.main, ["--checkpoint", "0" * 32], None, "no such run"),
     "checkpoint not a file": (train_teacher.main, ["--checkpoint", "nowhere.pt"], None, "neither a file nor"),
+    "NaN label": (probe.main, ["--input", "noisy_flux"], nan_label, "column log_g has 1 NaN or infinite value"),
+    "params table with no rows": (probe.main, ["--input", "noisy_flux"], params_without_rows,
+                                  "has 0 rows but the flux has 32"),
+    "corrupt chunk index (probe)": (probe.main, ["--input", "noisy_flux"], corrupt_chunk_index,
+                                    "train/dataset.h5: cannot read 'dataset/arrays/"),
+    "corrupt chunk index (train_teacher)": (train_teacher.main, ["--epochs", "1"], corrupt_chunk_index,
+                                            "train/dataset.h5: cannot read 'dataset/arrays/"),
+    "noise levels overflowing float32": (ablate.main, ["--noise-levels", "0,1e39"], None,
+                                         "1e+39 is not in the range"),
+    "more PCA components than spectra": (probe.main, ["--input", "noisy_flux", "--pca", "100000"], None,
+                                         "pca=100000: more components"),
+    "storage URL holding a password": (tune.main, ["--study", "head", "--input", "noisy_flux", "--storage",
+                                                   "postgresql://postgres:planted-S3cret@127.0.0.1:1/optuna"], None,
+                                       "holds a password"),
+    "training subset of one (probe)": (probe.main, ["--input", "noisy_flux", "--n-train", "1"], None,
+                                       "too small for a head"),
+    "training subset of one (train_teacher)": (train_teacher.main, ["--train-subset", "1"], None,
+                                               "too small for a head"),
+    **{f"one-row training split ({command.callback.__module__.split('.')[-1]})": (command, args, one_row_training_split,
+                                                                         "too small for a head")
+       for command, args in ((probe.main, ["--input", "noisy_flux"]), (train_teacher.main, []), (extract.main, []),
+                             (distill_student.main, []), (decompose_error.main, []), (ablate.main, []),
+                             (tune.main, ["--study", "head", "--input", "noisy_flux"]), (peer.main, []),
+                             (fisher.main, []))},
 }
 
 
-def refuse(command, args: list, data: Path, words: str):
-    """Run in-process; assert the refusal is one error line, exit status non-zero, no FINISHED run, data intact."""
-    before, runs = digest(data), finished_runs()
-    result = CliRunner().invoke(command, ["--data", str(data), *args])
+def refuse(command, args: list, data: Path | None, words: str):
+    """Run in-process (with ``--data data`` unless None); assert the refusal is one error line, exit status non-zero,
+    no FINISHED run, data intact."""
+    before, runs = digest(data) if data else None, finished_runs()
+    result = CliRunner().invoke(command, (["--data", str(data)] if data else []) + args)
     assert isinstance(result.exception, SystemExit) and result.exit_code != 0, (result.exception, result.output)
     lines = [line for line in result.output.splitlines() if line.lower().startswith("error:")]
     assert len(lines) == 1 and words in lines[0], result.output[-2000:]
     assert "Traceback" not in result.output
     assert finished_runs() == runs, "a refused call left a FINISHED run"
-    assert digest(data) == before, "the input data changed"
+    assert data is None or digest(data) == before, "the input data changed"
+    return result
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -204,3 +270,88 @@ def test_a_quoted_data_path_works(mlflow_store, tiny_data, tmp_path):
     plant_run("train_teacher", "FINISHED", str(data.resolve()), [tmp_path / "teacher.pt"])
     result = CliRunner().invoke(extract.main, ["--data", str(data), "--layer", "enc_last"])
     assert result.exit_code == 0, result.output[-2000:]
+
+
+def store_files_holding(root: Path, secret: str) -> list:
+    """The files under ``root`` (the SQLite store, its artifacts) whose bytes hold ``secret``."""
+    return [p for p in root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+
+
+def test_a_storage_password_is_refused_before_it_is_logged(mlflow_store, tiny_data, tmp_path):
+    """The password in a storage URL reaches no parameter, tag, artifact or output line: refused before any run."""
+    secret = "planted-S3cret"
+    url = f"postgresql://postgres:{secret}@127.0.0.1:1/optuna"
+    result = refuse(tune.main, ["--study", "head", "--input", "noisy_flux", "--storage", url], tiny_data,
+                    "PGPASSFILE")
+    assert secret not in result.output and "postgres:***@127.0.0.1:1/optuna" in result.output
+    assert not store_files_holding(tmp_path, secret)
+
+
+def test_a_password_in_an_error_is_hidden(mlflow_store, tmp_path):
+    """Whatever URL an error names (a tracking or storage URI with user:password), its line and the run's error tag
+    show ``user:***@``."""
+    @click.command()
+    @one_line_errors
+    def fails():
+        with tracking.tracked_run("probe"):
+            raise DistillError("run 0 not found in postgresql://alice:planted-S3cret@db.example:5432/mlflow")
+
+    result = CliRunner().invoke(fails, [])
+    assert result.exit_code == 2 and "postgresql://alice:***@db.example:5432/mlflow" in result.output
+    assert "planted-S3cret" not in result.output
+    (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert "alice:***@" in run.data.tags["error"] and not store_files_holding(tmp_path, "planted-S3cret")
+
+
+@pytest.mark.slow
+def test_a_wrong_database_password_is_one_line(postgres, mlflow_store, tiny_data, tmp_path, monkeypatch):
+    wrong = tmp_path / "wrong.pgpass"
+    wrong.write_text("127.0.0.1:*:*:postgres:not-the-password\n")
+    wrong.chmod(0o600)
+    monkeypatch.setenv("PGPASSFILE", str(wrong))
+    refuse(tune.main, ["--study", "head", "--input", "noisy_flux", "--n-trials", "1", "--storage",
+                       f"{postgres}/optuna"], tiny_data, "password authentication failed")
+
+
+@pytest.fixture
+def main_run(mlflow_store, tiny_data):
+    """A FINISHED main run with no steps (its report says every stage was not run)."""
+    return plant_run("main", "FINISHED", str(tiny_data))
+
+
+def test_report_refuses_an_unknown_run_id(mlflow_store, tmp_path):
+    refuse(report_ep.main, ["--run-id", "0" * 32, "--out", str(tmp_path / "rep")], None, "no such run")
+    assert not (tmp_path / "rep").exists()
+
+
+@pytest.mark.parametrize("status", ["FAILED", "KILLED", "RUNNING"])
+def test_report_refuses_a_main_run_that_did_not_finish(mlflow_store, tiny_data, tmp_path, status):
+    """No report for a main run that failed, was stopped or still runs elsewhere; out is left as it was."""
+    run_id = plant_run("main", status, str(tiny_data))
+    refuse(report_ep.main, ["--run-id", run_id, "--out", str(tmp_path / "rep")], None, "only a FINISHED main run")
+    assert not (tmp_path / "rep").exists()
+
+
+def test_out_refuses_a_directory_the_project_did_not_make(main_run, tmp_path):
+    """A user's directory keeps every file: report and main refuse it before any work; a file is refused too."""
+    home = tmp_path / "home" / "results"
+    (home / "figures").mkdir(parents=True)
+    (home / "notes.txt").write_text("a week of notes\n")
+    (home / "figures" / "mine.png").write_bytes(b"\x89PNG mine")
+    before = digest(home)
+    refuse(report_ep.main, ["--run-id", main_run, "--out", str(home)], None, "not made by distill")
+    assert digest(home) == before
+    refuse(pipeline.main, ["--teacher", "nowhere.pt", "--out", str(home)], None, "not made by distill")
+    assert digest(home) == before
+    refuse(report_ep.main, ["--run-id", main_run, "--out", str(home / "notes.txt")], None, "not a directory")
+    assert digest(home) == before
+
+
+def test_report_writes_a_new_directory_and_only_replaces_its_own_files(main_run, tmp_path):
+    out = tmp_path / "reports" / "latest"
+    for _ in range(2):  # the second time into the directory it made, beside a file the user added
+        result = CliRunner().invoke(report_ep.main, ["--run-id", main_run, "--out", str(out)])
+        assert result.exit_code == 0, result.output[-2000:]
+        assert {"report.md", "report.html", ".distill-report"} <= {p.name for p in out.iterdir()}
+        (out / "notes.txt").write_text("mine\n")
+    assert (out / "notes.txt").read_text() == "mine\n"

@@ -1,4 +1,6 @@
 """The pfsspec HDF5 layer: exact layout round trips, cleaning, bad input, reproducible noise."""
+import re
+
 import h5py
 import numpy as np
 import pandas as pd
@@ -87,6 +89,9 @@ def test_cleaning_clips_flux_and_fills_edge_nans(tmp_path):
     ("nan_flux", "non-finite flux at row 4"),
     ("zero_error", "non-positive error"),
     ("not_hdf5", "not a readable HDF5 file"),
+    ("nan_label", "column log_g has 2 NaN or infinite value(s) (or non-numbers), the first in row 1"),
+    ("text_label", "column T_eff has 1 NaN or infinite value(s) (or non-numbers), the first in row 4"),
+    ("no_rows", "'dataset/params' has 0 rows but the flux has 6"),
 ])
 def test_bad_input_gets_one_clear_line(tmp_path, case, message):
     path = tmp_path / "d.h5"
@@ -112,6 +117,17 @@ def test_bad_input_gets_one_clear_line(tmp_path, case, message):
         write_plain(path, error=error)
     elif case == "not_hdf5":
         path.write_text("not hdf5")
+    elif case in ("nan_label", "text_label", "no_rows"):
+        params = pd.DataFrame({c: rng.uniform(0, 1, N) for c in data.LABELS})
+        if case == "nan_label":
+            params.loc[[1, 3], "log_g"] = [np.nan, -np.inf]
+        elif case == "text_label":
+            params["T_eff"] = ["5000", "5100", "5200", "5300", "hot", "5500"]
+        write_plain(path, params=params)
+        if case == "no_rows":  # pandas writes no empty table: the fixed format keeps it
+            with h5py.File(path, "a") as f:
+                del f["dataset/params"]
+            params.iloc[:0].to_hdf(path, key="dataset/params", mode="a", format="fixed")
     with pytest.raises(DistillError) as info:
         data.SpectrumFile(path).read()
     text = str(info.value)
@@ -151,3 +167,46 @@ def test_digest_changes_with_content(tmp_path):
     assert first == data.file_digest(tmp_path / "a.h5")
     write_plain(tmp_path / "a.h5", flux=np.full((N, P), 3.0))
     assert data.file_digest(tmp_path / "a.h5") != first
+
+
+def damage_chunk_index(path, key=data.FLUX_KEY):
+    """Overwrite the signature of the chunk index of ``key`` (an HDF5 v1 B-tree node of raw-data chunks: ``TREE``,
+    type 1), so the file still opens and reading that array fails."""
+    raw = path.read_bytes()
+    for node in (m.start() for m in re.finditer(b"TREE\x01", raw)):
+        path.write_bytes(raw[:node] + b"XXXX" + raw[node + 4:])
+        try:
+            data.SpectrumFile(path)
+        except DistillError:  # an index the opening reads (the params table's)
+            continue
+        with h5py.File(path, "r") as f:
+            try:
+                f[key][:1]
+            except OSError:
+                return path
+    path.write_bytes(raw)
+    raise AssertionError(f"{path}: no chunk index of {key} found")
+
+
+def test_a_damaged_chunk_index_is_one_line_naming_file_and_array(tmp_path):
+    path = tmp_path / "d.h5"
+    rng = np.random.default_rng(2)
+    params = pd.DataFrame({c: rng.uniform(0, 1, N) for c in data.LABELS})
+    data.write_split(path, np.linspace(7100, 8850, P), params, [(rng.uniform(1, 2, (N, P)),
+                                                                 rng.uniform(0.1, 0.2, (N, P)))], P)
+    spectra = data.SpectrumFile(damage_chunk_index(path))
+    with pytest.raises(DistillError) as info:
+        spectra.read(0, 4)
+    text = str(info.value)
+    assert text.startswith(f"{path}: cannot read '{data.FLUX_KEY}' rows 0:4 (") and "damaged" in text
+    assert "\n" not in text
+
+
+def test_a_training_split_too_small_is_refused_alike(tmp_path):
+    for split in data.SPLITS:
+        (tmp_path / split).mkdir()
+        write_plain(tmp_path / split / "dataset.h5")
+    data.open_dataset(tmp_path)
+    data.check_train_size(data.MIN_TRAIN, "n_train=2")
+    with pytest.raises(DistillError, match="n_train=1: a training split of 1 spectrum is too small for a head"):
+        data.check_train_size(1, "n_train=1")

@@ -1,12 +1,15 @@
 """The report's decision rules on planted run results, and that it renders when stages were not run."""
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
-from distill import report
+from distill import report, report_dir, tracking
 from distill.errors import DistillError
 from distill.intervals import Interval
 from distill.student import verdicts
+from entrypoints import report as report_ep
 
 
 def run(metrics=None, tags=None, run_id="r"):
@@ -176,3 +179,65 @@ def test_the_reference_section_says_which_ridge_alpha_the_probes_used():
                                                                         runs=runs("val"))
     fixed = report.html_page("t", [], "", report.reference_table({}), {}, runs=runs("0.001"))
     assert "probes alpha=0.001." in fixed and "chosen on validation" not in fixed
+
+
+def test_out_replaces_only_the_files_a_report_wrote(tmp_path):
+    """In its own directory a report replaces its files, removes those the last one wrote and this one does not, and
+    leaves the user's files; a marker naming a path outside the directory deletes nothing."""
+    out = tmp_path / "reports" / "latest"
+    report_dir.write(out, {"report.md": b"one", "figures/a.png": b"A", "figures/b.png": b"B"})
+    (out / "notes.txt").write_text("mine")
+    (out / "figures" / "mine.png").write_bytes(b"mine")
+    report_dir.write(out, {"report.md": b"two", "figures/a.png": b"A2"})
+    assert (out / "report.md").read_bytes() == b"two" and (out / "figures" / "a.png").read_bytes() == b"A2"
+    assert not (out / "figures" / "b.png").exists()
+    assert (out / "notes.txt").read_text() == "mine" and (out / "figures" / "mine.png").read_bytes() == b"mine"
+    report_dir.write(out, {"report.md": b"three"})
+    assert (out / "figures" / "mine.png").exists() and not (out / "figures" / "a.png").exists()
+    outside = tmp_path / "keep.txt"
+    outside.write_text("keep")
+    (out / report_dir.MARKER).write_text('{"files": ["../../keep.txt", "/etc/hostname", "notes.txt/.."]}')
+    report_dir.write(out, {"report.md": b"four"})
+    assert outside.read_text() == "keep" and (out / "notes.txt").exists()
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_out_refuses_what_distill_did_not_make(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert report_dir.write(tmp_path / "empty", {"report.md": b"x"}) == tmp_path / "empty"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.md").write_text("# my own report\n")  # a user's report.md: not taken for one of distill's
+    with pytest.raises(DistillError, match="not made by distill"):
+        report_dir.check(mine)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DistillError, match="not a directory"):
+        report_dir.check(tmp_path / "file")
+    assert (mine / "report.md").read_text() == "# my own report\n"
+
+
+def test_out_adopts_a_report_directory_from_before_the_marker(tmp_path):
+    """A report written before the marker existed is replaced file by file, nothing deleted."""
+    old = tmp_path / "latest"
+    (old / "figures").mkdir(parents=True)
+    (old / "report.md").write_text("# distill report: main run abc (demo scale)\n")
+    (old / "report.html").write_text("<!doctype html>")
+    (old / "figures" / "gone.png").write_bytes(b"old")
+    report_dir.write(old, {"report.md": b"# distill report: new\n", "report.html": b"new"})
+    assert (old / "figures" / "gone.png").exists() and (old / "report.html").read_bytes() == b"new"
+    assert (old / report_dir.MARKER).is_file()
+
+
+def test_a_running_main_is_reported_only_by_its_own_step(mlflow_store, tmp_path, monkeypatch):
+    """main's last step reports main while main still runs (``mlflow run`` tags the step's run with its parent); any
+    other report refuses a RUNNING main."""
+    client = mlflow.MlflowClient()
+    running = client.create_run("0", tags={tracking.ENTRY_POINT_TAG: "main"}).info.run_id
+    step = client.create_run("0", tags={"mlflow.parentRunId": running}).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", step)
+    result = CliRunner().invoke(report_ep.main, ["--run-id", running, "--out", str(tmp_path / "rep")])
+    assert result.exit_code == 0 and (tmp_path / "rep" / "report.html").is_file(), result.output[-2000:]
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)  # the finished step cleared it
+    result = CliRunner().invoke(report_ep.main, ["--run-id", running, "--out", str(tmp_path / "other")])
+    assert result.exit_code == 2 and "the main run is RUNNING; only a FINISHED main run" in result.output
+    assert not (tmp_path / "other").exists()

@@ -1,4 +1,7 @@
-"""`tune`: trials are nested MLflow runs, pruning is recorded, a study resumes by name, and no objective reads test."""
+"""`tune`: trials are nested MLflow runs, pruning is recorded, a study resumes by name, no objective reads test, and no
+storage password is written anywhere."""
+from pathlib import Path
+
 import mlflow
 import optuna
 import pytest
@@ -7,9 +10,12 @@ from click.testing import CliRunner
 from distill import tracking, tuning
 from distill.data import SpectrumFile, open_dataset
 from distill.device import pick_device
+from distill.errors import DistillError
 from distill.objectives import TUNING, StudentObjective
+from distill.redact import has_password, redact
 from distill.student.train import DistillSettings
 from entrypoints import tune
+from tests.conftest import mlflow_run
 
 TINY_SEARCH = ["--epochs", "2", "--batch-size", "32", "--students", "mlp", "--width", "16,64", "--layers", "1,2",
                "--features", "none"]
@@ -130,3 +136,63 @@ def test_residual_trials_are_marked_as_seeing_sigma(mlflow_store, tiny_data, tmp
     assert {t.params["target"]: t.user_attrs["sees_sigma"] for t in study.trials} == {"log_g": "false",
                                                                                        "residual": "true"}
     assert sorted(c.data.tags["sees_sigma"] for c in children(parent)) == ["false", "true"]
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql://alice:S3cret@db.example:5432/optuna", "postgresql://alice:***@db.example:5432/optuna"),
+    ("postgresql+psycopg://alice:p@ss/w:rd@db/optuna", "postgresql+psycopg://alice:***@db/optuna"),
+    ("postgresql://alice@db/optuna?sslmode=require&password=S3cret", "postgresql://alice@db/optuna?sslmode=require&"
+                                                                     "password=***"),
+    ("http://admin:S3cret@127.0.0.1:5000", "http://admin:***@127.0.0.1:5000"),
+    ("postgresql://alice@db.example:5432/optuna", "postgresql://alice@db.example:5432/optuna"),
+    ("sqlite:////tmp/x/optuna.db", "sqlite:////tmp/x/optuna.db"),
+])
+def test_a_url_password_is_hidden_wherever_it_is_written(url, shown):
+    assert redact(url) == shown and has_password(url) == (url != shown)
+    assert redact(f"run 0 not found in {url} (retry)") == f"run 0 not found in {shown} (retry)"
+
+
+def test_a_storage_url_with_a_password_is_refused(monkeypatch):
+    assert tuning.storage_url("auto", "sqlite:////x/mlflow.db") == "sqlite:////x/optuna.db"
+    assert tuning.storage_url("postgresql://alice@db/optuna", "") == "postgresql://alice@db/optuna"
+    monkeypatch.setenv("MLFLOW_RUN_ID", "abc")
+    with pytest.raises(DistillError) as refused:
+        tuning.storage_url("postgresql://alice:S3cret@db/optuna", "")
+    text = str(refused.value)
+    assert "S3cret" not in text and "alice:***@db" in text and "PGPASSFILE" in text and "run abc" in text
+
+
+def test_a_storage_that_cannot_be_opened_is_one_line(tmp_path):
+    for url, words in ((f"sqlite:///{tmp_path}/no/such/dir/optuna.db", "unable to open database file"),
+                       ("nosuchdialect://x/y", "nosuchdialect")):
+        with pytest.raises(DistillError, match=f"storage={url}: cannot open the Optuna storage .*{words}"):
+            tuning.storage(url)
+
+
+@pytest.mark.slow
+def test_a_storage_password_never_reaches_the_store_or_the_logs(postgres_cluster, mlflow_store, tiny_data, tmp_path):
+    """A URL without the password, the password in PGPASSFILE (as `make server` writes it): psycopg opens Optuna's
+    RDB storage, and no byte of the store (SQLite file, artifacts) and no line of the output holds the password.
+    A URL with the password is refused, naming the run whose parameter `mlflow run` wrote it to before the entry
+    point started (MLflow logs every -P value first)."""
+    url, pgdata, _ = postgres_cluster
+    secret = Path(f"{pgdata}.pgpass").read_text().strip().split(":", 4)[4]
+    storage = f"{url}/optuna"
+    result = mlflow_run(f"data={tiny_data}", "study=head", "input=noisy_flux", "n_trials=2", "study_name=no-leak",
+                        f"storage={storage}", entry="tune")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = [r for r in mlflow.search_runs(search_all_experiments=True, output_format="list")
+              if "mlflow.parentRunId" not in r.data.tags]
+    assert run.data.params["storage"] == run.data.tags["optuna_storage"] == storage
+    assert len(optuna.load_study(study_name="no-leak", storage=storage).trials) == 2
+    assert secret not in result.stdout + result.stderr
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+
+    leaked = storage.replace("postgres@", f"postgres:{secret}@")
+    result = mlflow_run(f"data={tiny_data}", "study=head", "input=noisy_flux", f"storage={leaked}", entry="tune")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode != 0 and len(errors) == 1 and secret not in errors[0], result.stderr[-3000:]
+    (refused,) = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                                    filter_string="attributes.status = 'FAILED'")
+    assert f"run {refused.info.run_id}: delete that run, then `mlflow gc`" in errors[0]
+    assert secret in refused.data.params["storage"] and "optuna_storage" not in refused.data.tags
