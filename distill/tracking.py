@@ -1,15 +1,20 @@
 """The MLflow conventions of distill, in one place.
 
 - ``tracked_run``: attach to the run that ``mlflow run`` created (MLFLOW_RUN_ID), or
-  start one; tag it with its entry point, stage and MVP; on failure end it FAILED
-  with the reason in the ``error`` tag.
+  start one; tag it with its entry point, stage, MVP and ``source_digest``; on failure end it FAILED
+  with the reason in the ``error`` tag, on a stop KILLED.
+- ``source_digest``: the code a run ran (every ``.py`` of ``distill/`` and ``entrypoints/``, and MLproject),
+  committed or not; a step is reused only by code with the same digest.
 - Metric keys ``{prefix_}{split}_{metric}_{label}``, e.g. ``test_r2_log_g``; heads add their name after the prefix.
 - ``find_run``: the newest FINISHED run of an entry point with given parameters
   (compared as strings); never a FAILED or RUNNING one.
 - Tables, figures, dataset summaries and artifact download.
 """
 import contextlib
+import functools
+import hashlib
 import importlib.metadata
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -17,22 +22,43 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from . import intervals, stopping
+from . import intervals, processes, stopping
 from .errors import DistillError
 from .redact import redact
 
 ENTRY_POINT_TAG = "mlflow.project.entryPoint"
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def digest_of(root: Path) -> str:
+    """Digest of a project's source: every ``.py`` under ``distill/`` and ``entrypoints/`` and MLproject, by
+    relative path and bytes."""
+    files = sorted([*root.glob("distill/**/*.py"), *root.glob("entrypoints/**/*.py"), root / "MLproject"])
+    h = hashlib.blake2b(digest_size=8)
+    for path in (p for p in files if p.is_file()):
+        data = path.read_bytes()
+        h.update(f"{path.relative_to(root).as_posix()}\0{len(data)}\0".encode() + data)
+    return h.hexdigest()
+
+
+@functools.cache
+def source_digest() -> str:
+    """Digest of the source of this process (taken once, near its start): a run's ``source_digest`` tag."""
+    return digest_of(PROJECT)
 
 
 @contextlib.contextmanager
 def tracked_run(entry_point: str, stage: str | None = None, mvp: str | None = None, nested: bool = False, **tags):
     """Open (or attach to) a run; yields the active run; it ends FAILED, or KILLED on a stop signal or Ctrl-C, with an
-    ``error`` tag if the body raises. A stop signal that lands while the run ends waits until it has its status."""
+    ``error`` tag if the body raises. A stop signal that lands while the run ends waits until it has its status; a
+    run that ``mlflow run`` started ends that launcher once KILLED, or it would mark the run FAILED."""
+    launched = os.environ.get("MLFLOW_RUN_ID")
     run = mlflow.start_run(nested=nested)
     try:
         if ENTRY_POINT_TAG not in MlflowClient().get_run(run.info.run_id).data.tags:
             mlflow.set_tag(ENTRY_POINT_TAG, entry_point)
-        tags = {"stage": stage, "mvp": mvp, "interval_method": intervals.METHOD, **tags}
+        tags = {"stage": stage, "mvp": mvp, "interval_method": intervals.METHOD, "source_digest": source_digest(),
+                **tags}
         mlflow.set_tags({k: redact(v) for k, v in tags.items() if v is not None})
         yield run
     except BaseException as e:
@@ -41,6 +67,8 @@ def tracked_run(entry_point: str, stage: str | None = None, mvp: str | None = No
             with contextlib.suppress(Exception):
                 mlflow.set_tag("error", redact(f"{type(e).__name__}: {message}")[:5000])
             mlflow.end_run("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+            if isinstance(e, KeyboardInterrupt) and run.info.run_id == launched:
+                processes.end_mlflow_run_parent()
         raise
     else:
         with stopping.held():

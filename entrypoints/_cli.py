@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from distill import stopping
+from distill import processes, stopping
 from distill.errors import DistillError
 from distill.redact import redact
 
@@ -35,14 +35,16 @@ def one_line_errors(fn):
     - SIGTERM, SIGHUP and SIGINT unwind the entry point (its run ends KILLED with an ``error`` tag, see
       ``tracking.tracked_run``), print ``stopped: <signal>`` and exit with 128 + the signal number; the process
       also stops when the process that started it dies.
-    - Temporary files live in one scratch directory per call, removed however the call ends.
+    - Temporary files live in one scratch directory per call (``distill-{pid}-*``), removed however the call ends;
+      those a killed process left are removed by the next call.
     """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         handlers = {s: signal.signal(s, stopping.stop) for s in stopping.SIGNALS}
         _die_with_parent()
-        scratch, saved = tempfile.mkdtemp(prefix="distill-"), (tempfile.tempdir, os.environ.get("TMPDIR"))
+        scratch = str(processes.owned_tempdir(tempfile.gettempdir(), "distill-"))
+        saved = tempfile.tempdir, os.environ.get("TMPDIR")
         tempfile.tempdir = os.environ["TMPDIR"] = scratch
         try:
             return fn(*args, **kwargs)

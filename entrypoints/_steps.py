@@ -1,33 +1,141 @@
-"""Running or reusing entry points as steps of a parent run (``main``, ``teacher_study``).
+"""Running or reusing entry points as steps of a parent run (``main``, ``teacher_study``), and launching one.
 
-A step is reused when a FINISHED run of the same entry point exists with the same parameters
-(compared as strings; upstream run ids are parameters), the same code version (git commit)
-and the same data digests.
+A step is reused when a FINISHED run of the same entry point exists with the same parameters (compared as strings;
+upstream run ids are parameters), the same code (``source_digest``: any edit of the source, committed or not, is a
+miss) and the same data digests.
+
+``launch`` is the one way an entry point runs another: the run is made here as ``mlflow run`` makes it (the
+MLproject parameters, the entry point and source tags, a child of the active run), then its MLproject command runs
+in a child process attached to it. A stop (SIGINT, SIGTERM, SIGHUP) stops the child, which ends its run KILLED;
+``mlflow run`` itself is not used: it marks a run FAILED over the KILLED its entry point set.
 """
+import contextlib
+import os
+import shlex
+import subprocess
+import sys
+import threading
 import time
 
 import click
 import mlflow
 import yaml
-from mlflow.exceptions import ExecutionException
+from mlflow.entities import Param
+from mlflow.tracking import MlflowClient
 
-from distill import tracking
+from distill import stopping, tracking
 from distill.errors import DistillError
 from entrypoints._cli import REPO
+
+SOURCE_TAGS = ("mlflow.user", "mlflow.source.name", "mlflow.source.git.commit", "mlflow.source.git.repoURL")
+STOP_SECONDS = 120  # a stopped child that has not ended its run by then is killed
+
+
+def entry_spec(entry: str) -> dict:
+    spec = yaml.safe_load((REPO / "MLproject").read_text())["entry_points"]
+    if entry not in spec:
+        raise DistillError(f"no entry point {entry!r} in MLproject")
+    return spec[entry]
 
 
 def full_params(entry: str, params: dict) -> dict:
     """Every parameter of an entry point as ``mlflow run`` logs it: MLproject defaults overlaid with ``params``
     (so a run made with another value of a parameter left at its default is never taken for this one)."""
-    spec = yaml.safe_load((REPO / "MLproject").read_text())["entry_points"][entry].get("parameters", {})
-    return {k: str(v["default"]) for k, v in spec.items()} | params
+    declared = entry_spec(entry).get("parameters", {})
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        raise DistillError(f"entry point {entry} has no parameter {unknown[0]!r}")
+    return {k: str(v["default"]) for k, v in declared.items()} | {k: str(v) for k, v in params.items()}
+
+
+def new_run(entry: str, params: dict, name: str, child: bool = True) -> str:
+    """A RUNNING run for ``entry`` with its MLproject parameters logged, tagged as ``mlflow run`` tags one (source
+    tags copied from the active run) and, if ``child``, a child of the active run; returns its id."""
+    client, active = MlflowClient(), mlflow.active_run()
+    parent = client.get_run(active.info.run_id).data.tags if active else {}
+    tags = {tracking.ENTRY_POINT_TAG: entry, "mlflow.source.type": "PROJECT", "mlflow.project.backend": "local",
+            **{k: parent[k] for k in SOURCE_TAGS if k in parent}}
+    if child and active:
+        tags["mlflow.parentRunId"] = active.info.run_id
+    experiment = active.info.experiment_id if active else mlflow.tracking.fluent._get_experiment_id()
+    run = client.create_run(experiment, tags=tags, run_name=name)
+    client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in full_params(entry, params).items()])
+    return run.info.run_id
+
+
+def command(entry: str, params: dict) -> list:
+    """The MLproject command of ``entry`` with these parameters (quoted as ``mlflow run`` quotes them), run by this
+    interpreter."""
+    quoted = {k: shlex.quote(v) for k, v in full_params(entry, params).items()}
+    argv = shlex.split(entry_spec(entry)["command"].format(**quoted))
+    return [sys.executable] + argv[1:] if argv[0] == "python" else argv
+
+
+def execute(entry: str, params: dict, run_id: str):
+    """Run the entry point's command attached to ``run_id``; its stderr passes through. A failure raises its last
+    line; a stop stops it first (its run ends KILLED)."""
+    env = dict(os.environ, MLFLOW_RUN_ID=run_id, MLFLOW_TRACKING_URI=mlflow.get_tracking_uri(),
+               MLFLOW_EXPERIMENT_ID=tracking.get_run(run_id).info.experiment_id)
+    with subprocess.Popen(command(entry, params), cwd=REPO, env=env, stderr=subprocess.PIPE) as process:
+        try:
+            tail = relay(process.stderr)
+        except BaseException:
+            stop(process, run_id)
+            raise
+    if process.returncode:
+        lines = [line for line in tail.decode(errors="replace").splitlines() if line.strip()] or ["(no output)"]
+        raise DistillError(f"{entry} failed: {lines[-1].strip()}")
+
+
+def relay(stream) -> bytes:
+    """Copy a child's stderr to ours until it closes; return its last 64 KiB."""
+    tail = b""
+    for chunk in iter(lambda: stream.read1(1 << 16), b""):
+        sys.stderr.buffer.write(chunk)
+        sys.stderr.flush()
+        tail = (tail + chunk)[-(1 << 16):]
+    return tail
+
+
+def stop(process: subprocess.Popen, run_id: str):
+    """Stop a child (SIGTERM: it ends its run KILLED) and wait for it, holding further stops; kill it after
+    ``STOP_SECONDS``; a run it left RUNNING ends KILLED. The stop under way is the one that goes on."""
+    with contextlib.suppress(stopping.Stopped), stopping.held():
+        process.terminate()
+        timer = threading.Timer(STOP_SECONDS, process.kill)
+        timer.start()
+        try:
+            relay(process.stderr)
+            process.wait()
+        finally:
+            timer.cancel()
+        end_if_running(run_id, "KILLED")
+
+
+def end_if_running(run_id: str, status: str):
+    """End a run its process left RUNNING (killed before it could, or failed before it started it)."""
+    if tracking.get_run(run_id).info.status == "RUNNING":
+        MlflowClient().set_terminated(run_id, status)
+
+
+def launch(entry: str, params: dict, name: str | None = None, child: bool = True) -> str:
+    """Run an entry point of this project in a new run (a child of the active run if ``child``); returns its id."""
+    run_id = new_run(entry, params, name or entry, child)
+    try:
+        execute(entry, params, run_id)
+    except BaseException as e:
+        end_if_running(run_id, "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+        raise
+    return run_id
 
 
 class Steps:
-    """Run or reuse entry points as children of the active run; tag each step's run id on it."""
+    """Run or reuse entry points as children of the active run; tag each step's run id on it. Reuse needs the same
+    ``source_digest`` as this process, added to ``tags``."""
 
     def __init__(self, force: bool, tags: dict):
-        self.force, self.tags, self.ids, self.how, self.t0 = force, dict(tags), {}, {}, time.time()
+        self.force, self.ids, self.how, self.t0 = force, {}, {}, time.time()
+        self.tags = dict(tags) | {"source_digest": tracking.source_digest()}
 
     def __call__(self, name: str, entry: str, reuse=True, **params) -> str:
         params = {k: str(v) for k, v in params.items()}
@@ -38,11 +146,9 @@ class Steps:
             run_id, how = run.info.run_id, "reused"
         else:
             try:
-                submitted = mlflow.projects.run(str(REPO), entry_point=entry, parameters=params, env_manager="local",
-                                                synchronous=True)
-            except ExecutionException as e:
-                raise DistillError(f"step {name} ({entry}) failed: {str(e).splitlines()[0]}") from None
-            run_id, how = submitted.run_id, "ran"
+                run_id, how = launch(entry, params, name), "ran"
+            except DistillError as e:
+                raise DistillError(f"step {name} ({entry}) failed: {str(e).split(' failed: ', 1)[-1]}") from None
         self.ids[name], self.how[name] = run_id, how
         mlflow.set_tag(f"step_{name}", run_id)
         click.echo(f"[{time.time() - self.t0:6.0f} s] {name:<20} {how:<6} {run_id} ({time.time() - t:.0f} s)", err=True)

@@ -1,10 +1,6 @@
-"""Finding and fetching upstream runs (features, teachers, students, residuals, the ceiling), checked against the
-data in hand; and running an upstream entry point when none exists."""
+"""Upstream runs (features, teachers, students, residuals, the ceiling), found, fetched and checked against the data
+in hand; the no-error teacher is trained (``_steps.launch``) when none exists."""
 import functools
-import os
-import re
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -19,7 +15,7 @@ from distill.errors import DistillError
 from distill.features import store
 from distill.student.model import load_predictor
 from distill.teacher import load
-from entrypoints._cli import REPO
+from entrypoints._steps import launch
 
 
 def features_run(ref: str, data: str, noise_level: float, digests: dict):
@@ -182,28 +178,6 @@ def student(ref: str, data: str, noise_level: float, device, label_free: bool = 
     return predictor, run
 
 
-MLFLOW_LOG_LINE = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \w+ mlflow")  # mlflow run's own lines, not the child's
-
-
-def run_entry_point(entry: str, params: dict) -> None:
-    """``mlflow run`` an entry point of this project with this interpreter, as a run of its own (not a child of the
-    active run); its stderr, progress bars included, passes through, and a failure raises its last line."""
-    command = [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", entry, "--env-manager", "local"]
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # the child runs this interpreter
-    tail = b""
-    with subprocess.Popen(command + [a for k, v in params.items() for a in ("-P", f"{k}={v}")], env=env,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as child:
-        for chunk in iter(lambda: child.stderr.read1(1 << 16), b""):
-            sys.stderr.buffer.write(chunk)
-            sys.stderr.flush()
-            tail = (tail + chunk)[-(1 << 16):]
-    if child.returncode:
-        lines = [line for line in tail.decode(errors="replace").splitlines()
-                 if line.strip() and not MLFLOW_LOG_LINE.match(line)] or ["(no output)"]
-        raise DistillError(f"{entry} failed: {lines[-1]}")
-
-
 def no_error_teacher(ref: str, teacher, data: str, noise_level: float, epochs: int, loss: str):
     """The teacher without the sigma input: a checkpoint path, a train_teacher run id, or auto (the newest run
     with ``teacher``'s architecture and ``loss`` for this data; else trained for ``epochs`` with ``loss``).
@@ -214,16 +188,15 @@ def no_error_teacher(ref: str, teacher, data: str, noise_level: float, epochs: i
         config = teacher.config.as_dict()
         same = lambda r: r.data.params.get("loss") == loss and all(  # noqa: E731
             r.data.params.get(f"arch_{k}") == str(v) for k, v in config.items() if k != "input_sigma")
-        tags = {"data_dir": str(Path(data).resolve()), "input_sigma": "false"}
+        tags = {"data_dir": str(Path(data).resolve()), "input_sigma": "false",
+                "source_digest": tracking.source_digest()}  # one trained by other code is not reused
         run = (tracking.find_run("train_teacher", tags=tags, accept=same) if ref == "auto"
                else tracking.resolve_run(ref, "train_teacher"))
         if run is None:
             click.echo(f"training a teacher without sigma ({epochs} epochs)", err=True)
-            run_entry_point("train_teacher", dict(
-                data=data, num_layers=config["num_layers"], embed_dim=config["embed_dim"],
-                kernel_size=config["kernel_size"], use_bn=str(config["use_bn"]).lower(), input_sigma="false",
-                epochs=epochs, loss=loss, noise_level=noise_level))
-            run = tracking.find_run("train_teacher", tags=tags, accept=same)
+            arch = {k: str(config[k]).lower() for k in ("num_layers", "embed_dim", "kernel_size", "use_bn")}
+            params = arch | dict(data=data, input_sigma="false", epochs=epochs, loss=loss, noise_level=noise_level)
+            run = tracking.get_run(launch("train_teacher", params, "no_error_teacher", child=False))
         model, run_id = load(tracking.download(run.info.run_id, "teacher.pt")), run.info.run_id
     if model.config.input_sigma:
         raise DistillError(f"no_error_teacher={ref}: that teacher reads sigma; give one trained with input_sigma=false")

@@ -136,7 +136,7 @@ def main(data, features, teacher, layer, pooling, direction, student, hidden, in
         run_record = checkpoints.record("distill_student", summary, noise_level, seed,
                                         net.config | {"input": input_, "target": target, "latent": latent_spec})
         if checkpoint != "none":
-            resume(trainer, checkpoints.load(checkpoint, run_record, device))
+            resume(trainer, checkpoints.load(checkpoint, run_record, device, trainer.s))
         work = Path(tempfile.mkdtemp(prefix="student-"))
         train(trainer, student, work, run_record)
 

@@ -6,8 +6,8 @@
     mlflow run . -e main -P data=/path/to/pfsspec -P teacher=/path/to/model.ckpt --env-manager local
 
 A step is reused when a FINISHED run of the same entry point exists with the same parameters
-(compared as strings; upstream run ids are parameters), the same code version (git commit)
-and the same data digests; ``force=true`` recomputes everything.
+(compared as strings; upstream run ids are parameters), the same code (``source_digest``: any edit, committed or
+not, is a miss) and the same data digests; ``force=true`` recomputes everything.
 """
 from pathlib import Path
 

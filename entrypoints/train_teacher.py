@@ -86,11 +86,6 @@ def main(data, preset, num_layers, embed_dim, kernel_size, use_bn, input_sigma, 
         trainer = TeacherTrainer(model, train, ds["val"], settings, device)
         run_record = checkpoints.record("train_teacher", summary, noise_level, seed,
                                         config.as_dict() | {"loss": loss, "train_subset": train_subset})
-        if checkpoint != "none":
-            trainer.restore(checkpoints.load(checkpoint, run_record, device))
-            click.echo(f"resuming after epoch {trainer.state.epoch}", err=True)
-            for step, metrics in enumerate(trainer.state.history, 1):
-                tracking.log_metrics(metrics, step=step)
         work = Path(tempfile.mkdtemp(prefix="teacher-"))
 
         def snapshot():
@@ -98,6 +93,9 @@ def main(data, preset, num_layers, embed_dim, kernel_size, use_bn, input_sigma, 
                 save(model, work / f"epoch_{trainer.state.epoch}.pt")
                 mlflow.log_artifact(str(work / f"epoch_{trainer.state.epoch}.pt"), "snapshots")
 
+        if checkpoint != "none":
+            resume(trainer, checkpoints.load(checkpoint, run_record, device, settings), keep, snapshots)
+            snapshot()  # the weights it resumes from, if asked
         if 0 in keep and trainer.state.epoch == 0:  # the untrained network: the control of every snapshot
             tracking.log_metrics(trainer.validate() | {"spectra_seen": 0, "train_seconds": 0}, step=0)
             snapshot()
@@ -129,6 +127,18 @@ def main(data, preset, num_layers, embed_dim, kernel_size, use_bn, input_sigma, 
                                  pip_requirements=tracking.model_requirements(*tracking.TORCH_MODEL))
         click.echo(f"teacher: val S/N {best['val_snr_noisy']:.1f} -> {best['val_snr_denoised']:.1f} "
                    f"(Ca II triplet {best['val_snr_denoised_ca_triplet']:.1f}); weights in artifact teacher.pt")
+
+
+def resume(trainer: TeacherTrainer, state: dict, keep: list, snapshots: str):
+    """Restore a checked checkpoint and log the history it carries; refuse snapshots of epochs it trained before."""
+    done = state["state"]["epoch"]
+    if any(k < done for k in keep):
+        raise DistillError(f"snapshots={snapshots}: the checkpoint resumes after epoch {done}; the weights of "
+                           f"earlier epochs are not in it (give epochs >= {done})")
+    trainer.restore(state)
+    click.echo(f"resuming after epoch {trainer.state.epoch}", err=True)
+    for step, metrics in enumerate(trainer.state.history, 1):
+        tracking.log_metrics(metrics, step=step)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 import json
 import re
 import sys
-from types import SimpleNamespace
 
 import mlflow
 import pandas as pd
@@ -13,9 +12,9 @@ from click.testing import CliRunner
 from distill import tracking
 from distill.data import open_dataset
 from distill.teacher import PRESETS, BlindSpotUNet1D, save
+from entrypoints import _steps as steps_module
 from entrypoints import ablate
 from entrypoints import main as main_module
-from entrypoints._steps import full_params
 from tests.conftest import free_port, mlflow_run, serve, stop
 
 
@@ -25,23 +24,20 @@ def test_steps_are_reused_and_downstream_recomputed(mlflow_store, tiny_data, mon
     ran = []
     client = mlflow.MlflowClient()
 
-    def fake_run(uri, entry_point, parameters, env_manager, synchronous):
-        parent = mlflow.active_run()
-        tags = {tracking.ENTRY_POINT_TAG: entry_point, "mlflow.parentRunId": parent.info.run_id}
+    def fake_execute(entry_point, parameters, run_id):  # the child's side: what the entry point itself logs
+        tags = {"source_digest": tracking.source_digest()}
         if "data" in parameters:
             tags |= {k: v for k, v in open_dataset(parameters["data"]).summary().items() if k.startswith("digest_")}
-        child = client.create_run(parent.info.experiment_id, tags=tags)
-        for k, v in full_params(entry_point, parameters).items():  # as mlflow run logs them
-            client.log_param(child.info.run_id, k, v)
+        for k, v in tags.items():
+            client.set_tag(run_id, k, v)
         if entry_point == "probe" and "," in parameters.get("layer", ""):  # the grid main reads its latent from
-            client.log_table(child.info.run_id, pd.DataFrame({"layer": ["enc_1", "enc_2"], "pooling": "seg_mean_K16",
-                                                              "head": "ridge", "val_r2_log_g": [0.1, 0.2],
-                                                              "test_r2_log_g": [0.3, 0.0]}), "tables/summary.json")
-        client.set_terminated(child.info.run_id, "FINISHED")
+            client.log_table(run_id, pd.DataFrame({"layer": ["enc_1", "enc_2"], "pooling": "seg_mean_K16",
+                                                   "head": "ridge", "val_r2_log_g": [0.1, 0.2],
+                                                   "test_r2_log_g": [0.3, 0.0]}), "tables/summary.json")
+        client.set_terminated(run_id, "FINISHED")
         ran.append((entry_point, parameters.get("epochs")))
-        return SimpleNamespace(run_id=child.info.run_id)
 
-    monkeypatch.setattr(main_module.mlflow.projects, "run", fake_run)
+    monkeypatch.setattr(steps_module, "execute", fake_execute)
     args = ["--data", str(tiny_data), "--teacher-epochs", "1", "--student-epochs", "1"]
     assert CliRunner().invoke(main_module.main, args).exit_code == 0
     first = list(ran)
@@ -59,6 +55,14 @@ def test_steps_are_reused_and_downstream_recomputed(mlflow_store, tiny_data, mon
     ran.clear()
     assert CliRunner().invoke(main_module.main, args + ["--force", "true"]).exit_code == 0
     assert len(ran) == len(first)
+    ran.clear()  # an edit of the source, committed or not, is a miss for every step
+    same_code = tracking.source_digest
+    monkeypatch.setattr(tracking, "source_digest", lambda: "edited")
+    assert CliRunner().invoke(main_module.main, args).exit_code == 0
+    assert len(ran) == len(first)
+    monkeypatch.setattr(tracking, "source_digest", same_code)
+    fisher = client.get_run(run.data.tags["step_fisher"])
+    assert fisher.data.tags["mlflow.parentRunId"] == run.info.run_id and fisher.data.params["split"] == "test"
     ran.clear()  # scale=study adds the untrained control: the teacher's snapshot 0, read at the chosen cell
     assert CliRunner().invoke(main_module.main, args + ["--scale", "study"]).exit_code == 0
     (study,) = mlflow.search_runs(search_all_experiments=True, output_format="list", max_results=1,

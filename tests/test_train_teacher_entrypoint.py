@@ -13,7 +13,7 @@ import torch
 
 from distill.errors import DistillError
 from distill.teacher import load
-from entrypoints._upstream import run_entry_point
+from entrypoints._steps import launch
 from tests.conftest import REPO, mlflow_run
 
 pytestmark = pytest.mark.slow  # end-to-end: real processes, servers or a browser
@@ -113,9 +113,14 @@ def test_sigterm_marks_the_run_killed_and_it_resumes_to_the_same_weights(mlflow_
 
 
 def test_a_teacher_trained_for_another_step_shows_its_progress_and_fails_in_one_line(mlflow_store, tiny_data, capfd):
-    """ablate trains the no-error teacher through run_entry_point: the child's progress bar reaches the user, and
-    a failure raises the child's own one-line error."""
-    run_entry_point("train_teacher", dict(data=tiny_data, epochs=1, batch_size=16))
+    """ablate trains the no-error teacher through launch: the child's progress bar reaches the user, its run is
+    FINISHED with the MLproject parameters, and a failure raises the child's own one-line error (its run FAILED)."""
+    run_id = launch("train_teacher", dict(data=tiny_data, epochs=1, batch_size=16), child=False)
     assert "train teacher" in capfd.readouterr().err
+    run = mlflow.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.params["lr"] == "0.001" and run.data.params["epochs"] == "1"
     with pytest.raises(DistillError, match=r"^train_teacher failed: .*'huge' is not one of"):
-        run_entry_point("train_teacher", dict(data=tiny_data, preset="huge"))
+        launch("train_teacher", dict(data=tiny_data, preset="huge"))
+    (failed,) = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                                   filter_string="attributes.status = 'FAILED'")
+    assert failed.data.params["preset"] == "huge"

@@ -3,13 +3,13 @@ import contextlib
 import multiprocessing
 import os
 import shutil
-import tempfile
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from .. import data
+from .. import data, processes
 from ..errors import DistillError
 from .grid import pixel_wave
 from .model import SpectrumModel
@@ -17,11 +17,14 @@ from .noise import error_from_flux
 from .sample import sample_labels
 
 CHUNK = 256
+HIDDEN = ".distill-"  # the hidden directory being written: .distill-{pid}-{out name}.XXXXXXXX
 _worker_model = None
 
 
-def _init_worker():
+def _init_worker(parent: int):
+    """A worker dies with the process that started it (a SIGKILLed simulate leaves no worker behind)."""
     global _worker_model
+    processes.die_with_parent(signal.SIGKILL, parent)
     _worker_model = SpectrumModel()
 
 
@@ -40,8 +43,8 @@ def simulate_dataset(out, sizes: dict, seed=42, mag=(21.5, 21.5), n_exposures=20
 
     ``forest_gravity``: whether the ionised forest lines weaken with gravity (stored per spectrum as the
     ``forest_gravity`` column, so the Fisher ceiling uses the same physics).
-    Written into a temporary directory beside ``out`` and moved into place only when
-    every split is complete, so a failed run leaves nothing that looks finished.
+    Written into a hidden directory ``.distill-{pid}-{name}.*`` beside ``out`` and moved into place only when
+    every split is complete, so a failed run leaves nothing that looks finished; those of dead processes are removed.
     ``workers``: processes rendering spectra (1: in this process).
     ``progress``: optional callable(n_done) called after each chunk.
     """
@@ -55,7 +58,7 @@ def simulate_dataset(out, sizes: dict, seed=42, mag=(21.5, 21.5), n_exposures=20
     parent = out.parent if str(out.parent) else Path(".")
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+        tmp = processes.owned_tempdir(parent, HIDDEN, f"{out.name}.")
     except OSError as e:
         raise DistillError(f"{out}: cannot write there ({e.strerror})") from None
     workers = (workers or int(os.environ.get("DISTILL_WORKERS", 0))
@@ -64,8 +67,8 @@ def simulate_dataset(out, sizes: dict, seed=42, mag=(21.5, 21.5), n_exposures=20
     try:
         with contextlib.ExitStack() as stack:
             if workers > 1:
-                pool = stack.enter_context(ProcessPoolExecutor(workers,
-                                                               multiprocessing.get_context("spawn"), _init_worker))
+                pool = stack.enter_context(ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"),
+                                                               _init_worker, (os.getpid(),)))
                 render = pool.map
             else:
                 render = map
