@@ -8,9 +8,13 @@ import torch
 from sklearn.metrics import r2_score
 
 from distill import fisher
-from distill.data import ArraySpectra
+from distill.data import LABELS as DATA_LABELS
+from distill.data import ArraySpectra, open_dataset
+from distill.peers import PEERS, cannon_peer, estimate
 from distill.peers import template_fit as tf
+from distill.peers import template_fit_peer as tf_peer
 from distill.peers.cannon import Cannon
+from distill.peers.cannon_peer import EDGE
 from distill.peers.cnn import StarNet
 from distill.simulator.noise import error_from_flux
 from distill.student.train import DistillSettings, DistillTrainer
@@ -39,6 +43,89 @@ def test_the_cannon_weights_pixels_by_their_training_scatter():
     scatter = np.sqrt(Cannon().fit(labels, lambda a, b: flux[a:b]).scatter2)
     np.testing.assert_allclose(scatter[:25].mean(), 0.01, rtol=0.1)
     np.testing.assert_allclose(scatter[25:].mean(), 0.1, rtol=0.1)
+
+
+def test_the_bounded_cannon_keeps_every_low_snr_fit_inside_the_box():
+    """Spectra whose noise swamps a weak quadratic model: the unbounded step puts labels outside the box, the bounded
+    one keeps every label inside and flags on the edge each spectrum the unbounded step took outside."""
+    rng = np.random.default_rng(2)
+    labels = rng.uniform(*BOX, size=(600, 5))
+    truth = Cannon()
+    truth._terms(5)
+    truth.mean, truth.std, truth.theta = labels.mean(0), labels.std(0), 0.01 * rng.normal(size=(21, 200))
+    flux = truth.model(labels) + rng.normal(size=(600, 200))  # S/N per pixel ~0.01 per label sd
+    train = lambda a, b: flux[a:b]  # noqa: E731
+    fits = {name: Cannon(box=box).fit(labels[:500], train).test_step(flux[500:]) for name, box in
+            (("unbounded", None), ("bounded", BOX))}
+    outside = ((fits["unbounded"][0] < tf.LO) | (fits["unbounded"][0] > tf.HI)).any(1)
+    assert outside.sum() >= 10  # the planted case needs the box (16 of 100 spectra)
+    inside = (fits["bounded"][0] >= tf.LO) & (fits["bounded"][0] <= tf.HI)
+    assert inside.all()
+    edge = fits["bounded"][1].any(1)
+    assert edge[outside].all() and not fits["unbounded"][1].any()
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_data):
+    return open_dataset(tiny_data, labels=DATA_LABELS)
+
+
+def test_the_cannon_peer_logs_the_share_of_spectra_on_the_box_edge(tiny):
+    est = estimate.run(PEERS["cannon"], tiny, noise_level=1.0, n_spectra=16, n_train=0, seed=0)
+    test, train = est.predictions["test"], tiny["train"].params[list(LABELS)]
+    assert ((test[LABELS] >= train.min()) & (test[LABELS] <= train.max())).all().all()
+    edge = test[[EDGE + k for k in LABELS]]
+    assert est.metrics["cannon_out_of_box_fraction"] == edge.any(axis=1).mean()
+    assert est.metrics["cannon_out_of_box_fraction_log_g"] == edge[EDGE + "log_g"].mean()
+    planted = pd.DataFrame(False, index=range(4), columns=edge.columns)
+    planted.loc[0, EDGE + "log_g"] = planted.loc[1, EDGE + "C_M"] = True
+    shares = cannon_peer.out_of_box(planted)
+    assert shares["cannon_out_of_box_fraction"] == 0.5 and shares["cannon_out_of_box_fraction_log_g"] == 0.25
+
+
+def test_the_informative_ratio_is_taken_over_the_informative_spectra_only():
+    """Informative stars (unbiased sd 0.02 x the box) fitted efficiently: ratio 1. Uninformative stars (sd 3 x the box)
+    whose fits the box clips: squared error far below their bound. The MAP bound (``bound``) is narrow for all; the
+    subset is chosen on the unbiased one."""
+    rng = np.random.default_rng(0)
+    width, n = 4.0, 3000
+    unbiased = np.r_[np.full(n, (0.02 * width) ** 2), np.full(n, (3 * width) ** 2)]
+    bound = np.minimum(unbiased, (0.05 * width) ** 2)
+    sq = np.r_[bound[:n] * rng.chisquare(1, n), rng.uniform(0, width, n) ** 2 / 3]
+    ratio, count = tf.informative_ratio(sq, bound, unbiased, width)
+    assert count == n
+    np.testing.assert_allclose(ratio, 1, atol=0.08)
+    assert sq.mean() / unbiased.mean() < 0.05  # over every spectrum the ratio checks nothing
+    metrics = tf_peer.crb_metrics("log_g", sq, unbiased, unbiased, width**2 / 12, "marginal")
+    assert metrics["template_fit_n_informative_log_g"] == n
+    np.testing.assert_allclose(metrics["template_fit_crb_ratio_informative_log_g"], 1, atol=0.08)
+    none = tf_peer.crb_metrics("log_g", sq[n:], unbiased[n:], unbiased[n:], width**2 / 12, "marginal")
+    assert none["template_fit_n_informative_log_g"] == 0 and "template_fit_crb_ratio_informative_log_g" not in none
+
+
+def test_the_map_fit_and_its_bound_take_the_training_prior(tiny, monkeypatch):
+    seen = {"fit": [], "bound": []}
+    fit_spectra, crb = tf.fit_spectra, fisher.crb
+
+    def fit_recorded(*args, prior=None, **kwargs):
+        seen["fit"].append(prior)
+        return fit_spectra(*args, prior=prior, **kwargs)
+
+    def crb_recorded(info, index, var_prior, *args):
+        seen["bound"].append(var_prior)
+        return crb(info, index, var_prior, *args)
+
+    monkeypatch.setattr(tf, "fit_spectra", fit_recorded)
+    monkeypatch.setattr(fisher, "crb", crb_recorded)
+    est = estimate.run(PEERS["template_fit"], tiny, noise_level=1.0, n_spectra=4, prior=True, starts=1, workers=1)
+    train = tiny["train"].params[LABELS]
+    (mean, var), = seen["fit"]
+    np.testing.assert_allclose(mean, train.mean())
+    np.testing.assert_allclose(var, train.var())
+    assert len(seen["bound"]) == len(LABELS)
+    for var_prior in seen["bound"]:
+        np.testing.assert_allclose(var_prior, var)
+    assert "template_fit_n_informative_log_g" in est.metrics
 
 
 def simulated(params: dict, n=1) -> tuple:

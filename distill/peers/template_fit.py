@@ -5,7 +5,8 @@ A spectrum's noisy flux d, stored error sigma at noise level s:
 
     chi2(theta) = sum_p (d_p - F_p(theta))^2 / (s sigma_p)^2  [+ sum_k (theta_k - mu_k)^2 / Var_k  with the prior]
 
-where the prior is the Gaussian of the prior-aware bound (the training labels' mean and variance). The magnitude is
+where the prior is the Gaussian of the prior-aware bound: the training split's label mean and variance, the same
+moments the peer's bound takes (``template_fit_peer``), so the fit and its bound assume one prior. The magnitude is
 known (it is photometry), as in the bound. chi2 is minimised by Levenberg-Marquardt (Press et al., Numerical
 Recipes, 3rd ed., 15.5.2) on a batch of spectra at once: forward-difference Jacobians with ``fisher.STEPS``
 (backward at the top of the box), steps clipped to the label box, from the ``starts`` best templates of a bank of
@@ -28,6 +29,7 @@ LO = np.array([RANGES[k][0] for k in LABELS])
 HI = np.array([RANGES[k][1] for k in LABELS])
 STEP = np.array([fisher.STEPS[k] for k in LABELS])
 MAG0 = 21.5  # magnitude of the template bank
+INFORMATIVE = 0.1  # a spectrum informs a label when its unbiased bound's sd is at most this share of the box width
 
 
 def model(theta: np.ndarray, extra: pd.DataFrame, chunk: int = 32) -> np.ndarray:
@@ -189,3 +191,22 @@ def crb_bins(squared_error, bound, by: dict, n_bins: int = 4) -> pd.DataFrame:
                              "ratio": float(sq[sel].mean() / bound[sel].mean()),
                              "median_ratio": float(np.median(sq[sel] / bound[sel]))})
     return pd.DataFrame(rows)
+
+
+def informative(unbiased, width: float, share: float = INFORMATIVE) -> np.ndarray:
+    """Spectra whose unbiased Cramer-Rao bound (a variance, label units^2) has sd <= ``share`` x the box ``width``
+    (bool, (n,); an infinite or NaN bound informs nothing): their likelihood is far narrower than the box, so the
+    box seldom clips their fit."""
+    with np.errstate(invalid="ignore"):
+        return np.asarray(unbiased, float) <= (share * width) ** 2
+
+
+def informative_ratio(squared_error, bound, unbiased, width: float, share: float = INFORMATIVE) -> tuple:
+    """(mean squared error / mean ``bound`` over the ``informative`` spectra, their count); NaN when there are none.
+
+    An efficient fit gives about 1 there (Rao 1945; Cramer 1946). Over every spectrum the box clips the fits of stars
+    whose bound is wider than the box, which pulls the ratio below 1 whether the fit is efficient or not."""
+    sq, bound = np.asarray(squared_error, float), np.asarray(bound, float)
+    keep = informative(unbiased, width, share) & np.isfinite(bound)
+    n = int(keep.sum())
+    return (float(sq[keep].mean() / bound[keep].mean()) if n else float("nan")), n
