@@ -51,12 +51,17 @@ def owned_tempdir(parent, prefix: str, label: str = "") -> Path:
 
 
 def is_mlflow_run(pid: int) -> bool:
-    """Whether process ``pid`` is an ``mlflow run`` command (``python -m mlflow run`` or ``mlflow run``)."""
+    """Whether process ``pid`` is an ``mlflow run`` command."""
     try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        return mlflow_run_command(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0"))
     except OSError:
         return False
-    return any(Path(a).name == "mlflow" and argv[i + 1:i + 2] == ["run"] for i, a in enumerate(argv))
+
+
+def mlflow_run_command(argv: list) -> bool:
+    """Whether a command line is ``python -m mlflow run ...`` or ``[python] .../mlflow run ...``."""
+    return argv[1:4] == ["-m", "mlflow", "run"] or any(Path(a).name == "mlflow" and argv[i + 1:i + 2] == ["run"]
+                                                       for i, a in enumerate(argv[:2]))
 
 
 def end_mlflow_run_parent():

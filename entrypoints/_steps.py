@@ -22,12 +22,13 @@ import mlflow
 import yaml
 from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
+from mlflow.utils.git_utils import get_git_commit
 
 from distill import stopping, tracking
 from distill.errors import DistillError
 from entrypoints._cli import REPO
 
-SOURCE_TAGS = ("mlflow.user", "mlflow.source.name", "mlflow.source.git.commit", "mlflow.source.git.repoURL")
+SOURCE_TAGS = ("mlflow.user", "mlflow.source.name", "mlflow.source.git.repoURL")
 STOP_SECONDS = 120  # a stopped child that has not ended its run by then is killed
 
 
@@ -49,12 +50,15 @@ def full_params(entry: str, params: dict) -> dict:
 
 
 def new_run(entry: str, params: dict, name: str, child: bool = True) -> str:
-    """A RUNNING run for ``entry`` with its MLproject parameters logged, tagged as ``mlflow run`` tags one (source
-    tags copied from the active run) and, if ``child``, a child of the active run; returns its id."""
+    """A RUNNING run for ``entry`` with its MLproject parameters logged, tagged as ``mlflow run`` tags one (the git
+    commit, if any; the other source tags copied from the active run) and, if ``child``, a child of the active run;
+    returns its id."""
     client, active = MlflowClient(), mlflow.active_run()
     parent = client.get_run(active.info.run_id).data.tags if active else {}
     tags = {tracking.ENTRY_POINT_TAG: entry, "mlflow.source.type": "PROJECT", "mlflow.project.backend": "local",
             **{k: parent[k] for k in SOURCE_TAGS if k in parent}}
+    if commit := get_git_commit(str(REPO)):
+        tags["mlflow.source.git.commit"] = commit
     if child and active:
         tags["mlflow.parentRunId"] = active.info.run_id
     experiment = active.info.experiment_id if active else mlflow.tracking.fluent._get_experiment_id()

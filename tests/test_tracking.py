@@ -2,11 +2,14 @@
 even when a stop signal lands while they end."""
 import os
 import signal
+import subprocess
+import sys
+import time
 
 import mlflow
 import pytest
 
-from distill import stopping, tracking
+from distill import processes, stopping, tracking
 from distill.errors import DistillError
 
 
@@ -40,6 +43,37 @@ def test_tracked_run_marks_failures(mlflow_store):
     (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
     assert run.info.status == "FAILED" and run.data.tags["error"] == "DistillError: bad input, on one line"
     assert run.data.tags["stage"] == "data" and run.data.tags[tracking.ENTRY_POINT_TAG] == "simulate"
+    assert run.data.tags["source_digest"] == tracking.source_digest()  # the code it ran: a reused step's key
+
+
+def test_temporary_directories_of_dead_processes_are_removed(tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale, live = tmp_path / f"distill-{dead.pid}-abc", tmp_path / f"distill-{os.getpid()}-abc"
+    for path in (stale, live, tmp_path / "distill-12345678", tmp_path / "other-1-abc"):
+        path.mkdir()
+    made = processes.owned_tempdir(tmp_path, "distill-")
+    assert made.name.startswith(f"distill-{os.getpid()}-") and not stale.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["distill-12345678", "other-1-abc", live.name, made.name])
+
+
+def test_only_an_mlflow_run_launcher_is_recognised(tmp_path):
+    for argv in (["/v/bin/python", "-m", "mlflow", "run", "."], ["/v/bin/python", "/v/bin/mlflow", "run", "."],
+                 ["/v/bin/mlflow", "run", "."]):
+        assert processes.mlflow_run_command(argv), argv
+    for argv in (["python", "-c", "code", "mlflow", "run"], ["python", "-m", "mlflow", "ui"], ["python", "x.py"], []):
+        assert not processes.mlflow_run_command(argv), argv
+    (tmp_path / "mlflow").write_text("import time\ntime.sleep(30)\n")
+    launcher = subprocess.Popen([sys.executable, str(tmp_path / "mlflow"), "run", "."])
+    try:
+        deadline = time.time() + 10  # until it has exec'd its command
+        while not processes.is_mlflow_run(launcher.pid) and time.time() < deadline:
+            time.sleep(0.05)
+        assert processes.is_mlflow_run(launcher.pid) and not processes.is_mlflow_run(os.getpid())
+    finally:
+        launcher.kill()
+        launcher.wait()
 
 
 @pytest.fixture
