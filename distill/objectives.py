@@ -12,12 +12,11 @@ from sklearn.metrics import r2_score
 
 from . import decompose, heads, tuning
 from .student import compare
-from .student.model import Student
+from .student.build import Architecture, student_trainer
 from .student.train import DistillTrainer
 
 TUNING = ("train", "val")  # the splits an objective may read
 LABEL = "log_g"
-NO_TEACHER_LATENT_DIM = 128  # z_s size when no teacher latent is matched
 
 
 @contextlib.contextmanager
@@ -42,14 +41,10 @@ class StudentObjective:
     def build(self, cfg: dict, number: int) -> DistillTrainer:
         """The trainer of one configuration; initial weights seeded by (seed, trial number)."""
         torch.manual_seed(self.settings.seed * 100_003 + number)
-        distil = self.z is not None and cfg["lambda_z"] > 0
-        latent_dim = self.z["train"].shape[1] if self.z is not None else NO_TEACHER_LATENT_DIM
-        net = Student(cfg["student"], 1, self.spectra["train"].n_pixels, latent_dim, hidden=cfg["hidden"],
-                      dropout=cfg["dropout"], head=cfg["head"])
-        settings = replace(self.settings, lr=cfg["lr"], lambda_z=cfg["lambda_z"] if distil else 0.0,
-                           lambda_y=cfg["lambda_y"])
-        return DistillTrainer(net, dict(self.spectra), self.z if distil else None, self.targets[cfg["target"]],
-                              settings, self.device)
+        architecture = Architecture(cfg["student"], cfg["hidden"], cfg["dropout"], cfg["head"])
+        settings = replace(self.settings, lr=cfg["lr"], lambda_z=cfg["lambda_z"], lambda_y=cfg["lambda_y"])
+        return student_trainer(architecture, dict(self.spectra), self.z, self.targets[cfg["target"]], settings,
+                               self.device)
 
     def __call__(self, trial: optuna.Trial):
         cfg = tuning.suggest_student(trial, self.space)

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 import mlflow
-import numpy as np
 import pandas as pd
 
 from distill import fisher, tracking
 from distill.data import SPLITS
 from distill.errors import DistillError
 from distill.features import store
+from distill.residuals import read_residual
 from distill.student.model import load_predictor
 from distill.teacher import load
 from entrypoints._steps import launch
@@ -138,11 +138,10 @@ def residual_target(ref: str, data: str, label: str, n: dict) -> dict:
     run = tracking.resolve_run(ref, "decompose_error", {"data_dir": str(Path(data).resolve())},
                                accept=lambda r: r.data.params.get("label", "log_g") == label)
     try:
-        table = pd.read_parquet(tracking.download(run.info.run_id, "residual.parquet"))
+        out = read_residual(tracking.download(run.info.run_id, "residual.parquet"))
     except mlflow.exceptions.MlflowException:
         raise DistillError(f"decompose_error run {run.info.run_id} stored no residual.parquet; "
                            "run decompose_error again") from None
-    out = {s: table[table["split"] == s].sort_values("id")["residual"].to_numpy(np.float64) for s in SPLITS}
     if any(len(out[s]) != n[s] for s in SPLITS):
         raise DistillError(f"decompose_error run {run.info.run_id} has residuals for another dataset")
     mlflow.set_tag("residual_run_id", run.info.run_id)

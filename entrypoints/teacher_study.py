@@ -16,26 +16,22 @@ from pathlib import Path
 
 import click
 import mlflow
-import numpy as np
 import pandas as pd
 import torch
 
-from distill import decompose, intervals, probe, tracking
-from distill.data import SPLITS, open_dataset
+from distill import tracking
+from distill.data import open_dataset
 from distill.errors import DistillError
 from distill.features.pooling import check_pooling, check_segments
 from distill.heads import ON_VAL
-from distill.teacher import PRESETS, BlindSpotUNet1D, figures, study
+from distill.residuals import read_residual
+from distill.teacher import PRESETS, study, study_table
+from distill.teacher.study_table import HEADS
 from entrypoints import _options as opt
 from entrypoints._cli import number_list, one_line_errors, split_list
+from entrypoints._outcome import log_outcome
 from entrypoints._steps import Steps
 from entrypoints._upstream import download_features, log_ceiling
-
-HEADS = ("ridge", "lightgbm")
-
-
-def metrics_of(run_id: str) -> dict:
-    return tracking.get_run(run_id).data.metrics
 
 
 def epochs_of(run_id: str) -> dict:
@@ -51,38 +47,19 @@ def ridge_test_predictions(probe_run_id: str) -> tuple:
     return frame["y_log_g"].to_numpy(float), frame.iloc[:, -1].to_numpy(float)
 
 
-def error_only_residual(run_id: str) -> dict:
-    """{split: residual} of a decompose_error run (rows in dataset order)."""
-    table = pd.read_parquet(tracking.download(run_id, "residual.parquet"))
-    return {s: table[table["split"] == s].sort_values("id")["residual"].to_numpy() for s in SPLITS}
-
-
-def row_gain(row) -> intervals.Interval:
-    """A study row's latent-minus-raw-flux Ridge difference with its interval."""
-    return intervals.Interval.read(dict(row), "latent_minus_raw_ridge")
-
-
-def residual_r2(features_id: str, layer: str, pooling: str, residual: dict, alpha, seed: int) -> float:
-    """Stage A reading: test R^2 of a Ridge from the latent (layer, pooling) to the error-only residual."""
-    local, manifest = download_features(tracking.get_run(features_id), [layer])
-    fs = decompose.on_target(probe.latent_features(local, manifest, layer, pooling, "fwd"), residual, "residual")
-    result = probe.fit_label(fs, "residual", "ridge", alpha=alpha, seed=seed)
-    return result.scores["test_r2_residual"]
-
-
 def same_untrained_teacher(a: str, b: str) -> bool:
     """Whether two train_teacher runs' epoch-0 snapshots (the untrained networks) hold the same tensors: then their
     untrained controls are one extract and one probe grid, read by both cells."""
     states = [torch.load(tracking.download(run, "snapshots/epoch_0.pt"), weights_only=True) for run in (a, b)]
-    return states[0].keys() == states[1].keys() and all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    return study_table.same_weights(*states)
 
 
-def snapshot_row(steps: Steps, cell: study.Cell, teacher: str, per_epoch: dict, epoch: int, data_dir: str,
-                 reading: dict, residual: dict, raw: tuple, seed: int, untrained=None) -> dict:
+def snapshot(steps: Steps, cell: study.Cell, teacher: str, per_epoch: dict, epoch: int, data_dir: str,
+             reading: dict, residual: dict, raw: tuple, seed: int, untrained=None) -> dict:
     """Extract and probe one snapshot of a cell's teacher (``per_epoch``: its ``epochs_of``; ``reading``: layers,
-    poolings, segments, alpha and noise_level; ``raw``: the test labels and raw-flux Ridge's test predictions); the
-    row of the study table, with the latent's Ridge minus raw-flux Ridge as a paired difference. ``untrained``: an
-    earlier cell's train_teacher run whose epoch-0 snapshot equals this teacher's."""
+    poolings, segments, alpha and noise_level; ``raw``: the test labels and raw-flux Ridge's test predictions): the
+    row of the study table. ``untrained``: an earlier cell's train_teacher run whose epoch-0 snapshot equals this
+    teacher's."""
     source = untrained if epoch == 0 and untrained else teacher
     features = steps(f"extract_epoch_{epoch}", "extract", data=data_dir, teacher=f"{source}@{epoch}",
                      noise_level=reading["noise_level"], direction="fwd", segments=reading["segments"])
@@ -90,18 +67,11 @@ def snapshot_row(steps: Steps, cell: study.Cell, teacher: str, per_epoch: dict, 
                     pooling=reading["poolings"], head=",".join(HEADS), labels="log_g", alpha=reading["alpha"],
                     noise_level=reading["noise_level"])
     grid = mlflow.load_table("tables/summary.json", run_ids=[grid_id])
-    row = {"cell": cell.name, **cell.params(), "epoch": epoch}
-    row |= {key: values[epoch] for key, values in per_epoch.items()}
-    row["snr_gain"] = row["val_snr_denoised"] / row["val_snr_noisy"]
-    for head in HEADS:
-        best = study.best_on_validation(grid, head)
-        row |= {f"latent_r2_{head}": best["test_r2_log_g"], f"latent_val_r2_{head}": best["val_r2_log_g"],
-                f"layer_{head}": best["layer"], f"pooling_{head}": best["pooling"]}
-    gain = intervals.delta_of_runs(*ridge_test_predictions(grid_id), *raw, f"probe {grid_id} and the raw-flux probe")
-    row |= gain.keyed("latent_minus_raw_ridge") | {"vs_raw_ridge": gain.verdict()}
-    row["latent_r2_residual_ridge"] = (np.nan if residual is None else
-                                       residual_r2(features, row["layer_ridge"], row["pooling_ridge"], residual,
-                                                   reading["alpha"], seed))
+    row = study_table.snapshot_row(cell, epoch, per_epoch, grid, ridge_test_predictions(grid_id), raw,
+                                   f"probe {grid_id} and the raw-flux probe")
+    local, manifest = download_features(tracking.get_run(features), [row["layer_ridge"]])
+    row["latent_r2_residual_ridge"] = study_table.residual_r2(local, manifest, row["layer_ridge"],
+                                                              row["pooling_ridge"], residual, reading["alpha"], seed)
     return row | {"teacher_run_id": teacher, "features_run_id": features, "probe_run_id": grid_id}
 
 
@@ -145,13 +115,13 @@ def main(data, presets, losses, n_train, epochs, snapshots, no_error, layers, po
                       {k: v for k, v in summary.items() if k.startswith("digest_")})
         raw_id = steps("probe_raw", "probe", data=data_dir, input="noisy_flux", head=",".join(HEADS), labels="log_g",
                        alpha=alpha, noise_level=noise_level)
-        raw = {h: metrics_of(raw_id)[f"best_test_r2_log_g_{h}"] for h in HEADS}
+        raw = {h: tracking.get_run(raw_id).data.metrics[f"best_test_r2_log_g_{h}"] for h in HEADS}
         raw_pairs = ridge_test_predictions(raw_id)
         decomposition = steps("decompose_error", "decompose_error", data=data_dir, features="none", alpha=alpha,
                               noise_level=noise_level)
         a1 = tracking.get_run(decomposition)
         error_only = a1.data.metrics[f"error_{a1.data.tags['a1_head']}_test_r2_log_g"]
-        residual = error_only_residual(decomposition)
+        residual = read_residual(tracking.download(decomposition, "residual.parquet"))
         ceiling = log_ceiling(summary, noise_level)
         rows, untrained = [], {}  # (preset, input_sigma): the first such cell's teacher, whose epoch 0 others share
         for cell in grid:
@@ -166,42 +136,15 @@ def main(data, presets, losses, n_train, epochs, snapshots, no_error, layers, po
                 per_epoch = epochs_of(teacher)
                 first = untrained.setdefault((cell.preset, cell.input_sigma), teacher)
                 shared = first if first != teacher and 0 in keep and same_untrained_teacher(first, teacher) else None
-                names = ",".join(BlindSpotUNet1D(PRESETS[cell.preset]).layer_names()) if layers == "all" else layers
-                reading = dict(layers=names, poolings=poolings, segments=segments, alpha=alpha,
-                               noise_level=noise_level)
+                reading = study.reading(cell, layers, poolings, segments, alpha, noise_level)
                 for epoch in keep:
-                    row = snapshot_row(cell_steps, cell, teacher, per_epoch, epoch, data_dir, reading, residual,
-                                       raw_pairs, seed, shared)
-                    tracking.log_metrics({k: v for k, v in row.items() if k.startswith(("latent_", "snr_", "val_snr",
-                                                                                           "train_seconds"))},
-                                         step=int(row["spectra_seen"]))
+                    row = snapshot(cell_steps, cell, teacher, per_epoch, epoch, data_dir, reading, residual,
+                                   raw_pairs, seed, shared)
+                    tracking.log_metrics(study_table.step_metrics(row), step=int(row["spectra_seen"]))
                     rows.append(row)
-                    click.echo(f"{cell.name} epoch {epoch}: latent -> log g test R^2 ridge "
-                               f"{row['latent_r2_ridge']:.3f} ({row['layer_ridge']}, {row['pooling_ridge']}), "
-                               f"minus raw flux {row_gain(row).text()} ({row['vs_raw_ridge']}), "
-                               f"lightgbm {row['latent_r2_lightgbm']:.3f}", err=True)
+                    click.echo(study_table.step_line(row), err=True)
                 mlflow.set_tag("reused", str(all(h == "reused" for h in cell_steps.how.values())).lower())
-        table = pd.DataFrame(rows)
-        target = raw["ridge"] / 2
-        table = table.merge(study.reach_table(table, {"half_raw_ridge": target, "raw_ridge": raw["ridge"]}),
-                            on="cell", how="left")
-        tracking.log_table(table, "tables/teacher_study.json")
-        tracking.log_parquet(table, "teacher_study.parquet")
-        tracking.log_figure(figures.study_curves(table, raw, ceiling, error_only, target), "figures/teacher_study.png")
-        best = table.loc[table["latent_val_r2_ridge"].idxmax()]  # chosen on validation
-        mlflow.set_tags({"best_cell": best["cell"], "best_epoch": str(best["epoch"])})
-        tracking.log_metrics({"raw_r2_ridge": raw["ridge"], "raw_r2_lightgbm": raw["lightgbm"],
-                              "error_only_r2": error_only, "best_latent_r2_ridge": best["latent_r2_ridge"],
-                              "best_latent_r2_lightgbm": best["latent_r2_lightgbm"],
-                              "best_latent_over_raw_ridge": best["latent_r2_ridge"] / raw["ridge"]}
-                             | row_gain(best).keyed("best_latent_minus_raw_ridge"))
-        shown = ["cell", "epoch", "spectra_seen", "train_seconds", "snr_gain", "latent_r2_ridge", "layer_ridge",
-                 "pooling_ridge", "vs_raw_ridge", "latent_r2_lightgbm", "latent_r2_residual_ridge"]
-        click.echo(table[shown].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-        click.echo(f"raw noisy flux: Ridge {raw['ridge']:.3f}, LightGBM {raw['lightgbm']:.3f}; error only "
-                   f"{error_only:.3f}; best teacher (on validation): {best['cell']} epoch {best['epoch']}, latent "
-                   f"Ridge {best['latent_r2_ridge']:.3f} = {best['latent_r2_ridge'] / raw['ridge']:.2f} x raw; "
-                   f"latent minus raw flux {row_gain(best).text()} ({best['vs_raw_ridge']})")
+        log_outcome(study_table.conclude(rows, raw, error_only, ceiling))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ import torch
 from ..data import SPLITS, ArraySpectra, add_noise, noise_draw
 from ..device import pick_device
 from ..probe import subset_rows
-from ..student.train import DistillSettings, DistillTrainer
+from ..student.build import student_trainer
+from ..student.train import DistillSettings
 from .cnn import StarNet
 
 
@@ -56,7 +57,7 @@ def train_starnets(ds, noise_level: float, n_train: int, seed: int, epochs: int,
         torch.manual_seed(seed)
         y = {s: ds[s].params[label].to_numpy(np.float64) for s in SPLITS}
         y["train"] = y["train"][keep]
-        trainer = DistillTrainer(StarNet(ds["train"].n_pixels), spectra, None, y, settings, pick_device())
+        trainer = student_trainer(StarNet(ds["train"].n_pixels), spectra, None, y, settings, pick_device())
         trainer.fit(progress)
         trainers[label] = trainer
     return trainers

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DistillError, check_choices
-from .model import PRESETS
+from .model import PRESETS, BlindSpotUNet1D
 from .train import LOSSES
 
 
@@ -41,6 +41,13 @@ def cells(presets, losses, n_trains, no_error: bool) -> list:
     if no_error:
         grid += [Cell(presets[0], losses[0], n, input_sigma=False) for n in n_trains]
     return grid
+
+
+def reading(cell: Cell, layers: str, poolings: str, segments: int, alpha, noise_level: float) -> dict:
+    """How a cell's snapshots are probed: its preset's every layer (``layers`` all) or the comma list given, the
+    poolings, stored segments, Ridge alpha and noise level."""
+    names = ",".join(BlindSpotUNet1D(PRESETS[cell.preset]).layer_names()) if layers == "all" else layers
+    return dict(layers=names, poolings=poolings, segments=segments, alpha=alpha, noise_level=noise_level)
 
 
 def best_on_validation(grid: pd.DataFrame, head: str, label: str = "log_g") -> pd.Series:
