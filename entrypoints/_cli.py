@@ -1,6 +1,5 @@
 """Shared command-line behaviour: the entry-point guard (one-line errors, clean stops, a scratch directory),
 progress bars, comma lists."""
-import ctypes
 import functools
 import math
 import os
@@ -20,14 +19,6 @@ from distill.redact import redact
 REPO = Path(__file__).resolve().parents[1]  # the MLflow project
 
 
-def _die_with_parent():
-    """Linux: SIGTERM this process when the process that started it (``mlflow run``, ``main``) dies."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def one_line_errors(fn):
     """The entry-point guard.
 
@@ -42,7 +33,7 @@ def one_line_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         handlers = {s: signal.signal(s, stopping.stop) for s in stopping.SIGNALS}
-        _die_with_parent()
+        processes.die_with_parent()  # SIGTERM when the process that started it dies
         scratch = str(processes.owned_tempdir(tempfile.gettempdir(), "distill-"))
         saved = tempfile.tempdir, os.environ.get("TMPDIR")
         tempfile.tempdir = os.environ["TMPDIR"] = scratch
