@@ -34,8 +34,7 @@ def features_run(ref: str, data: str, noise_level: float, digests: dict):
 
 
 def download_features(run, layers, denoised_if_stored=False) -> tuple:
-    """Download the manifest and the needed layer files of an extract run (and its denoised flux, if asked and
-    stored)."""
+    """Download the manifest and needed layer files of an extract run (and its denoised flux, if asked and stored)."""
     dst = tempfile.mkdtemp(prefix="features-")
     local = tracking.download(run.info.run_id, "features/manifest.json", dst).parent
     manifest = store.read_manifest(local)
@@ -62,8 +61,7 @@ def fisher_table(summary: dict) -> tuple | None:
 def ceilings(summary: dict, label: str, levels) -> pd.Series | None:
     """The prior-aware information ceiling of ``label`` at each noise level (logged as
     ``ceiling_prior_r2_{label}_noise_{level}``, tag ``fisher_run_id``); None without a fisher run."""
-    found = fisher_table(summary)
-    if found is None:
+    if (found := fisher_table(summary)) is None:
         return None
     ceiling = pd.Series({lv: fisher.ceiling_at(found[1], lv, label)["prior"] for lv in levels})
     mlflow.set_tag("fisher_run_id", found[0])

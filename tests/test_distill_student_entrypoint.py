@@ -68,7 +68,7 @@ def test_distill_student_end_to_end(mlflow_store, tiny_data, tmp_path, monkeypat
     assert "student_test_r2_log_g" in baseline.data.metrics and "raw_test_r2_log_g" in baseline.data.metrics
 
     # 3.3's label-free student (lambda_y = 0): the trainer is never handed a label; heads read z_s afterwards
-    monkeypatch.setattr(distill_student, "DistillTrainer", LabelGuard)
+    monkeypatch.setattr("distill.student.build.DistillTrainer", LabelGuard)  # where every student is built
     result = CliRunner().invoke(distill_student.main, ["--data", str(tiny_data), "--lambda-y", "0", "--epochs", "1",
                                                        "--hidden", "32", "--batch-size", "32", "--labels", "log_g"])
     assert result.exit_code == 0, result.output

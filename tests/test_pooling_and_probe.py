@@ -79,7 +79,8 @@ def test_probe_recovers_a_planted_linear_signal(head):
     floor = {"lightgbm": 0.6, "mlp": 0.9}.get(head, 0.99)
     assert result.scores["test_r2_log_g"] > floor
     assert set(result.scores) == {f"{s}_{m}_log_g" for s in ("train", "val", "test")
-                                  for m in ("r2", "mae", "rmse")} | {"test_r2_log_g_lo", "test_r2_log_g_hi"}
+                                  for m in ("r2", "mae", "rmse")} | {
+        "test_r2_log_g_lo", "test_r2_log_g_hi", "test_mae_log_g_lo", "test_mae_log_g_hi", "test_n_outliers_log_g"}
     assert result.scores["test_r2_log_g_lo"] < result.scores["test_r2_log_g"] < result.scores["test_r2_log_g_hi"]
 
 
