@@ -12,7 +12,6 @@ every reader. Ridge heads choose alpha on validation at each k, so raw-flux Ridg
 fewer rows than pixels.
 """
 import numpy as np
-from sklearn.metrics import r2_score
 
 from . import head_cache, heads, intervals, probe
 from .thresholds import FEW_LABELS
@@ -42,17 +41,6 @@ def head_reader(fs: probe.FeatureSet, label: str, head: str = "ridge", head_para
 def predictions(readers: dict, sizes) -> dict:
     """{(name, k): test predictions} for every reader at every size."""
     return {(name, k): np.asarray(read(k), float) for name, read in readers.items() for k in sizes}
-
-
-def gains(preds: dict, y_test, subject: str) -> dict:
-    """{k: (best comparator, Interval of subject - comparator)}: at each k the comparator of highest test R^2 (the
-    hardest one to beat), the difference paired over the same test rows."""
-    out = {}
-    for k in sorted({k for _, k in preds}):
-        others = {name: p for (name, kk), p in preds.items() if kk == k and name != subject}
-        best = max(others, key=lambda name: r2_score(y_test, others[name]))
-        out[k] = best, intervals.delta(y_test, preds[subject, k], others[best])
-    return out
 
 
 def gains_every(preds: dict, y_test, subject: str) -> dict:
@@ -94,19 +82,3 @@ def verdict_every(gain: dict, p: dict, subject: str, n_val: int, small: int = FE
                                     f"interval ({numbers}; + {n_val} validation labels).")
     return "tie", (f"Not resolved: with few {labels} the {subject} neither beats every comparator nor loses to one "
                    f"beyond a Holm-corrected interval.")
-
-
-def verdict(gain: dict, subject: str, small: int = FEW_LABELS) -> tuple:
-    """(code, text): ``pays_off`` when at every k <= ``small`` the subject's gain over the best comparator excludes
-    zero; ``does_not_pay_off`` when at some such k a comparator is better beyond its interval; else ``tie``."""
-    few = {k: g for k, g in gain.items() if 0 < k <= small}
-    if not few:
-        return "not_measured", f"No training size up to {small} labels was run."
-    numbers = "; ".join(f"{k} labels: {subject} - {best} {d.text()}" for k, (best, d) in few.items())
-    status = [d.verdict() for _, d in few.values()]
-    if all(s == intervals.BETTER for s in status):
-        return "pays_off", f"With few labels the {subject} beats the best comparator at every size ({numbers})."
-    if intervals.WORSE in status:
-        return "does_not_pay_off", f"A comparator beats the {subject} with few labels ({numbers})."
-    return "tie", (f"Not resolved: with few labels the {subject}'s gain over the best comparator has an interval "
-                   f"that includes zero ({numbers}).")

@@ -153,6 +153,10 @@ def test_main_smoke(mlflow_store, tiny_data, tmp_path, request):
     assert curve.groupby("features")["n_train"].apply(list).to_dict() == {
         name: [96] for name in ("label_free_student", "teacher", "raw", "raw_lightgbm", "supervised_network")}
     assert (curve["test_r2_lo"] <= curve["test_r2"]).all() and (curve["test_r2"] <= curve["test_r2_hi"]).all()
+    efficiency = children["sample_efficiency"].data  # 3.3 against every comparator, none picked on test
+    assert {f"gain_test_r2_log_g_n_96_vs_{name}_lo" for name in ("teacher", "raw", "raw_lightgbm",
+                                                                 "supervised_network")} <= set(efficiency.metrics)
+    assert "validation labels" in efficiency.tags["verdict_text"] or efficiency.tags["verdict"] == "not_measured"
     assert by_id[steps["label_free_student"]].data.tags["label_free"] == "true"
     assert children["noise_sweep"].data.metrics["ceiling_prior_r2_log_g_noise_1"] == ceiling
     m = children["shuffle_labels"].data.metrics
