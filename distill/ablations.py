@@ -7,7 +7,7 @@ import pandas as pd
 from scipy import stats
 from sklearn.metrics import r2_score
 
-from . import heads, intervals, probe
+from . import criteria, heads, intervals, probe
 from .intervals import Interval
 from .thresholds import ERROR_DOMINATES, ERROR_HELPS, FALSE_ALARM, SIGMA_USED, SLOWER, USEFUL
 
@@ -96,18 +96,20 @@ def leakage(checks: dict, false_alarm: float = FALSE_ALARM) -> tuple:
 
 
 def error_dependence(delta: Interval) -> tuple:
-    """4.1: teacher minus the teacher without sigma (same layer, pooling, head), judged on the delta's interval."""
+    """4.1: teacher minus the teacher without sigma, judged by the one criterion "R^2 lost without sigma < 0.1"
+    (``distill.criteria``): the status reads the interval against 0.1; the code also says how much the error helps."""
     numbers = f"R^2 lost without sigma {delta.text()} (95 % interval)"
-    if delta.lo > ERROR_DOMINATES:
+    status = criteria.judge("4.1", delta)
+    if status == criteria.FAIL:
         return "error_dominates", (f"The error carries much of the log g information ({numbers}, all above "
                                    f"{ERROR_DOMINATES}): a ceiling for distillation.")
-    if delta.lo > ERROR_HELPS:
-        return "error_matters", (f"Removing the error costs more than {ERROR_HELPS} ({numbers}); it is not shown to "
-                                 f"exceed {ERROR_DOMINATES}.")
+    if status == criteria.UNDECIDED:
+        return "undecided", (f"The interval spans {ERROR_DOMINATES} ({numbers}): more test spectra are needed to say "
+                             "whether the error dominates.")
     if delta.hi <= ERROR_HELPS:
         return "error_helps_little", f"The error helps at most a little ({numbers}, all below {ERROR_HELPS})."
-    return "undecided", (f"The interval spans the {ERROR_HELPS} threshold ({numbers}): more test spectra are needed "
-                         "to say how much the error carries.")
+    return "error_helps", (f"The error helps but does not dominate ({numbers}, all below {ERROR_DOMINATES}"
+                           + (", above 0: it does help)." if delta.lo > 0 else ")."))
 
 
 def sigma_use(drop: Interval) -> tuple:

@@ -58,16 +58,17 @@ def judge(stage: str, x: Interval) -> str:
 def stage_2_2(vs_teacher: Interval | None, vs_raw: Interval, teacher: Interval | None,
               teacher_vs_raw: Interval | None) -> tuple:
     """(status, text) of 2.2, "student >= 0.9 x teacher and >= raw flux", both on lower bounds. A teacher that does
-    not read more than raw flux makes the first half vacuous: then only the second decides, and the text says so."""
+    not read more than raw flux (or nothing at all) makes the first half vacuous: then only the second decides, and
+    the text says so."""
     raw = CRITERIA["2.2_raw"].judge(vs_raw)
     parts = [CRITERIA["2.2_raw"].text(vs_raw)]
     if teacher is None or vs_teacher is None:
         return raw, "; ".join(parts) + " (no teacher latent to compare with)"
     parts.insert(0, CRITERIA["2.2_teacher"].text(vs_teacher))
-    if teacher_vs_raw is not None and teacher_vs_raw.lo <= 0:
-        return raw, "; ".join(parts) + (f"; the teacher latent does not read more than raw flux (teacher - raw "
-                                         f"{teacher_vs_raw.text()}), so '>= {th.TEACHER_FRACTION} x teacher' is "
-                                         "vacuous and raw flux decides")
+    if teacher.lo <= 0 or (teacher_vs_raw is not None and teacher_vs_raw.lo <= 0):
+        how = f"teacher - raw {teacher_vs_raw.text()}" if teacher_vs_raw is not None else f"teacher {teacher.text()}"
+        return raw, "; ".join(parts) + (f"; the teacher latent does not read more than raw flux ({how}), so "
+                                         f"'>= {th.TEACHER_FRACTION} x teacher' is vacuous and raw flux decides")
     both = (CRITERIA["2.2_teacher"].judge(vs_teacher), raw)
     status = PASS if both == (PASS, PASS) else FAIL if FAIL in both else UNDECIDED
     return status, "; ".join(parts)

@@ -190,14 +190,14 @@ def stage_rows(runs: dict, ablations: dict, deltas: dict | None = None) -> list:
         rows.append(Row("2.2", stage_2_2, "-", NOT_RUN))
     else:
         s, te, ra = (_m(student, f"{name}_test_r2_log_g") for name in ("student", "teacher", "raw"))
-        ok = v22 in PASSING_2_2
-        vacuous = v22 == "teacher_reads_nothing"
-        rows.append(Row("2.2", stage_2_2, student["tags"].get("verdict_2_2_text")
-                        or f"student {_fmt(s)}, teacher {_fmt(te)}, raw {_fmt(ra)}",
-                        INFO if vacuous else PASS if ok else FAIL, student["run_id"],
-                        "the teacher criterion is vacuous: the teacher latent reads nothing" if vacuous else
-                        "-> Stage 3" if ok else "below raw flux: back to 2.1" if v22 == "below_raw"
-                        else f"below {TEACHER_FRACTION} x teacher: analyse"))
+        ok, text22 = v22 in PASSING_2_2, student["tags"].get("verdict_2_2_text", "")
+        undecided = v22 in ("undecided", "ties_raw")
+        rows.append(Row("2.2", stage_2_2, text22 or f"student {_fmt(s)}, teacher {_fmt(te)}, raw {_fmt(ra)}",
+                        PASS if ok else UNDECIDED if undecided else FAIL, student["run_id"],
+                        ("the teacher half is vacuous: raw flux decides; " if "vacuous" in text22 else "")
+                        + ("-> Stage 3" if ok else "not shown at this size" if undecided
+                           else "below raw flux: back to 2.1" if v22 == "below_raw"
+                           else f"below {TEACHER_FRACTION} x teacher: analyse")))
     if plus is None:
         rows.append(Row("2.3", "student-plus (flux + error) fits where flux-only does not", "-", NOT_RUN))
     else:
@@ -220,7 +220,8 @@ def stage_rows(runs: dict, ablations: dict, deltas: dict | None = None) -> list:
                         f"student {_fmt(_m(student, 'student_test_r2_log_g'))} vs raw "
                         f"{_fmt(_m(student, 'raw_test_r2_log_g'))}, "
                         f"denoised {_fmt(_m(student, 'denoised_test_r2_log_g'))}",
-                        {"pass": PASS, "acceptable": INFO, "fail": FAIL}.get(v, NOT_RUN), student["run_id"],
+                        {"pass": PASS, "acceptable": INFO, "fail": FAIL, "undecided": UNDECIDED}.get(v, NOT_RUN),
+                        student["run_id"],
                         student["tags"].get("verdict_3_1_text", "")))
     if baseline is not None:
         rows.append(Row("3 (baseline)", "distilled student vs the supervised end-to-end network (lambda_z = 0)",

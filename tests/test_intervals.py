@@ -75,26 +75,29 @@ def iv(value, half=0.02):
     return Interval(value, value - half, value + half)
 
 
-def test_stage_2_2_judges_on_intervals_and_says_when_the_teacher_reads_nothing():
+def test_stage_2_2_judges_on_lower_bounds_and_says_when_the_teacher_is_vacuous():
     s, raw = iv(0.50), iv(0.49)
     code, text = verdicts.student_vs_teacher(s, raw, iv(0.01), iv(0.52), iv(0.032))
-    assert code == "pass" and "ties with raw flux" in text
+    assert code == "undecided"  # a tie with raw flux (interval [-0.01, 0.03]) is not a pass
+    assert verdicts.student_vs_teacher(s, raw, iv(0.05), iv(0.52), iv(0.032))[0] == "pass"
     assert verdicts.student_vs_teacher(s, raw, iv(-0.05), iv(0.52), iv(0.03))[0] == "below_raw"
     assert verdicts.student_vs_teacher(s, raw, iv(0.05), iv(0.70), iv(-0.13))[0] == "far_below_teacher"
     code, text = verdicts.student_vs_teacher(s, raw, iv(0.05), Interval(0.01, -0.03, 0.05), iv(0.49))
-    assert code == "teacher_reads_nothing" and "vacuous" in text
+    assert code == "pass" and "vacuous" in text
+    code, text = verdicts.student_vs_teacher(s, raw, iv(0.05), iv(0.30), iv(0.23), teacher_vs_raw=iv(-0.19))
+    assert code == "pass" and "vacuous" in text  # a teacher below raw flux cannot set the bar
 
 
-def test_stage_3_1_fails_only_when_the_whole_interval_is_a_margin_below():
+def test_stage_3_1_has_an_undecided_band_and_fails_only_surely():
     bins = pd.DataFrame({"features": ["student", "raw"], "bin_by": "log_g", "lo": 1.0, "hi": 1.5, "n": 50,
                          "mae": [0.3, 0.3]})
     overall = {"student": 0.5, "raw": 0.5}
-    code, text = verdicts.end_to_end({"raw": iv(0.004)}, overall, bins)
-    assert code == "pass" and "ties with raw" in text
+    assert verdicts.end_to_end({"raw": iv(0.004)}, overall, bins)[0] == "acceptable"  # a tie: not above raw
     assert verdicts.end_to_end({"raw": iv(0.05)}, overall, bins)[1].startswith("The student beats every baseline")
-    assert verdicts.end_to_end({"raw": iv(-0.04)}, overall, bins)[0] == "acceptable"  # worse, not by 0.05 surely
+    assert verdicts.end_to_end({"raw": iv(-0.04)}, overall, bins)[0] == "undecided"  # [-0.06, -0.02] spans -0.05
     assert verdicts.end_to_end({"raw": iv(-0.04, 0.005)}, overall, bins)[0] == "acceptable"
     assert verdicts.end_to_end({"raw": iv(-0.08)}, overall, bins)[0] == "fail"
+    assert verdicts.end_to_end({"raw": Interval(-0.07, -0.10, -0.04)}, overall, bins)[0] == "undecided"
 
 
 def test_the_report_pairs_runs_on_their_test_rows():

@@ -4,10 +4,11 @@ Each returns ``(code, sentence)``; the entry point logs the code as a tag and pr
 """
 import pandas as pd
 
-from ..intervals import BETTER, TIE, WORSE, Interval
+from .. import criteria
+from ..intervals import Interval
 from ..thresholds import ANALYSIS_GAP, COSINE_PASS, FAIL_DELTA, MIN_BIN, OVERFIT_RATIO, TEACHER_FRACTION, UNDERFIT_NMSE
 
-PASSING_2_2 = ("pass", "above_raw", "ties_raw")  # Stage 2.2 codes that let the plan go on to Stage 3
+PASSING_2_2 = ("pass", "above_raw")  # Stage 2.2 codes that let the plan go on to Stage 3 (a tie does not)
 
 
 def latent_fit(train: dict, test: dict, reproducible: float | None = None) -> tuple:
@@ -34,51 +35,44 @@ def latent_fit(train: dict, test: dict, reproducible: float | None = None) -> tu
 
 
 def student_vs_teacher(student: Interval, raw: Interval, vs_raw: Interval, teacher: Interval | None = None,
-                       vs_teacher: Interval | None = None) -> tuple:
-    """Stage 2.2 on test R^2: student >= 0.9 x teacher and >= raw flux, each judged on the interval of the paired
-    difference (``vs_raw`` = student - raw, ``vs_teacher`` = student - 0.9 x teacher; teacher None: raw only)."""
-    numbers = (f"student {student.value:.3f}, " + (f"teacher {teacher.value:.3f}, " if teacher is not None else "")
-               + f"raw flux {raw.value:.3f}; student - raw {vs_raw.text()}")
-    if vs_raw.verdict() == WORSE:
+                       vs_teacher: Interval | None = None, teacher_vs_raw: Interval | None = None) -> tuple:
+    """Stage 2.2 on test R^2 (``distill.criteria``): student >= 0.9 x teacher and >= raw flux, each on the lower bound
+    of its paired difference (``vs_raw`` = student - raw, ``vs_teacher`` = student - 0.9 x teacher); a tie is no pass.
+    Vacuous towards a teacher that reads no more than raw flux (``teacher_vs_raw``) or nothing."""
+    status, numbers = criteria.stage_2_2(vs_teacher, vs_raw, teacher, teacher_vs_raw)
+    numbers = f"student {student.value:.3f}, raw flux {raw.value:.3f}; {numbers}"
+    if criteria.judge("2.2_raw", vs_raw) == criteria.FAIL:
         return "below_raw", f"The student reads less than raw flux ({numbers}): go back to 2.1."
-    on_raw = "beats" if vs_raw.verdict() == BETTER else "ties with"
-    if teacher is None:
-        return ("above_raw" if on_raw == "beats" else "ties_raw"), (f"The student {on_raw} raw flux ({numbers}); no "
-                                                                    "teacher latent to compare with.")
-    if teacher.lo <= 0:
-        return "teacher_reads_nothing", (f"The teacher latent reads nothing measurable (R^2 interval [{teacher.lo:.3f},"
-                                         f" {teacher.hi:.3f}] includes 0), so 'student >= {TEACHER_FRACTION} x "
-                                         f"teacher' is vacuous; the student {on_raw} raw flux ({numbers}).")
-    numbers += f", student - {TEACHER_FRACTION} x teacher {vs_teacher.text()}"
-    if vs_teacher.verdict() != WORSE:
-        return "pass", (f"Student >= {TEACHER_FRACTION} x teacher (not rejected) and it {on_raw} raw flux ({numbers}): "
-                        "go to Stage 3.")
-    if teacher.value - student.value >= ANALYSIS_GAP:
-        return "far_below_teacher", (f"The student is {teacher.value - student.value:.3f} below the teacher "
-                                     f"({numbers}): needs analysis.")
-    return "below_teacher", f"The student {on_raw} raw flux but is under {TEACHER_FRACTION} x teacher ({numbers})."
+    if teacher is None or vs_teacher is None:
+        return ("above_raw", f"The student beats raw flux ({numbers}).") if status == criteria.PASS else (
+            "ties_raw", f"Not shown: the student does not beat raw flux beyond its interval ({numbers}).")
+    if status == criteria.PASS:
+        return "pass", f"Student >= {TEACHER_FRACTION} x teacher and >= raw flux ({numbers}): go to Stage 3."
+    if status == criteria.FAIL:
+        if teacher.value - student.value >= ANALYSIS_GAP:
+            return "far_below_teacher", (f"The student is {teacher.value - student.value:.3f} below the teacher "
+                                         f"({numbers}): needs analysis.")
+        return "below_teacher", f"The student is under {TEACHER_FRACTION} x teacher ({numbers})."
+    return "undecided", f"Not shown at this size: an interval spans its margin ({numbers})."
 
 
 def end_to_end(vs: dict, overall: dict, bins: pd.DataFrame) -> tuple:
     """Stage 3.1 for one head. ``vs`` {baseline: Interval of student - baseline test R^2}, ``overall`` {features:
-    test R^2} with 'student'; ``bins`` per-bin rows (features, bin_by, lo, hi, n, mae). Fail: the whole interval of
-    a difference lies more than 0.05 below zero; pass: no difference is worse (interval below zero) and no judged
-    bin has a higher MAE; otherwise acceptable."""
+    test R^2} with 'student'; ``bins`` per-bin rows (features, bin_by, lo, hi, n, mae). The overall status comes from
+    ``distill.criteria.stage_3_1`` (fail: surely more than 0.05 below a baseline; pass: above every baseline;
+    acceptable: surely not 0.05 below any; else undecided); a judged bin with a higher MAE turns a pass into
+    acceptable."""
     numbers = ", ".join(f"{name} {r2:.3f}" for name, r2 in overall.items())
-    gaps = "; ".join(f"student - {name} {d.text()}" for name, d in vs.items())
-    failed = [name for name, d in vs.items() if d.hi < -FAIL_DELTA]
-    if failed:
-        return "fail", (f"The student is more than {FAIL_DELTA} R^2 below {', '.join(failed)} with 95 % confidence "
-                        f"({numbers}; {gaps}): fail.")
+    status, gaps = criteria.stage_3_1(vs)
     judged = bins[bins["n"] >= MIN_BIN].pivot_table(index=["bin_by", "lo"], columns="features", values="mae")
     worse = [f"{by} {lo:g}" for (by, lo), row in judged.iterrows()
              if any(row["student"] > row[b] for b in vs if b in row)]
-    below = [name for name, d in vs.items() if d.verdict() == WORSE]
-    if not below and not worse:
-        ties = [name for name, d in vs.items() if d.verdict() == TIE]
-        how = f"ties with {', '.join(ties)}" if ties else "beats every baseline"
-        return "pass", f"The student {how} and no judged bin has a higher MAE ({numbers}; {gaps})."
-    faults = ([f"is below {', '.join(below)} (not surely by {FAIL_DELTA})"] if below else []) + (
-        [f"has a higher MAE in bins {', '.join(worse)} (point estimates)"] if worse else [])
-    return "acceptable", (f"The student {' and '.join(faults)} ({numbers}; {gaps}): acceptable only if smaller, "
-                          "faster or more robust.")
+    if status == criteria.FAIL:
+        return "fail", f"The student is more than {FAIL_DELTA} R^2 below a baseline ({numbers}; {gaps}): fail."
+    if status == criteria.UNDECIDED:
+        return "undecided", f"Not resolved at this size ({numbers}; {gaps})."
+    if status == criteria.PASS and not worse:
+        return "pass", f"The student beats every baseline and no judged bin has a higher MAE ({numbers}; {gaps})."
+    bins_text = f"; a higher MAE in bins {', '.join(worse)} (point estimates)" if worse else ""
+    return "acceptable", (f"The student is not above every baseline, surely not {FAIL_DELTA} below any ({numbers}; "
+                          f"{gaps}{bins_text}): acceptable only if smaller, faster or more robust.")
