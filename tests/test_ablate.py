@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from distill import ablations, probe
 from distill.data import ArraySpectra, add_noise, noise_draw, open_dataset
+from distill.intervals import Interval
 from distill.student.targets import fixed_targets
 from distill.teacher import PRESETS, BlindSpotUNet1D
 from entrypoints import ablate
@@ -126,12 +127,32 @@ def sweep_table(drops: dict, at_training=0.5) -> pd.DataFrame:
                          for n, d in drops.items() for lv in (1.0, 2.0)])
 
 
-def test_robustness_names_the_sigma_control():
+def slower(drops: dict, half=0.01) -> dict:
+    """Planted intervals of raw flux's drop minus each reader's."""
+    return {n: Interval(drops["raw"] - d, drops["raw"] - d - half, drops["raw"] - d + half)
+            for n, d in drops.items() if n != "raw"}
+
+
+def test_robustness_names_the_sigma_control_and_reads_intervals():
     """A teacher that degrades more slowly than raw flux is robust; when raw flux read beside the true sigma is as
-    robust, the verdict says the robustness may come through sigma; the control alone is never 'a latent'."""
-    code, text = ablations.robustness(sweep_table({"teacher": 0.05, "raw": 0.3, "flux_and_sigma": 0.3}), 1.0)
+    robust, the verdict says the robustness may come through sigma; the control alone is never 'a latent'; an
+    interval that spans the margin is undecided."""
+    drops = {"teacher": 0.05, "raw": 0.3, "flux_and_sigma": 0.3}
+    code, text = ablations.robustness(sweep_table(drops), 1.0, slower(drops))
     assert code == "latent_more_robust" and "through sigma" not in text
-    code, text = ablations.robustness(sweep_table({"teacher": 0.05, "raw": 0.3, "flux_and_sigma": 0.06}), 1.0)
+    drops = {"teacher": 0.05, "raw": 0.3, "flux_and_sigma": 0.06}
+    code, text = ablations.robustness(sweep_table(drops), 1.0, slower(drops))
     assert code == "latent_more_robust" and "through sigma" in text
-    assert ablations.robustness(sweep_table({"teacher": 0.3, "raw": 0.3, "flux_and_sigma": 0.0}), 1.0)[0] == \
-        "not_more_robust"
+    drops = {"teacher": 0.3, "raw": 0.3, "flux_and_sigma": 0.0}
+    assert ablations.robustness(sweep_table(drops), 1.0, slower(drops))[0] == "not_more_robust"
+    drops = {"teacher": 0.28, "raw": 0.3, "flux_and_sigma": 0.3}  # 0.02 [0.0, 0.04]: spans the 0.02 margin
+    assert ablations.robustness(sweep_table(drops), 1.0, slower(drops, 0.02))[0] == "undecided"
+
+
+def test_the_drop_difference_is_paired_over_four_predictions():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=1000)
+    preds = {("raw", 1.0): y + 0.5 * rng.normal(size=1000), ("raw", 2.0): y + 0.9 * rng.normal(size=1000),
+             ("teacher", 1.0): y + 0.5 * rng.normal(size=1000), ("teacher", 2.0): y + 0.55 * rng.normal(size=1000)}
+    d = ablations.slower_than_raw(preds, y, 1.0, 2.0)["teacher"]
+    assert d.lo > 0.02 and set(ablations.slower_than_raw(preds, y, 1.0, 2.0)) == {"teacher"}

@@ -118,7 +118,7 @@ def test_main_smoke(mlflow_store, tiny_data, tmp_path, request):
     for step in ("probe_raw", "probe_grid", "student"):
         assert by_id[steps[step]].data.metrics["ceiling_prior_r2_log_g"] == ceiling
         assert by_id[steps[step]].data.tags["fisher_run_id"] == steps["fisher"]
-    assert "Against the information ceiling" in page and "of the information ceiling" in page
+    assert "Against the information ceiling" in page and "of the prior-aware yardstick" in page
     # the field's estimators: one run each, in the answer, the peer table and the ceiling table
     for method in ("cannon", "cnn", "template_fit"):
         peer = by_id[steps[f"peer_{method}"]]

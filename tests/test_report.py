@@ -112,7 +112,7 @@ def test_each_method_as_a_fraction_of_the_information_ceiling():
     assert table.loc["student-plus (flux + error)", "fraction of ceiling"] == "sees sigma: not bounded"
     rows = report.stage_rows(runs, {})
     assert rows[0].stage == "ceiling" and rows[0].status == report.INFO and rows[0].run_id == "f"
-    assert "75% of the information ceiling" in report.answer(rows, runs)
+    assert "75% of the prior-aware yardstick" in report.answer(rows, runs)  # never called a ceiling
     assert report.ceiling_table({"student": runs["student"]}) is None  # not simulated: no ceiling, no table
     assert report.stage_rows({}, {})[0].status == report.NOT_RUN
 

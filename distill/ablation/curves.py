@@ -50,7 +50,11 @@ def run_noise_sweep(ctx: AblationInputs, s: AblationSettings) -> Finding:
     found.figures["figures/noise_sweep.png"] = figures.curves(
         shown, "noise_level", f"{label}: {head} trained at noise {ctx.noise_level:g}",
         ceiling=ctx.upstream.ceilings(label, levels))
-    found.code, found.text = ablations.robustness(table, ctx.noise_level)
+    slower = ablations.slower_than_raw(preds, y, ctx.noise_level, top)
+    found.metrics |= {k: v for name, d in slower.items() for k, v in d.keyed(f"{name}_slower_than_raw_{label}").items()}
+    found.metrics |= intervals.delta(y, preds["teacher", top], preds["raw", top]).keyed(
+        f"teacher_minus_raw_test_r2_{label}_noise_top")  # the decision rule "latent beats raw flux at high noise"
+    found.code, found.text = ablations.robustness(table, ctx.noise_level, slower)
     found.head, found.compared, found.table = head, ", ".join(sets) + f" at noise {levels}", table
     return found
 
