@@ -268,6 +268,20 @@ def _versus(name: str, gain: Interval | None, value) -> tuple:
     return gain.verdict(), f"{name} (student - it {gain.text()})"
 
 
+def outlier_notes(runs: dict, label: str = "log_g") -> list:
+    """A sentence per reader with test spectra off by more than ``intervals.OUTLIER``: its R^2 interval is then
+    unreliable, so its MAE with its interval is given to compare on."""
+    notes = []
+    for step, run in sorted(runs.items()):
+        for key, n in sorted((run or {}).get("metrics", {}).items()):
+            if key.endswith(f"test_n_outliers_{label}") and n > 0:
+                reader = (step + " " + key[:-len(f"test_n_outliers_{label}")].rstrip("_")).strip()
+                notes.append(f"{reader}: {int(n)} test spectra off by more than {intervals.OUTLIER:g} dex, so its "
+                             f"R^2 interval is unreliable; compare on MAE "
+                             f"{_fmt_ci(run, key.replace('n_outliers', 'mae'))} dex.")
+    return notes
+
+
 def answer(rows: list, runs: dict, deltas: dict | None = None) -> str:
     """The plain-language answer: does the student beat the baselines without the sigma shortcut? "Beats" only where
     the 95 % interval of the paired difference excludes zero."""
@@ -314,6 +328,7 @@ def answer(rows: list, runs: dict, deltas: dict | None = None) -> str:
     if ceiling and s is not None:
         parts.append(f"That is {s / ceiling:.0%} of the prior-aware yardstick (R^2 {ceiling:.3f}; an average "
                      "posterior variance, not a bound).")
+    parts += outlier_notes(runs)
     leak = [r for r in rows if r.stage == "4.3"]
     if leak and leak[0].status == FAIL:
         parts.append("WARNING: the label-shuffle guard raised a leakage alarm; no number above can be trusted.")

@@ -241,3 +241,11 @@ def test_a_running_main_is_reported_only_by_its_own_step(mlflow_store, tmp_path,
     result = CliRunner().invoke(report_ep.main, ["--run-id", running, "--out", str(tmp_path / "other")])
     assert result.exit_code == 2 and "the main run is RUNNING; only a FINISHED main run" in result.output
     assert not (tmp_path / "other").exists()
+
+
+def test_a_reader_with_outliers_is_compared_on_mae_too():
+    runs = {"probe_raw": run({"test_n_outliers_log_g": 3, "test_mae_log_g": 0.5, "test_mae_log_g_lo": 0.45,
+                              "test_mae_log_g_hi": 0.56}),
+            "student": run({"student_test_n_outliers_log_g": 0, "student_test_r2_log_g": 0.6})}
+    (note,) = report.outlier_notes(runs)
+    assert note.startswith("probe_raw: 3 test spectra") and "0.500 [0.450, 0.560]" in note
