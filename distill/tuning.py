@@ -118,6 +118,9 @@ def student_space(students: str, heads: str, targets: str, **ranges: str) -> Stu
         raise DistillError(str(e)) from None
     if set(space.targets) - {"log_g", "residual"}:
         raise DistillError(f"targets={targets!r}: choose from log_g, residual")
+    if len(set(space.targets)) > 1:  # a residual trial's log g adds the error-only prediction, read from sigma
+        raise DistillError(f"targets={targets!r}: residual trials see sigma, so they are ranked apart from flux-only "
+                           "ones; run targets=log_g and targets=residual as two studies")
     return space
 
 

@@ -107,7 +107,8 @@ def main(data, study_type, study_name, storage, n_trials, timeout, pruner, secon
                                  lambda_y=lambda_y)
     if study_type == "head" and second_objective != "none":
         raise DistillError("second_objective needs study=student (a head has no student to count or time)")
-    name = f"distill-{study_type}" if study_name == "auto" else study_name
+    auto = f"distill-{study_type}" + ("-residual" if targets == "residual" else "")  # residual trials see sigma
+    name = auto if study_name == "auto" else study_name
     url = tuning.storage_url(storage, mlflow.get_tracking_uri())
     ds = open_dataset(data, labels=LABELS)
     store = tuning.storage(url)

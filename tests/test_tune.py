@@ -196,3 +196,9 @@ def test_a_storage_password_never_reaches_the_store_or_the_logs(postgres_cluster
                                     filter_string="attributes.status = 'FAILED'")
     assert f"run {refused.info.run_id}: delete that run, then `mlflow gc`" in errors[0]
     assert secret in refused.data.params["storage"] and "optuna_storage" not in refused.data.tags
+
+
+def test_residual_trials_are_never_ranked_with_flux_only_ones():
+    with pytest.raises(DistillError, match="ranked apart"):
+        tuning.student_space("mlp", "linear", "log_g,residual")
+    assert tuning.student_space("mlp", "linear", "residual").targets == ("residual",)
