@@ -78,12 +78,12 @@ def _fmt_ci(run, key) -> str:
     return _fmt(_m(run, key)) if ci is None else f"{ci.value:.3f} [{ci.lo:.3f}, {ci.hi:.3f}]"
 
 
-def _against(ci: Interval | None, value, threshold: float) -> str:
-    """pass when the interval lies at or above ``threshold``, fail when below, undecided when it spans it (a bare
-    value without an interval is judged on the point)."""
+def _against(ci: Interval | None, value, stage: str) -> str:
+    """The status of ``stage``'s criterion (``distill.criteria``) from the logged interval; a bare value from an
+    older run without an interval is judged on the point."""
     if ci is None:
-        return NOT_RUN if value is None else PASS if value >= threshold else FAIL
-    return PASS if ci.lo >= threshold else FAIL if ci.hi < threshold else UNDECIDED
+        ci = None if value is None else Interval(value, value, value)
+    return NOT_RUN if ci is None else criteria.judge(stage, ci)
 
 
 def cross_run_deltas(predictions: dict, label: str = "log_g") -> dict:
@@ -135,8 +135,8 @@ def stage_rows(runs: dict, ablations: dict, deltas: dict | None = None) -> list:
     else:
         rows.append(Row("1.1 / 1.4", f"{stage_1}, best layer x pooling (95 % interval)",
                         _fmt_ci(grid, "best_test_r2_log_g_ridge"),
-                        _against(_ci(grid, "best_test_r2_log_g_ridge"), ridge, STAGE_1_RIDGE), grid["run_id"]))
-        lgbm_status = _against(_ci(grid, "best_test_r2_log_g_lightgbm"), lgbm, STAGE_1B_LIGHTGBM)
+                        _against(_ci(grid, "best_test_r2_log_g_ridge"), ridge, "1"), grid["run_id"]))
+        lgbm_status = _against(_ci(grid, "best_test_r2_log_g_lightgbm"), lgbm, "1b")
         rows.append(Row("1b", f"latent LightGBM R^2 >= {STAGE_1B_LIGHTGBM}",
                         _fmt_ci(grid, "best_test_r2_log_g_lightgbm"), lgbm_status, grid["run_id"],
                         "run 1.2 (noise sweep)" if lgbm_status == PASS else "1.2 is not yet warranted"))
