@@ -86,8 +86,9 @@ def end_to_end(session: Session, results: dict, lines: dict, best_heads: dict, c
         out.metrics |= d.keyed(f"student_minus_{name}_test_r2_{target}")
     out.parquets["predictions/test.parquet"] = predictions
     r2 = {name: intervals.Interval.read(lines, f"{name}_test_r2_{target}") for name in results}
-    pair = [predictions.get(f"{name}_{target}") for name in ("teacher", "raw")]
-    teacher_vs_raw = None if None in pair else intervals.delta(y["test"], *pair)
+    pair = [f"{name}_{target}" for name in ("teacher", "raw")]
+    teacher_vs_raw = (intervals.delta(y["test"], *(predictions[c].to_numpy() for c in pair))
+                      if all(c in predictions.columns for c in pair) else None)
     out.verdict("2_2", *verdicts.student_vs_teacher(r2["student"], r2["raw"], vs["raw"], r2.get("teacher"),
                                                     vs.get("teacher_0.9"), teacher_vs_raw))
     if target == "residual":
