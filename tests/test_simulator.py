@@ -100,7 +100,7 @@ def test_forest_gravity_switch_removes_the_ionised_lines_gravity_term(model):
 
 
 def test_the_ceiling_uses_the_physics_the_spectra_were_made_with(tmp_path):
-    simulate_dataset(tmp_path / "off", dict(train=1, val=1, test=4), workers=1, forest_gravity=False)
+    simulate_dataset(tmp_path / "off", dict(train=2, val=1, test=4), workers=1, forest_gravity=False)
     test = open_dataset(tmp_path / "off")["test"]
     assert (test.params["forest_gravity"] == 0).all()
     check_simulated(test)  # the model of the stored labels and switch reproduces the stored flux
