@@ -45,7 +45,8 @@ def test_distill_student_end_to_end(mlflow_store, tiny_data, tmp_path, monkeypat
     assert m["test_latent_cosine"] <= 1.0 and m["n_parameters"] > 0
     assert tags["verdict_2_1"] in ("pass", "underfit", "overfit", "partial")
     assert tags["verdict_2_2"] in ("pass", "undecided", "below_raw", "far_below_teacher", "below_teacher")
-    assert tags["verdict_3_1"] in ("pass", "acceptable", "undecided", "fail") and tags["teacher_path"] == str(tmp_path / "t.pt")
+    assert tags["verdict_3_1"] in ("pass", "acceptable", "undecided", "fail")
+    assert tags["teacher_path"] == str(tmp_path / "t.pt")
     assert tags["stage"] == "2" and tags["role"] == "student" and tags["input"] == "flux"
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(first.info.run_id)}
     assert {"student.pt", "checkpoints", "figures", "tables"} <= artifacts
