@@ -39,7 +39,8 @@ from entrypoints._outcome import log_outcome
 @opt.teacher
 @opt.latent()
 @click.option("--student", default="mlp", type=click.Choice(STUDENTS), show_default=True)
-@click.option("--hidden", default="default", show_default=True, help="mlp widths / cnn channels per stage, comma list")
+@click.option("--hidden", default="default", show_default=True,
+              help="mlp widths / cnn channels per stage / starnet dense widths, comma list")
 @click.option("--input", "input_", default="flux", type=click.Choice(INPUTS), show_default=True)
 @click.option("--target", default="log_g", show_default=True,
               help=f"a label ({', '.join(LABELS)}) or residual (Stage B)")

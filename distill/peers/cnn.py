@@ -7,26 +7,19 @@ stopping on validation, so only the architecture differs from the supervised end
 """
 from torch import nn
 
+from ..student.model import starnet_body
+
 
 class StarNet(nn.Module):
     """``forward(x (B, 1, P)) -> (features (B, 128), y_hat (B, n_targets))``; ``head`` maps features to y_hat, as the
-    trainer expects of a student."""
+    trainer expects of a student. The layers are ``starnet_body``'s, the ones the ``starnet`` student distils with."""
 
     def __init__(self, n_pixels: int, n_targets: int = 1, filters=(4, 16), kernel: int = 8, pool: int = 4,
                  dense=(256, 128)):
         super().__init__()
-        length = (n_pixels - len(filters) * (kernel - 1)) // pool
-        if length < 1:
-            raise ValueError(f"{n_pixels} pixels are too few for StarNet's convolutions")
         self.config = dict(n_pixels=n_pixels, n_targets=n_targets, filters=list(filters), kernel=kernel, pool=pool,
                            dense=list(dense))
-        convs, c_in = [], 1
-        for c in filters:
-            convs += [nn.Conv1d(c_in, c, kernel), nn.ReLU()]
-            c_in = c
-        widths = [c_in * length, *dense]
-        fcs = [layer for a, b in zip(widths[:-1], widths[1:]) for layer in (nn.Linear(a, b), nn.ReLU())]
-        self.encoder = nn.Sequential(*convs, nn.MaxPool1d(pool), nn.Flatten(), *fcs)
+        self.encoder = starnet_body(1, n_pixels, dense, filters, kernel, pool)
         self.head = nn.Linear(dense[-1], n_targets)
 
     def forward(self, x):

@@ -12,8 +12,8 @@ NO_TEACHER_LATENT_DIM = 128  # z_s size when there is no teacher latent to match
 
 @dataclass(frozen=True)
 class Architecture:
-    """A ``Student`` to build: encoder ``kind`` (mlp, cnn), ``hidden`` widths / channels per stage (None: the kind's
-    default), dropout, head (linear, mlp) and latent size (None: the teacher latent's, else
+    """A ``Student`` to build: encoder ``kind`` (mlp, cnn, starnet), ``hidden`` widths / channels per stage / dense
+    widths (None: the kind's default), dropout, head (linear, mlp) and latent size (None: the teacher latent's, else
     ``NO_TEACHER_LATENT_DIM``). Input channels and pixels follow from the training settings and the spectra."""
 
     kind: str = "mlp"

@@ -6,15 +6,19 @@
   stages (4096 -> 4 positions) with few channels (``hidden`` sets them, default
   32, 32, 64, 64), then a linear map to the latent: 44x fewer weights than the MLP
   for a 384-d latent and faster on a CPU (bench/student_benchmark.py).
+- ``starnet``: StarNet (Fabbro et al. 2018, MNRAS 475, 2978), the CNN peer's network: two convolutions (4 and 16
+  filters of 8 pixels, ReLU), max-pooling by 4, dense layers (``hidden``, default 256, 128) with ReLU, then dropout
+  and a linear map to the latent. ``starnet_body`` builds it for the peer (``distill/peers/cnn.py``) too, so the
+  distilled StarNet and the supervised one differ only in the loss.
 """
 import numpy as np
 import torch
 from torch import nn
 
-STUDENTS = ("mlp", "cnn")
+STUDENTS = ("mlp", "cnn", "starnet")
 INPUTS = ("flux", "flux+error")
 HEADS = ("linear", "mlp")
-DEFAULT_HIDDEN = {"mlp": (1024, 1024, 512), "cnn": (32, 32, 64, 64)}  # widths / channels per stage
+DEFAULT_HIDDEN = {"mlp": (1024, 1024, 512), "cnn": (32, 32, 64, 64), "starnet": (256, 128)}  # widths / channels
 
 
 class MLPStudent(nn.Module):
@@ -51,6 +55,37 @@ class CNNStudent(nn.Module):
         return self.out(self.features(x))
 
 
+def starnet_body(in_channels: int, n_pixels: int, dense=(256, 128), filters=(4, 16), kernel: int = 8,
+                 pool: int = 4) -> nn.Sequential:
+    """StarNet up to its last dense layer: (B, in_channels, P) -> (B, dense[-1]). Unpadded convolutions (``filters``,
+    ``kernel``, ReLU), max-pooling by ``pool``, then the flattened map through the ``dense`` widths with ReLU."""
+    length = (n_pixels - len(filters) * (kernel - 1)) // pool
+    if length < 1:
+        raise ValueError(f"{n_pixels} pixels are too few for StarNet's convolutions")
+    convs, c_in = [], in_channels
+    for c in filters:
+        convs += [nn.Conv1d(c_in, c, kernel), nn.ReLU()]
+        c_in = c
+    widths = [c_in * length, *dense]
+    fcs = [layer for a, b in zip(widths[:-1], widths[1:]) for layer in (nn.Linear(a, b), nn.ReLU())]
+    return nn.Sequential(*convs, nn.MaxPool1d(pool), nn.Flatten(), *fcs)
+
+
+class StarNetStudent(nn.Module):
+    """StarNet's layers (``starnet_body``), then dropout and a linear map of its last dense layer to the latent."""
+
+    def __init__(self, in_channels: int, n_pixels: int, out_dim: int, dense=(256, 128), dropout=0.1):
+        super().__init__()
+        self.features = starnet_body(in_channels, n_pixels, dense)
+        self.out = nn.Sequential(nn.Dropout(dropout), nn.Linear(dense[-1], out_dim))
+
+    def forward(self, x):
+        return self.out(self.features(x))
+
+
+ENCODERS = {"mlp": MLPStudent, "cnn": CNNStudent, "starnet": StarNetStudent}
+
+
 class Student(nn.Module):
     """An encoder to the latent size and a head from z_s to the targets: ``linear`` (default) or ``mlp``
     (one hidden layer of 64 with GELU)."""
@@ -65,7 +100,7 @@ class Student(nn.Module):
         hidden = tuple(hidden or DEFAULT_HIDDEN[kind])
         self.config = dict(kind=kind, in_channels=in_channels, n_pixels=n_pixels, latent_dim=latent_dim,
                            n_targets=n_targets, hidden=list(hidden), dropout=dropout, head=head)  # rebuilds it
-        self.encoder = (MLPStudent if kind == "mlp" else CNNStudent)(in_channels, n_pixels, latent_dim, hidden, dropout)
+        self.encoder = ENCODERS[kind](in_channels, n_pixels, latent_dim, hidden, dropout)
         self.head = (nn.Linear(latent_dim, n_targets) if head == "linear"
                      else nn.Sequential(nn.Linear(latent_dim, 64), nn.GELU(), nn.Linear(64, n_targets)))
 
