@@ -14,7 +14,7 @@ from distill.errors import DistillError
 from distill.features import store
 from distill.residuals import read_residual
 from distill.student.model import load_predictor
-from distill.teacher import load
+from distill.teacher import load, matched
 from entrypoints._steps import launch
 
 
@@ -67,13 +67,6 @@ def ceilings(summary: dict, label: str, levels) -> pd.Series | None:
     mlflow.set_tag("fisher_run_id", found[0])
     tracking.log_metrics({f"ceiling_prior_r2_{label}_noise_{lv:g}": c for lv, c in ceiling.items()})
     return ceiling
-
-
-def teacher_training(manifest: dict) -> tuple:
-    """(epochs, loss) of the train_teacher run behind an extract run (train_teacher's defaults when unknown)."""
-    run_id = manifest.get("teacher_run_id")
-    params = tracking.get_run(run_id).data.params if run_id else {}
-    return int(float(params.get("epochs", 8))), params.get("loss", "self_supervised")
 
 
 def log_ceiling(summary: dict, noise_level: float, label: str = "log_g") -> float | None:
@@ -175,26 +168,28 @@ def student(ref: str, data: str, noise_level: float, device, label_free: bool = 
     return predictor, run
 
 
-def no_error_teacher(ref: str, teacher, data: str, noise_level: float, epochs: int, loss: str):
-    """The teacher without the sigma input: a checkpoint path, a train_teacher run id, or auto (the newest run
-    with ``teacher``'s architecture and ``loss`` for this data; else trained for ``epochs`` with ``loss``).
-    Returns (model, run id or None)."""
+def no_error_teacher(ref: str, teacher, data: str, noise_level: float, manifest: dict, epochs: int = 0):
+    """The teacher without the sigma input, the same train_teacher run as the teacher's (the extract ``manifest``'s)
+    but for input_sigma (``matched``): a run id (one that differs refused), or auto (the newest match, else one
+    trained as the teacher was); a checkpoint path, or any for a teacher with no run, is not checked
+    (``matched.Control``, with ``epochs``). Returns (model, run id or None)."""
+    own = manifest.get("teacher_run_id")
+    if Path(ref).is_file() or not own:
+        click.echo(f"no_error_teacher={ref}: {'a checkpoint file' if own else 'the teacher has no train_teacher run'}; "
+                   "its match with the teacher in every training parameter but input_sigma cannot be checked", err=True)
     if Path(ref).is_file():
-        model, run_id = load(ref), None
+        run, model = None, load(ref)
     else:
-        config = teacher.config.as_dict()
-        same = lambda r: r.data.params.get("loss") == loss and all(  # noqa: E731
-            r.data.params.get(f"arch_{k}") == str(v) for k, v in config.items() if k != "input_sigma")
-        tags = {"data_dir": str(Path(data).resolve()), "input_sigma": "false",
-                "source_digest": tracking.source_digest()}  # one trained by other code is not reused
-        run = (tracking.find_run("train_teacher", tags=tags, accept=same) if ref == "auto"
+        control = matched.Control(matched.run_record(tracking.get_run(own)) if own else None, teacher.config.as_dict(),
+                                  str(Path(data).resolve()), tracking.source_digest(), noise_level, epochs, own,
+                                  manifest.get("teacher_epoch"))
+        run = (tracking.find_run("train_teacher", tags=control.tags, accept=control.accept) if ref == "auto"
                else tracking.resolve_run(ref, "train_teacher"))
         if run is None:
-            click.echo(f"training a teacher without sigma ({epochs} epochs)", err=True)
-            arch = {k: str(config[k]).lower() for k in ("num_layers", "embed_dim", "kernel_size", "use_bn")}
-            params = arch | dict(data=data, input_sigma="false", epochs=epochs, loss=loss, noise_level=noise_level)
-            run = tracking.get_run(launch("train_teacher", params, "no_error_teacher", child=False))
-        model, run_id = load(tracking.download(run.info.run_id, "teacher.pt")), run.info.run_id
+            click.echo(f"training a teacher without sigma ({control.describe()})", err=True)
+            run = tracking.get_run(launch("train_teacher", control.params(), "no_error_teacher", child=False))
+        control.check(run)
+        model = load(tracking.download(run.info.run_id, "teacher.pt"))
     if model.config.input_sigma:
         raise DistillError(f"no_error_teacher={ref}: that teacher reads sigma; give one trained with input_sigma=false")
-    return model, run_id
+    return model, run and run.info.run_id

@@ -40,11 +40,11 @@ class Upstream:
         return model
 
     def no_error(self, teacher) -> tuple:
-        """Found or trained once; trained, it runs as long as the teacher (``teacher_epochs`` 0) and always with its
-        loss, so the two differ only in sigma."""
-        epochs, loss = upstream.teacher_training(self.extract[1])
+        """Found or trained once, the same as the extract run's teacher in every training parameter but sigma
+        (``teacher_epochs``, if given, must be the teacher's; it sets only the epochs of one trained for a teacher
+        with no train_teacher run)."""
         return upstream.no_error_teacher(self.refs["no_error_teacher"], teacher, self.data, self.noise_level,
-                                         self.teacher_epochs or epochs, loss)
+                                         self.extract[1], self.teacher_epochs)
 
     def student(self, label_free: bool) -> LoadedStudent | None:
         ref = self.refs["label_free_student" if label_free else "student"]
@@ -71,7 +71,8 @@ class Upstream:
 @click.option("--no-error-teacher", default="auto", show_default=True,
               help="auto (find or train), checkpoint path, or run id")
 @click.option("--teacher-epochs", default=0, type=click.IntRange(0), show_default=True,
-              help="epochs when auto trains one (0: the teacher's own)")
+              help="a no-error teacher's epochs: 0 or the teacher run's own; for a checkpoint teacher, those "
+              "trained (0: 8)")
 @opt.latent()
 @click.option("--heads", "head_names", default="ridge", show_default=True,
               help="comma list; the sweep and curves use the first")
