@@ -137,17 +137,18 @@ def combination(y_true, weighted: list, n_boot: int = N_BOOT, seed: int = SEED) 
     return _interval(value, samples, sum(wi * _r2_jackknife(y, p) for p, wi in zip(preds, w)))
 
 
-def over_seeds(y_true, runs_a: list, runs_b: list | None = None, n_boot: int = N_BOOT, seed: int = SEED) -> tuple:
-    """(Interval, seed-to-seed sd): the seed mean of R^2(a_s) (or of R^2(a_s) - R^2(b_s), the arms paired by seed s)
-    with a two-level percentile bootstrap: each resample draws the seeds with replacement, then the test rows, so
-    the interval carries the spread between training seeds as well as between test spectra."""
+def over_seeds(y_true, runs_a: list, runs_b: list | None = None, scale: float = 1.0, n_boot: int = N_BOOT,
+               seed: int = SEED) -> tuple:
+    """(Interval, seed-to-seed sd): the seed mean of R^2(a_s) (or of R^2(a_s) - scale x R^2(b_s), the arms paired by
+    seed s) with a two-level percentile bootstrap: each resample draws the seeds with replacement, then the test rows,
+    so the interval carries the spread between training seeds as well as between test spectra."""
     y, preds = _checked(y_true, *runs_a, *(runs_b or []))
     a, b = preds[:len(runs_a)], preds[len(runs_a):]
     if b and len(b) != len(a):
         raise ValueError(f"{len(a)} seeds against {len(b)}: the arms must be paired by seed")
-    per_seed = np.array([r2_score(y, p) - (r2_score(y, q) if b else 0.0) for p, q in zip(a, b or a)])
+    per_seed = np.array([r2_score(y, p) - (scale * r2_score(y, q) if b else 0.0) for p, q in zip(a, b or a)])
     rows = resamples(len(y), n_boot, seed)
-    each = np.stack([_r2_each(y, p, rows) - (_r2_each(y, q, rows) if b else 0.0) for p, q in zip(a, b or a)])
+    each = np.stack([_r2_each(y, p, rows) - (scale * _r2_each(y, q, rows) if b else 0.0) for p, q in zip(a, b or a)])
     picks = np.random.default_rng(seed + 1).integers(0, len(a), size=(n_boot, len(a)))
     samples = each[picks, np.arange(n_boot)[:, None]].mean(axis=1)
     tail = 100 * (1 - LEVEL) / 2

@@ -19,8 +19,8 @@ from optuna.storages import RDBStorage, RetryFailedTrialCallback
 
 from .errors import DistillError
 from .redact import has_password, redact
+from .student.model import DEFAULT_HIDDEN, STUDENTS
 from .student.model import HEADS as STUDENT_HEADS
-from .student.model import STUDENTS
 
 STUDIES = ("student", "head")
 SECOND_OBJECTIVES = ("none", "params", "time")
@@ -84,6 +84,9 @@ def suggest_student(trial: optuna.Trial, space: StudentSpace) -> dict:
     if kind == "mlp":
         first = trial.suggest_int("width", *space.width, log=True)
         hidden = tuple(max(8, first // 2 ** min(i, 1)) for i in range(layers))  # w, w/2, w/2, ...
+    elif kind == "starnet":  # StarNet's two dense layers (256, 128), scaled; its convolutions stay as published
+        m = trial.suggest_float("width_multiplier", *space.width_multiplier, log=True)
+        hidden = tuple(max(8, round(c * m)) for c in DEFAULT_HIDDEN["starnet"])
     else:
         m = trial.suggest_float("width_multiplier", *space.width_multiplier, log=True)
         base = (32, 32, 64, 64, 64)

@@ -141,11 +141,12 @@ class Steps:
         self.force, self.ids, self.how, self.t0 = force, {}, {}, time.time()
         self.tags = dict(tags) | {"source_digest": tracking.source_digest()}
 
-    def __call__(self, name: str, entry: str, reuse=True, **params) -> str:
+    def __call__(self, name: str, entry: str, reuse=True, tags: dict | None = None, **params) -> str:
+        """Run or reuse one step; ``tags`` overrides the reuse tags (a step on another dataset: its digests)."""
         params = {k: str(v) for k, v in params.items()}
         t = time.time()
-        run = None if self.force or not reuse else tracking.find_run(entry,
-                                                                     params=full_params(entry, params), tags=self.tags)
+        run = None if self.force or not reuse else tracking.find_run(entry, params=full_params(entry, params),
+                                                                     tags=self.tags | (tags or {}))
         if run is not None:
             run_id, how = run.info.run_id, "reused"
         else:

@@ -3,6 +3,8 @@
     mlflow run . -e main --env-manager local                                   # demo scale, built-in simulator
     mlflow run . -e main -P scale=study --env-manager local                    # 16k / 1k / 1k, mid teacher
     mlflow run . -e main -P scale=paper --env-manager local                    # 100k / 1k / 1k, paper teacher
+    mlflow run . -e main -P scale=confirm --env-manager local                  # configs/confirm.yaml, sealed
+    mlflow run . -e main -P scale=study -P seeds=3 --env-manager local         # every trained arm at 3 seeds
     mlflow run . -e main -P data=/path/to/pfsspec -P teacher=/path/to/model.ckpt --env-manager local
 
 A step is reused when a FINISHED run of the same entry point exists with the same parameters
@@ -21,6 +23,7 @@ from distill.errors import DistillError
 from distill.features.pooling import check_segments, segment_count
 from distill.peers import PEERS
 from distill.teacher import study
+from entrypoints import _confirm, _seeded
 from entrypoints._cli import one_line_errors
 from entrypoints._steps import Steps
 
@@ -53,7 +56,8 @@ PCA_DIMS = 32  # Stage 1.3: the chosen latent reduced to this many dimensions (t
 
 
 @click.command()
-@click.option("--scale", default="demo", type=click.Choice(sorted(SCALES)), show_default=True)
+@click.option("--scale", default="demo", type=click.Choice([*sorted(SCALES), "confirm"]), show_default=True,
+              help="confirm: the pre-registered seeded run of configs/confirm.yaml on fresh, sealed spectra")
 @click.option("--data", default="auto", show_default=True,
               help="auto: simulate data/{scale}; or a pfsspec dataset directory")
 @click.option("--teacher", default="auto", show_default=True, help="auto: train one; or a checkpoint path")
@@ -65,13 +69,23 @@ PCA_DIMS = 32  # Stage 1.3: the chosen latent reduced to this many dimensions (t
 @click.option("--student-epochs", default=0, type=click.IntRange(0), show_default=True, help="0: the scale's")
 @click.option("--segments", default=0, type=click.IntRange(0), show_default=True,
               help="segment means stored per layer, a power of two; 0: the scale's")
+@click.option("--seeds", default=1, type=click.IntRange(1), show_default=True,
+              help="2 or more: every trained arm also at this many seeds (exploratory; confirm: the file's)")
 @click.option("--force", default=False, type=bool, show_default=True, help="recompute every step")
 @click.option("--out", default="reports/latest", show_default=True,
               help="directory for report.md and report.html: new, empty, or one a report made")
 @one_line_errors
-def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, student_epochs, segments, force,
-         out):
+def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, student_epochs, segments, seeds,
+         force, out):
     report_dir.check(out)  # before any work: out= is a new or empty directory, or one a report made
+    if scale == "confirm":
+        plan, digest = _confirm.check(dict(data=data, teacher=teacher, n_train=n_train, n_val=n_val, n_test=n_test,
+                                           preset=preset, teacher_epochs=teacher_epochs, student_epochs=student_epochs,
+                                           segments=segments, seeds=seeds - 1))
+        with tracking.tracked_run("main", stage="all", mvp="all", scale=scale) as run:
+            _confirm.run(steps := Steps(force, {}), plan, digest)
+            steps("report", "report", reuse=False, run_id=run.info.run_id, out=Path(out).resolve())
+        return
     cfg = dict(SCALES[scale])
     cfg.update({k: v for k, v in dict(n_train=n_train, n_val=n_val, n_test=n_test, teacher_epochs=teacher_epochs,
                                       student_epochs=student_epochs, segments=segments).items() if v})
@@ -143,6 +157,11 @@ def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, s
         steps("ablate", "ablate", data=data_dir, features=features, student=student, label_free_student=label_free,
               sizes=cfg["sizes"], noise_levels=cfg["noise_levels"], alpha=RIDGE_ALPHA,
               teacher_epochs=cfg["teacher_epochs"], **latent)  # the no-error teacher trains as long as the teacher
+        if seeds > 1:
+            plan = _seeded.scale_plan(cfg, seeds, dict(layer=layer, pooling=pooling), RIDGE_ALPHA, cfg["segments"])
+            leak_free = (_seeded.simulated(steps, f"{data_dir}-leak_free", plan, leak=False)
+                         if data == "auto" else None)
+            _seeded.log_answer(_seeded.SeededArms(steps, plan, {"leak": data_dir, "leak_free": leak_free}).run(), plan)
         steps("report", "report", reuse=False, run_id=run.info.run_id, out=Path(out).resolve())
 
 

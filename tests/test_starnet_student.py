@@ -114,3 +114,15 @@ def test_distill_student_starnet_supervised(mlflow_store, tiny_data):
     (run,) = runs(role="supervised_baseline")
     assert run.data.tags["student"] == "starnet"
     assert "student_test_r2_log_g" in run.data.metrics and "test_latent_mse" not in run.data.metrics
+
+
+def test_tune_searches_starnets_dense_widths():
+    """A starnet trial scales StarNet's dense layers (256, 128), never a CNN's channel list."""
+    import optuna
+
+    from distill import tuning
+    space = tuning.student_space("starnet", "linear", "log_g")
+    trial = optuna.trial.FixedTrial({"student": "starnet", "layers": 2, "width_multiplier": 0.5, "dropout": 0.1,
+                                     "lr": 1e-3, "lambda_z": 1.0, "lambda_y": 1.0, "head": "linear",
+                                     "target": "log_g"})
+    assert tuning.suggest_student(trial, space)["hidden"] == (128, 64)
