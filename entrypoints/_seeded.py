@@ -63,14 +63,15 @@ class SeededArms:
                         noise_level=self.plan.data["noise_level"], input_sigma=str(input_sigma).lower())
         layers = ",".join(c["layers"])
         features = self.step(f"extract_{arm}_s{seed}", "extract", dataset, teacher=run, layer=layers,
-                             segments=c["segments"], noise_level=self.plan.data["noise_level"])
+                             direction="fwd", segments=c["segments"], noise_level=self.plan.data["noise_level"])
         grid = self.step(f"grid_{arm}_s{seed}", "probe", dataset, features=features, layer=layers,
                          pooling=",".join(c["poolings"]), head=head, **self.common)
         cell = study.best_on_validation(mlflow.load_table("tables/summary.json", run_ids=[grid]), head, LABEL)
         self.cells[arm, seed] = (features, cell["layer"], cell["pooling"])
         self.reads.append((arm, dataset, grid, "probe"))
         untrained = self.step(f"extract_{arm}_untrained_s{seed}", "extract", dataset, teacher=f"{run}@0",
-                              layer=cell["layer"], segments=c["segments"], noise_level=self.plan.data["noise_level"])
+                              layer=cell["layer"], direction="fwd", segments=c["segments"],
+                              noise_level=self.plan.data["noise_level"])
         self.read(f"{arm}_untrained", dataset, untrained, cell["layer"], cell["pooling"], seed)
         if arm == "no_error_teacher" and ("teacher", seed) in self.cells:  # 4.1 at the teacher's cell too
             _, layer, pooling = self.cells["teacher", seed]

@@ -37,7 +37,7 @@ def test_the_repository_pre_registration_is_complete():
 def test_a_changed_or_uncommitted_pre_registration_is_refused(tmp_path):
     path = committed_copy(tmp_path)
     preregistration.check_committed(path)  # committed and unchanged: accepted
-    path.write_text(path.read_text().replace("epochs: 2", "epochs: 3"))
+    path.write_text(path.read_text().replace("seeds: [1, 2, 3]", "seeds: [1, 2]"))
     with pytest.raises(DistillError, match="differs from its committed version"):
         preregistration.check_committed(path)
     loose = tmp_path / "loose.yaml"
