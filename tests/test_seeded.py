@@ -138,3 +138,28 @@ def test_seed_runs_are_reused_on_a_second_call(mlflow_store, tiny_data, monkeypa
             arms.students()
             assert set(steps.how.values()) == ({"ran"} if round_ == 0 else {"reused"})
     assert len(steps.how) == 2 * 5 + 2 * 5  # per teacher seed 5 steps, per student seed 5 runs
+
+
+def test_the_leak_free_arms_sigma_is_independent_of_the_clean_flux(tmp_path):
+    """The same stars simulated twice: with the leak, sigma follows each star's clean flux pixel by pixel; without
+    it, sigma is the same for every star of a magnitude, so it carries nothing of the flux."""
+    from distill.data import open_dataset
+    from distill.simulator.dataset import simulate_dataset
+
+    def arrays(leak):
+        simulate_dataset(tmp_path / str(leak), dict(train=2, val=2, test=40), seed=5, workers=1, leak=leak)
+        test = open_dataset(tmp_path / str(leak))["test"]
+        flux, error = test.read()
+        return test.params["log_g"].to_numpy(), np.asarray(flux, float), np.asarray(error, float)
+
+    def median_correlation(flux, error):
+        f, e = flux - flux.mean(0), error - error.mean(0)
+        spread = (f.std(0) > 0) & (e.std(0) > 1e-9 * error.mean())
+        corr = (f * e).mean(0)[spread] / (f.std(0) * e.std(0))[spread]
+        return float(np.median(corr)) if spread.any() else 0.0
+
+    (g_leak, flux_leak, err_leak), (g_free, flux_free, err_free) = arrays(True), arrays(False)
+    assert np.array_equal(g_leak, g_free) and np.allclose(flux_leak, flux_free)  # the same stars
+    assert median_correlation(flux_leak, err_leak) > 0.5
+    assert median_correlation(flux_free, err_free) == 0.0
+    assert np.ptp(err_free, axis=0).max() <= 1e-6 * err_free.max()
