@@ -25,6 +25,7 @@ from mlflow.tracking import MlflowClient
 from . import intervals, processes, stopping
 from .errors import DistillError
 from .redact import redact
+from .spectra_input import log_spectra_input
 
 ENTRY_POINT_TAG = "mlflow.project.entryPoint"
 PROJECT = Path(__file__).resolve().parents[1]
@@ -125,10 +126,12 @@ def log_figure(fig, artifact_file: str):
 
 
 def log_dataset(summary: dict, root):
-    """Record a dataset's location, split sizes (params) and content digests (tags)."""
+    """Record a dataset's location, split sizes (params) and content digests (tags), and log it as the run's
+    dataset input (``distill.spectra_input``)."""
     log_params({k: v for k, v in summary.items() if k.startswith("n_")})
     mlflow.set_tags({"data_dir": str(Path(root).resolve()),
                      **{k: v for k, v in summary.items() if k.startswith("digest_")}})
+    log_spectra_input(summary, root)
 
 
 def find_run(entry_point: str, params: dict | None = None, tags: dict | None = None, accept=None):

@@ -97,6 +97,7 @@ def main(method, data, noise_level, labels, n_spectra, seed, **options):
             with child:
                 mlflow.set_tags({"method": peer.name, "sees_sigma": str(peer.sees_sigma).lower()})
                 if len(methods) > 1:
+                    mlflow.set_tag("mlflow.runName", peer.name)
                     tracking.log_dataset(summary, data)
                     tracking.log_params(dict(method=peer.name, data=data, noise_level=noise_level))
                 ceiling = log_ceiling(summary, noise_level)

@@ -102,3 +102,25 @@ def test_a_sigterm_while_the_run_ends_waits_for_its_status(mlflow_store, stop_on
                 os.kill(os.getpid(), signal.SIGTERM)
     (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
     assert run.info.status == status
+
+
+def test_a_run_logs_its_spectra_as_a_dataset_input(mlflow_store, tiny_data):
+    """The Datasets column: name, source path, one digest of the split digests, split sizes as the profile; the
+    digest is searchable and changes with the spectra."""
+    import json
+
+    from distill.data import open_dataset
+    summary = open_dataset(tiny_data).summary()
+    with mlflow.start_run() as run:
+        tracking.log_dataset(summary, tiny_data)
+    (logged,) = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
+    d = logged.dataset
+    assert d.name == tiny_data.name and str(tiny_data.resolve()) in d.source
+    assert json.loads(d.profile) == {"n_train": 96, "n_val": 32, "n_test": 32}
+    found = mlflow.search_runs(search_all_experiments=True, filter_string=f"dataset.digest = '{d.digest}'",
+                               output_format="list")
+    assert [r.info.run_id for r in found] == [run.info.run_id]
+    other = dict(summary, digest_test="0" * 16)
+    with mlflow.start_run() as second:
+        tracking.log_dataset(other, tiny_data)
+    assert mlflow.get_run(second.info.run_id).inputs.dataset_inputs[0].dataset.digest != d.digest
