@@ -1,6 +1,6 @@
 """Stage 4 sanity checks and robustness (research plan MVP 1.2, 3.2, 3.3, 4.1-4.3): numbers and verdicts.
 
-Each verdict returns ``(code, sentence)`` with the numbers behind it.
+Each verdict is a ``distill.criteria.Verdict``: its status from the criterion, its sentence with the numbers behind it.
 """
 import numpy as np
 import pandas as pd
@@ -8,8 +8,9 @@ from scipy import stats
 from sklearn.metrics import r2_score
 
 from . import criteria, heads, intervals, probe
+from .criteria import CRITERIA, FAIL, PASS, UNDECIDED, Verdict
 from .intervals import Interval
-from .thresholds import ERROR_DOMINATES, ERROR_HELPS, FALSE_ALARM, SIGMA_USED, SLOWER, USEFUL
+from .thresholds import ERROR_DOMINATES, ERROR_HELPS, FALSE_ALARM, SIGMA_USED, USEFUL
 
 # 4.3: heads trained on permuted training labels must predict the test labels no better than chance. Their test
 # R^2 is no fair statistic: a head fitted to noise scores about -p / (n - p) on average (Ridge, p = 384, n = 2,000:
@@ -78,9 +79,9 @@ DETECTS = ("It detects training labels that reach the test predictions although 
            "Stage A and 4.1 / 4.2 look at those.")
 
 
-def leakage(checks: dict, false_alarm: float = FALSE_ALARM) -> tuple:
-    """4.3 over every (feature set, head) of ``shuffle_check``: the alarm rises when the smallest p-value is below
-    ``false_alarm`` / the number of checks (Bonferroni), so an honest pipeline alarms with probability at most
+def leakage(checks: dict, false_alarm: float = FALSE_ALARM) -> Verdict:
+    """4.3 over every (feature set, head) of ``shuffle_check``: the alarm rises (fail) when the smallest p-value is
+    below ``false_alarm`` / the number of checks (Bonferroni), so an honest pipeline alarms with probability at most
     ``false_alarm``."""
     name, worst = min(checks.items(), key=lambda kv: kv[1]["shuffled_p_value"])
     bar = false_alarm / len(checks)
@@ -91,36 +92,39 @@ def leakage(checks: dict, false_alarm: float = FALSE_ALARM) -> tuple:
                f"(false-alarm rate {false_alarm:g} over {len(checks)} check(s)); mean shuffled test R^2 "
                f"{worst['shuffled_mean']:.3f}")
     if worst["shuffled_p_value"] < bar:
-        return "leakage_alarm", f"Leakage alarm: {numbers}. {DETECTS}"
-    return "pass", f"No leakage detected: {numbers}. {DETECTS}"
+        return criteria.outcome("4.3", "leakage_alarm", f"Leakage alarm: {numbers}. {DETECTS}")
+    return criteria.outcome("4.3", "no_leakage", f"No leakage detected: {numbers}. {DETECTS}")
 
 
-def error_dependence(delta: Interval) -> tuple:
+def error_dependence(delta: Interval) -> Verdict:
     """4.1: teacher minus the teacher without sigma, judged by the one criterion "R^2 lost without sigma < 0.1"
-    (``distill.criteria``): the status reads the interval against 0.1; the code also says how much the error helps."""
-    numbers = f"R^2 lost without sigma {delta.text()} (95 % interval)"
+    (``distill.criteria``); the sentence also says how much the error helps."""
     status = criteria.judge("4.1", delta)
-    if status == criteria.FAIL:
-        return "error_dominates", (f"The error carries much of the log g information ({numbers}, all above "
-                                   f"{ERROR_DOMINATES}): a ceiling for distillation.")
-    if status == criteria.UNDECIDED:
-        return "undecided", (f"The interval spans {ERROR_DOMINATES} ({numbers}): more test spectra are needed to say "
-                             "whether the error dominates.")
-    if delta.hi <= ERROR_HELPS:
-        return "error_helps_little", f"The error helps at most a little ({numbers}, all below {ERROR_HELPS})."
-    return "error_helps", (f"The error helps but does not dominate ({numbers}, all below {ERROR_DOMINATES}"
-                           + (", above 0: it does help)." if delta.lo > 0 else ")."))
+    if status == FAIL:
+        said = (f"The error carries much of the log g information (all above {ERROR_DOMINATES}): a ceiling for "
+                "distillation.")
+    elif status == UNDECIDED:
+        said = (f"More test spectra are needed to say whether the error dominates (the interval spans "
+                f"{ERROR_DOMINATES}).")
+    elif delta.hi <= ERROR_HELPS:
+        said = f"The error helps at most a little (all below {ERROR_HELPS})."
+    else:
+        said = f"The error helps but does not dominate{', above 0: it does help' if delta.lo > 0 else ''}."
+    return criteria.verdict("4.1", delta, said)
 
 
-def sigma_use(drop: Interval) -> tuple:
-    """4.2: latent from the true sigma minus the latent from sigma permuted across spectra, on the drop's interval."""
-    numbers = f"R^2 drop with shuffled sigma {drop.text()} (95 % interval)"
-    if drop.lo > SIGMA_USED:
-        return "uses_sigma", f"The teacher really uses sigma: {numbers}, all above {SIGMA_USED}."
-    if drop.hi < SIGMA_USED:
-        real = " (small but real: the interval excludes 0)" if drop.lo > 0 else ""
-        return "sigma_removable", f"No drop above {SIGMA_USED}: {numbers}{real}; sigma could be removed."
-    return "undecided", f"The interval spans {SIGMA_USED} ({numbers}): not resolved at this size."
+def sigma_use(drop: Interval) -> Verdict:
+    """4.2: latent from the true sigma minus the latent from sigma permuted across spectra, on the drop's interval
+    (criterion 4.2: pass when the teacher surely uses sigma)."""
+    status = criteria.judge("4.2", drop)
+    if status == PASS:
+        said = "The teacher really uses sigma."
+    elif status == FAIL:
+        said = (f"No drop above {SIGMA_USED}" + (" (small but real: the interval excludes 0)" if drop.lo > 0 else "")
+                + "; sigma could be removed.")
+    else:
+        said = f"Not resolved at this size (the interval spans {SIGMA_USED})."
+    return criteria.verdict("4.2", drop, said)
 
 
 def permuted_sigma(error: np.ndarray, seed: int = 42) -> np.ndarray:
@@ -149,24 +153,29 @@ def slower_than_raw(preds: dict, y, train_level: float, top: float) -> dict:
             for name in sorted({n for n, _ in preds}) if name != "raw"}
 
 
-def robustness(table: pd.DataFrame, train_level: float, slower: dict) -> tuple:
-    """1.2 / 3.2 on paired intervals (``slower_than_raw``): a reader that reads log g at the training level
-    (R^2 > USEFUL) is more robust when raw flux's drop minus its own has a lower bound above SLOWER
-    (``distill.criteria``); readers marked "sees sigma" get the true sigma at every level."""
+ROBUST = {"1.2": "teacher", "3.2": "student"}  # the sweep reader each robustness criterion judges
+
+
+def robustness(table: pd.DataFrame, train_level: float, slower: dict) -> list:
+    """1.2 (the teacher latent) and 3.2 (the student, when swept) on paired intervals (``slower_than_raw``): a reader
+    that reads log g at the training level (R^2 > USEFUL) is judged by its criterion, raw flux's drop minus its own
+    against SLOWER (``distill.criteria``); one that reads none there fails. Readers marked "sees sigma" get the true
+    sigma at every level: the other readers' drops (the controls) are given beside each verdict."""
     r2 = table.pivot(index="features", columns="noise_level", values="test_r2")
-    top = r2.columns.max()
-    numbers = "; ".join(f"raw flux's drop - {name}'s {d.text()}" for name, d in slower.items())
-    useful = {name: d for name, d in slower.items() if name != SIGMA_CONTROL and r2.loc[name, train_level] > USEFUL}
-    judged = {name: criteria.judge("1.2", d) for name, d in useful.items()}
-    robust = [name for name, status in judged.items() if status == criteria.PASS]
-    if robust:
-        text = f"From noise {train_level} to {top} ({numbers}): {', '.join(robust)} degrade(s) more slowly."
-        if SIGMA_CONTROL in slower and criteria.judge("1.2", slower[SIGMA_CONTROL]) == criteria.PASS:
-            text += (f" Raw flux read beside the true sigma ({SIGMA_CONTROL}) degrades more slowly too: the "
-                     "robustness may come through sigma.")
-        return "latent_more_robust", text
-    if criteria.UNDECIDED in judged.values():
-        return "undecided", (f"From noise {train_level} to {top} ({numbers}): an interval spans {SLOWER}; not "
-                             "resolved at this size.")
-    return "not_more_robust", (f"From noise {train_level} to {top} ({numbers}): no latent that reads log g at the "
-                               f"training level (R^2 > {USEFUL}) degrades more slowly than raw flux.")
+    span = f"From noise {train_level:g} to {r2.columns.max():g}"
+    out = []
+    for stage, name in ROBUST.items():
+        if name not in slower:
+            continue
+        controls = "; ".join(f"raw flux's drop - {other}'s {d.text()}" for other, d in slower.items() if other != name)
+        said = f"{span}; beside it {controls}" if controls else span
+        v = criteria.verdict(stage, slower[name], said)
+        if r2.loc[name, train_level] <= USEFUL:
+            v = Verdict(stage, FAIL, f"{stage}: the {name} reads no log g at noise {train_level:g} (R^2 "
+                                     f"{r2.loc[name, train_level]:.3f} <= {USEFUL}), so it cannot degrade more slowly "
+                                     f"than raw flux: fail ({CRITERIA[stage].quantity} {slower[name].text()}). {said}")
+        elif v.status == PASS and SIGMA_CONTROL in slower and criteria.judge(stage, slower[SIGMA_CONTROL]) == PASS:
+            v = Verdict(stage, PASS, f"{v.text}. Raw flux read beside the true sigma ({SIGMA_CONTROL}) degrades more "
+                                     "slowly too: the robustness may come through sigma.")
+        out.append(v)
+    return out

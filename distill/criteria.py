@@ -1,10 +1,28 @@
-"""Every acceptance criterion of the research plan, declared once and judged from intervals.
+"""Every acceptance criterion of the research plan, declared once, and the one shape of a verdict.
 
 A criterion states a claim about one quantity, "X >= m" or "X < m", where X is a test R^2 or a paired difference
-of R^2 with its 95 % interval. The rule for "X >= m": pass iff the interval's lower bound is above m, fail iff its
-upper bound is below m, else undecided; "X < m" is the mirror. A tie is never a pass of an "at least" claim.
-Entry points log the outcome as the tags ``verdict`` / ``verdict_text`` (or ``verdict_{stage}``), and the report
-renders them; nothing else decides a criterion.
+of R^2 with its 95 % interval (``CRITERIA``). The rule for "X >= m": pass iff the interval's lower bound is above m,
+fail iff its upper bound is below m, else undecided; "X < m" is the mirror. A tie is never a pass of an "at least"
+claim.
+
+Stages whose plan names more outcomes than these three (2.1, 2.2, 3.1, 3.3) or that are a test rather than an interval
+(4.3) have their vocabulary mapped to pass / fail / undecided here, in ``OUTCOMES``, and nowhere else.
+
+Tags (one convention for every entry point; ``Verdict.tags`` builds them, ``read`` reads them back):
+
+- ``verdict_{stage}``: pass, fail or undecided; ``{stage}`` is the key in ``CRITERIA`` or ``OUTCOMES`` as written
+  there (``verdict_1b``, ``verdict_2.2``, ``verdict_2.2_raw``, ``verdict_latent_beats_raw``, ``verdict_B``);
+- ``verdict_text_{stage}``: one line, the criterion, its interval(s), the claim and the outcome;
+- ``outcome_{stage}``: the plan's own word where ``OUTCOMES`` has one (``underfit``, ``below_raw``, ``acceptable``,
+  ``pays_off``, ``leakage_alarm``...); Stage A, a reading that decides no criterion, logs only ``outcome_A`` and
+  ``outcome_text_A``.
+
+A run carries the tags of the criteria its entry point decides (probe: 1, 1b; distill_student: 2.1, 2.2, 2.2_raw,
+2.2_teacher, 3.1, and B for ``target=residual``; each ablate child its own: 1.2, 3.2, latent_beats_raw / 3.3 / 4.1 /
+4.2 / 4.3, the ablate parent all of them) and no others. Older tag names still written beside them, never read by the
+report: ``verdict_2_1`` / ``verdict_2_2`` / ``verdict_3_1`` (the outcome word) on a distill_student run, and an ablate
+child's ``verdict`` / ``verdict_text`` (its first stage's status and sentence, for the MLflow compare view). The report
+renders the tags and judges nothing; a run without them shows "not decided by this run".
 """
 from dataclasses import dataclass
 
@@ -48,11 +66,61 @@ CRITERIA = {c.stage: c for c in (
     Criterion("3.2", "raw flux's R^2 drop - the student's", th.SLOWER, True, ("student", "raw")),
     Criterion("4.1", "R^2 lost without sigma", th.ERROR_DOMINATES, False, ("teacher", "no_error_teacher")),
     Criterion("4.2", "R^2 drop with sigma shuffled", th.SIGMA_USED, True, ("teacher",)),
+    Criterion("B", "student -> r R^2 (r: the log g that sigma alone does not explain)", 0.0, True, ("student",)),
 )}
+
+# Stage 1 / 1b read the latent's best cell of one head each, chosen on validation (``probe`` with input=latent)
+PROBE_HEADS = {"1": "ridge", "1b": "lightgbm"}
+
+# the plan's words for the stages whose outcomes are more than pass / fail / undecided, each mapped to its status
+OUTCOMES = {
+    "2.1": {"pass": PASS, "underfit": FAIL, "overfit": FAIL, "partial": FAIL},  # test cosine >= 0.9, on the point
+    "2.2": {"pass": PASS, "above_raw": PASS, "undecided": UNDECIDED, "ties_raw": UNDECIDED, "below_raw": FAIL,
+            "below_teacher": FAIL, "far_below_teacher": FAIL},  # stage_2_2
+    "3.1": {"pass": PASS, "acceptable": PASS, "undecided": UNDECIDED, "fail": FAIL},  # stage_3_1: acceptable passes
+    # the claim "student - baseline >= -0.05" without beating every baseline
+    "3.3": {"pays_off": PASS, "does_not_pay_off": FAIL, "tie": UNDECIDED},  # distill.label_efficiency
+    "4.3": {"no_leakage": PASS, "leakage_alarm": FAIL},  # the label-shuffle guard's test (distill.ablations)
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A decided criterion: its stage, pass / fail / undecided, one line of text and the plan's word (``OUTCOMES``)."""
+
+    stage: str
+    status: str
+    text: str
+    outcome: str = ""
+
+    def tags(self) -> dict:
+        """The tags of the convention above."""
+        return ({f"verdict_{self.stage}": self.status, f"verdict_text_{self.stage}": self.text}
+                | ({f"outcome_{self.stage}": self.outcome} if self.outcome else {}))
 
 
 def judge(stage: str, x: Interval) -> str:
     return CRITERIA[stage].judge(x)
+
+
+def verdict(stage: str, x: Interval, text: str = "") -> Verdict:
+    """The verdict of an interval criterion; ``text``, when given, follows the criterion's own sentence."""
+    c = CRITERIA[stage]
+    return Verdict(stage, c.judge(x), c.text(x) + (f". {text}" if text else ""))
+
+
+def outcome(stage: str, word: str, text: str) -> Verdict | None:
+    """The verdict of a stage that names its outcome in words (``OUTCOMES``); None for a word outside its vocabulary
+    (e.g. 3.3's ``not_measured``): nothing was decided."""
+    status = OUTCOMES[stage].get(word)
+    return None if status is None else Verdict(stage, status, text, word)
+
+
+def read(tags: dict, stage: str) -> Verdict | None:
+    """The verdict a run logged for ``stage``, or None when it logged none (it did not decide it, or is older)."""
+    status = tags.get(f"verdict_{stage}")
+    return None if status is None else Verdict(stage, status, tags.get(f"verdict_text_{stage}", ""),
+                                                tags.get(f"outcome_{stage}", ""))
 
 
 def stage_2_2(vs_teacher: Interval | None, vs_raw: Interval, teacher: Interval | None,

@@ -11,14 +11,19 @@ information; latent > flux: the representation adds value, unless the noisy
 flux read beside sigma does as well (the control: the latent saw sigma);
 latent < flux: it loses flux information; R^2(r) above 0.1 is real extra
 information. When the flux itself explains ~none of r, the error-only baseline
-left no learnable signal and the readings cannot be told apart.
+left no learnable signal and the readings cannot be told apart. Stage A decides no criterion: its reading is logged
+as ``outcome_A`` / ``outcome_text_A`` (``distill.criteria``).
+
+Stage B reads r from a flux-only student distilled towards it (``residual_reading``). That student never sees sigma,
+so it cannot ride the shortcut: its R^2 of r says whether it reads the part of log g that sigma alone does not explain
+(criterion B).
 """
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
 from sklearn.model_selection import KFold
 
-from . import heads, intervals, probe
+from . import criteria, heads, intervals, probe
 from .data import SPLITS
 from .intervals import BETTER, TIE, WORSE, Interval
 from .thresholds import EXTRA_INFORMATION
@@ -103,3 +108,16 @@ def verdict(latent: Interval, flux: Interval, gain: Interval, control: Interval 
                                           "gain may be the error shortcut read non-linearly" + numbers + ".")
     return "adds_value", "The latent explains more of the residual than the flux: the representation adds value" + \
         numbers + extra + "."
+
+
+def residual_reading(student: Interval, raw: Interval, gain: Interval) -> criteria.Verdict:
+    """Stage B (criterion B): whether a flux-only student's latent reads the residual r, the part of log g that sigma
+    alone does not explain, on its test R^2 of r with its interval; raw flux -> r and the paired ``gain`` (student -
+    raw) stand beside it. The student sees no sigma, so an r it cannot read is missing information, not a shortcut."""
+    v = criteria.verdict("B", student)
+    says = {criteria.PASS: "reads part of the log g that sigma alone does not explain",
+            criteria.FAIL: "reads none of the log g that sigma alone does not explain",
+            criteria.UNDECIDED: "may or may not read the log g that sigma alone does not explain (the interval "
+                                "includes 0)"}[v.status]
+    return criteria.Verdict("B", v.status, f"The flux-only student's latent {says}: {v.text}; raw flux -> r "
+                                           f"{raw.text()}, student - raw flux {gain.text()} ({gain.verdict()}).")

@@ -66,13 +66,16 @@ def keyed_gains(gain: dict, label: str) -> dict:
 def verdict_every(gain: dict, p: dict, subject: str, n_val: int, small: int = FEW_LABELS) -> tuple:
     """(code, text) from the gains over every comparator at every k <= ``small``: ``pays_off`` when every gain's
     lower bound is above zero; ``does_not_pay_off`` when some comparator is better and Holm's procedure over all
-    these comparisons rejects a zero gain; else ``tie``. ``p``: ``p_values``; ``n_val``: validation labels used."""
-    few = {k: by for k, by in gain.items() if 0 < k <= small}
+    these comparisons rejects a zero gain; else ``tie`` (``distill.criteria.OUTCOMES`` maps them to pass / fail /
+    undecided; ``not_measured`` decides nothing). ``p``: ``p_values``; ``n_val``: validation labels used."""
+    few = {k: by for k, by in gain.items() if 0 < k <= small and by}
     if not few:
-        return "not_measured", f"No training size up to {small} labels was run."
+        return "not_measured", f"No training size up to {small} labels was run with a comparator."
     labels = f"training labels (+ {n_val} validation labels for alpha and early stopping)"
+    k, name = min(((k, name) for k, by in few.items() for name in by), key=lambda kn: few[kn[0]][kn[1]].lo)
+    weakest = f"the lowest gain's interval: {k} labels, {subject} - {name} {few[k][name].text()}"
     if all(d.lo > 0 for by in few.values() for d in by.values()):
-        return "pays_off", f"With few labels the {subject} beats every comparator at every size ({labels})."
+        return "pays_off", f"With few labels the {subject} beats every comparator at every size ({labels}; {weakest})."
     beaten = sorted((k, name) for k, name in intervals.holm(p) if few.get(k, {}).get(name, None) is not None
                     and few[k][name].value < 0)
     if beaten:
@@ -81,4 +84,4 @@ def verdict_every(gain: dict, p: dict, subject: str, n_val: int, small: int = FE
         return "does_not_pay_off", (f"A comparator beats the {subject} with few labels beyond a Holm-corrected "
                                     f"interval ({numbers}; + {n_val} validation labels).")
     return "tie", (f"Not resolved: with few {labels} the {subject} neither beats every comparator nor loses to one "
-                   f"beyond a Holm-corrected interval.")
+                   f"beyond a Holm-corrected interval ({weakest}).")

@@ -1,6 +1,8 @@
 """What a library step measured, handed to its entry point to log: the library itself never talks to MLflow."""
 from dataclasses import dataclass, field
 
+from .criteria import Verdict
+
 
 @dataclass
 class Outcome:
@@ -15,7 +17,8 @@ class Outcome:
     lines: list = field(default_factory=list)
     notes: list = field(default_factory=list)
 
-    def verdict(self, stage: str, code: str, text: str):
-        """Record a stage's verdict as the tags ``verdict_{stage}`` and ``verdict_{stage}_text`` and a printed line."""
-        self.tags |= {f"verdict_{stage}": code, f"verdict_{stage}_text": text}
-        self.lines.append(f"{stage.replace('_', '.')} {code}: {text}")
+    def verdict(self, v: Verdict | None):
+        """Record a decided criterion as its tags (``distill.criteria``) and a printed line; None decides nothing."""
+        if v is not None:
+            self.tags |= v.tags()
+            self.lines.append(f"{v.stage} {v.status}{f' ({v.outcome})' if v.outcome else ''}: {v.text}")

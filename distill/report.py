@@ -1,5 +1,6 @@
-"""The answer to the research question: every stage's criterion against the measured value, the plan's
-decision rules (docs/research-plan.md section 5), and the reference figures, from summaries of tracked runs.
+"""The answer to the research question: every stage's criterion with the verdict its run logged (the tags of
+``distill.criteria``; the report judges no criterion), the plan's decision rules (docs/research-plan.md section 5), and
+the reference figures, from summaries of tracked runs.
 
 A run summary is ``{"run_id", "metrics", "tags", "params"}``; ``runs`` maps step names (those of the
 ``main`` entry point) to summaries, and ``ablations`` maps ablate kinds to their child runs' summaries.
@@ -17,22 +18,24 @@ from .peers import BOUNDED as PEER_BOUNDED
 from .peers import DESCRIPTIONS as PEER_NAMES
 from .peers import METHODS as PEERS
 from .peers import SEES_SIGMA as PEER_SEES_SIGMA
-from .student.verdicts import PASSING_2_2
 from .thresholds import (
     COSINE_PASS,
     ERROR_DOMINATES,
     EXTRA_INFORMATION,
     FAIL_DELTA,
+    SIGMA_USED,
     STAGE_1_RIDGE,
     STAGE_1B_LIGHTGBM,
     TEACHER_FRACTION,
-    USEFUL,
 )
 
-PASS, FAIL, NOT_RUN, INFO, UNDECIDED = "pass", "fail", "not run", "info", "undecided"
+PASS, FAIL, UNDECIDED = criteria.PASS, criteria.FAIL, criteria.UNDECIDED
+NOT_RUN, INFO, NOT_DECIDED = "not run", "info", "not decided by this run"
 
 # cross-run comparisons the report draws from the runs' predictions/test.parquet: name -> ((step, column), (step,
-# column)), the first minus the second; each column is suffixed with the label
+# column)), the first minus the second; each column is suffixed with the label. No single entry point holds both
+# runs' predictions, so ``cross_run_deltas`` is the one place they are paired; they inform the answer and the info
+# rows, and decide no criterion.
 PAIRS = {"student_vs_supervised": (("student", "student"), ("supervised_baseline", "student")),
          "latent_vs_raw": (("probe_grid", "latent"), ("probe_raw", "noisy_flux")),
          "latent_vs_untrained": (("probe_grid", "latent"), ("probe_untrained", "latent")),
@@ -78,12 +81,14 @@ def _fmt_ci(run, key) -> str:
     return _fmt(_m(run, key)) if ci is None else f"{ci.value:.3f} [{ci.lo:.3f}, {ci.hi:.3f}]"
 
 
-def _against(ci: Interval | None, value, stage: str) -> str:
-    """The status of ``stage``'s criterion (``distill.criteria``) from the logged interval; a bare value from an
-    older run without an interval is judged on the point."""
-    if ci is None:
-        ci = None if value is None else Interval(value, value, value)
-    return NOT_RUN if ci is None else criteria.judge(stage, ci)
+def _decided(name: str, criterion: str, run, stage: str, nexts: dict | None = None) -> Row:
+    """A criterion's row as its run decided it (``distill.criteria`` tags): the status is the tag, the measured text
+    its sentence; a run that logged no verdict (an older run) is "not decided by this run", never judged here.
+    ``nexts``: the plan's next step per status (NOT_RUN included)."""
+    v = None if run is None else criteria.read(run["tags"], stage)
+    status = NOT_RUN if run is None else NOT_DECIDED if v is None else v.status
+    return Row(name, criterion, "-" if v is None else v.text, status, run["run_id"] if run else "",
+               (nexts or {}).get(status, ""))
 
 
 def cross_run_deltas(predictions: dict, label: str = "log_g") -> dict:
@@ -112,152 +117,76 @@ def _distillation_gain(gain: Interval | None) -> str:
                  "measurable over plain supervision")
 
 
-def stage_rows(runs: dict, ablations: dict, deltas: dict | None = None) -> list:
-    """One row per stage / MVP of the plan, in the plan's order; ``deltas`` from ``cross_run_deltas``."""
-    deltas = deltas or {}
-    rows = []
-    grid, decomp = runs.get("probe_grid"), runs.get("decompose_error")
-    student, plus, baseline = runs.get("student"), runs.get("student_plus"), runs.get("supervised_baseline")
+def _info(name: str, criterion: str, run, measured, next_: str = "", absent: str = "") -> Row:
+    """A row that decides no criterion: what was measured (``measured(run)``), or how to run it."""
+    return (Row(name, criterion, "-", NOT_RUN, next=absent) if run is None
+            else Row(name, criterion, measured(run), INFO, run["run_id"], next_))
 
-    fisher = runs.get("fisher")
-    rows.append(Row("ceiling", "the log g information in the noisy flux (Bayesian bound on R^2; yardstick; unbiased)",
-                    f"bound {_fmt(_m(fisher, 'bound_r2_log_g'))}; yardstick "
-                    f"{_fmt(_m(fisher, 'ceiling_prior_r2_log_g'))} (unbiased {_fmt(_m(fisher, 'ceiling_r2_log_g'))})"
-                    if fisher else "-",
-                    INFO if fisher else NOT_RUN, fisher["run_id"] if fisher else "",
-                    "" if fisher else "`fisher -P data=...` (simulated data only)"))
-    # Stage 1
-    ridge, lgbm = (_m(grid, "best_test_r2_log_g_ridge"),
-                   _m(grid, "best_test_r2_log_g_lightgbm")) if grid else (None, None)
-    stage_1 = f"latent Ridge R^2 >= {STAGE_1_RIDGE} (Stage 1)"
-    if grid is None:
-        rows.append(Row("1.1 / 1.4", stage_1, "-", NOT_RUN))
-    else:
-        rows.append(Row("1.1 / 1.4", f"{stage_1}, best layer x pooling (95 % interval)",
-                        _fmt_ci(grid, "best_test_r2_log_g_ridge"),
-                        _against(_ci(grid, "best_test_r2_log_g_ridge"), ridge, "1"), grid["run_id"]))
-        lgbm_status = _against(_ci(grid, "best_test_r2_log_g_lightgbm"), lgbm, "1b")
-        rows.append(Row("1b", f"latent LightGBM R^2 >= {STAGE_1B_LIGHTGBM}",
-                        _fmt_ci(grid, "best_test_r2_log_g_lightgbm"), lgbm_status, grid["run_id"],
-                        "run 1.2 (noise sweep)" if lgbm_status == PASS else "1.2 is not yet warranted"))
-    pca = runs.get("probe_pca")
-    rows.append(Row("1.3", "PCA of the latent to 16-128 dims: is log g concentrated?",
-                    f"{_fmt_ci(pca, 'test_r2_log_g')} with {pca['params'].get('pca')} dims" if pca else "-",
-                    INFO if pca else NOT_RUN, pca["run_id"] if pca else "", "" if pca else "`probe -P pca=32` runs it"))
-    # Stage A
-    stage_a = (f"latent -> r vs flux -> r, and vs flux + sigma -> r (the control); above {EXTRA_INFORMATION}: real "
-               "extra information")
-    if decomp is None:
-        rows.append(Row("A", stage_a, "-", NOT_RUN))
-    else:
-        rows.append(Row("A", stage_a,
-                        f"latent (sees sigma) {_fmt_ci(decomp, 'verdict_latent_r2_residual')}, flux "
-                        f"{_fmt_ci(decomp, 'verdict_flux_r2_residual')}, flux + sigma "
-                        f"{_fmt_ci(decomp, 'verdict_flux_error_r2_residual')}; "
-                        f"error-only {_fmt(_m(decomp, 'error_ridge_test_r2_log_g'))}", INFO, decomp["run_id"],
-                        decomp["tags"].get("verdict", "")))
-    # 1.2 / 3.2, 3.3, 4.x
-    sweep = ablations.get("noise_sweep")
-    latent_beats_raw = None
-    if sweep is not None:
-        top = max(float(k.rsplit("_", 1)[1]) for k in sweep["metrics"]
-                  if k.startswith("raw_") and "_noise_" in k and not k.endswith(("_lo", "_hi")))
-        at = {name: next((v for k, v in sweep["metrics"].items()
-                          if k.startswith(f"{name}_") and k.endswith(f"_noise_{top:g}")), None)
-              for name in ("teacher", "student", "raw")}
-        t, r = at["teacher"], at["raw"]
-        beats = _ci(sweep, "teacher_minus_raw_test_r2_log_g_noise_top")  # the paired interval decides
-        latent_beats_raw = (criteria.judge("latent_beats_raw", beats) == criteria.PASS if beats is not None
-                            else t is not None and r is not None and t > max(r, USEFUL))  # runs from before
-        rows.append(Row("1.2 / 3.2", "latent (student) degrades more slowly than raw flux with noise",
-                        f"at noise {top:g}: "
-                        + ", ".join(f"{name} {_fmt(v)}" for name, v in at.items() if v is not None),
-                        {"latent_more_robust": PASS, "undecided": UNDECIDED}.get(sweep["tags"]["verdict"], FAIL),
-                        sweep["run_id"],
-                        "latent beats raw flux at high noise -> Stage 2" if latent_beats_raw
-                        else "run 4.1 / 4.2 before Stage 2"))
-    else:
-        rows.append(Row("1.2 / 3.2", "latent degrades more slowly than raw flux with noise", "-", NOT_RUN))
-    # Stage 2
-    cos = _m(student, "test_latent_cosine")
-    v21 = student["tags"].get("verdict_2_1") if student else None  # the verdicts distill_student logged
-    reach = _m(student, "test_latent_cosine_reproducible")
-    rows.append(Row("2.1", f"student test cosine(z_s, z*) >= {COSINE_PASS}",
-                    _fmt(cos) + ("" if reach is None
-                                 else f" (reachable about {reach:.3f}: the teacher's z* under two noise draws)"),
-                    NOT_RUN if v21 is None else PASS if v21 == "pass" else FAIL, student["run_id"] if student else "",
-                    "" if v21 is None else (f"cosine >= {COSINE_PASS} -> 2.2" if v21 == "pass" else
-                                            f"{v21}: " + ("go to 2.3" if v21 == "underfit" else "revisit 2.1"))))
-    stage_2_2 = f"student R^2 >= {TEACHER_FRACTION} x teacher and >= raw flux"
-    v22 = student["tags"].get("verdict_2_2") if student else None
-    if v22 is None:
-        rows.append(Row("2.2", stage_2_2, "-", NOT_RUN))
-    else:
-        s, te, ra = (_m(student, f"{name}_test_r2_log_g") for name in ("student", "teacher", "raw"))
-        ok, text22 = v22 in PASSING_2_2, student["tags"].get("verdict_2_2_text", "")
-        undecided = v22 in ("undecided", "ties_raw")
-        rows.append(Row("2.2", stage_2_2, text22 or f"student {_fmt(s)}, teacher {_fmt(te)}, raw {_fmt(ra)}",
-                        PASS if ok else UNDECIDED if undecided else FAIL, student["run_id"],
-                        ("the teacher half is vacuous: raw flux decides; " if "vacuous" in text22 else "")
-                        + ("-> Stage 3" if ok else "not shown at this size" if undecided
-                           else "below raw flux: back to 2.1" if v22 == "below_raw"
-                           else f"below {TEACHER_FRACTION} x teacher: analyse")))
-    if plus is None:
-        rows.append(Row("2.3", "student-plus (flux + error) fits where flux-only does not", "-", NOT_RUN))
-    else:
-        pc, fc = _m(plus, "test_latent_cosine"), cos
-        plus_fits, flux_fits = plus["tags"].get("verdict_2_1") == "pass", v21 == "pass"
-        reading = ("flux alone has an information bottleneck" if plus_fits and not flux_fits else
-                   "neither fits: suspect a bug or an unlearnable latent" if not plus_fits and not flux_fits else
-                   "both fit")
-        rows.append(Row("2.3", "student-plus (flux + error) fits where flux-only does not",
-                        f"test cosine: flux-only {_fmt(fc)}, flux+error {_fmt(pc)}; R^2 "
-                        f"{_fmt(_m(plus, 'student_test_r2_log_g'))}",
-                        INFO, plus["run_id"], reading))
-    # Stage 3
-    stage_3_1 = f"student + head >= raw / denoised flux + same head (fail at -{FAIL_DELTA})"
-    if student is None:
-        rows.append(Row("3.1", stage_3_1, "-", NOT_RUN))
-    else:
-        v = student["tags"].get("verdict_3_1", "")
-        rows.append(Row("3.1", stage_3_1,
-                        f"student {_fmt(_m(student, 'student_test_r2_log_g'))} vs raw "
-                        f"{_fmt(_m(student, 'raw_test_r2_log_g'))}, "
-                        f"denoised {_fmt(_m(student, 'denoised_test_r2_log_g'))}",
-                        {"pass": PASS, "acceptable": INFO, "fail": FAIL, "undecided": UNDECIDED}.get(v, NOT_RUN),
-                        student["run_id"],
-                        student["tags"].get("verdict_3_1_text", "")))
-    if baseline is not None:
-        rows.append(Row("3 (baseline)", "distilled student vs the supervised end-to-end network (lambda_z = 0)",
-                        f"student {_fmt_ci(student, 'student_test_r2_log_g')}, end-to-end "
-                        f"{_fmt_ci(baseline, 'student_test_r2_log_g')}",
-                        INFO, baseline["run_id"], _distillation_gain(deltas.get("student_vs_supervised"))))
-    stage_b = runs.get("student_residual")
-    rows.append(Row("B", "student distilled towards the residual r: student -> r against flux -> r",
-                    f"student {_fmt(_m(stage_b, 'student_test_r2_residual'))}, raw "
-                    f"{_fmt(_m(stage_b, 'raw_test_r2_residual'))}"
-                    if stage_b else "-", INFO if stage_b else NOT_RUN, stage_b["run_id"] if stage_b else "",
-                    stage_b["tags"].get("verdict_B",
-                                        "") if stage_b else "`distill_student -P target=residual` runs it"))
-    eff = ablations.get("sample_efficiency")
-    rows.append(Row("3.3", "a student distilled without labels, heads on 1k-5k labels, above every comparator on "
-                           "the same labels", eff["tags"]["verdict_text"] if eff else "-",
-                    NOT_RUN if eff is None else {"pays_off": PASS, "does_not_pay_off": FAIL}.get(eff["tags"]["verdict"],
-                                                                                                   UNDECIDED),
-                    eff["run_id"] if eff else ""))
-    # Stage 4
-    for kind, stage, criterion in (("no_error_teacher", "4.1",
-                                    f"removing the error costs delta R^2 < {ERROR_DOMINATES}"),
-                                   ("shuffle_error", "4.2", "shuffled sigma: a drop means the teacher uses sigma"),
-                                   ("shuffle_labels", "4.3", "shuffled labels give R^2 ~ 0 (no leakage)")):
-        run = ablations.get(kind)
-        if run is None:
-            rows.append(Row(stage, criterion, "-", NOT_RUN))
-            continue
-        verdict = run["tags"]["verdict"]
-        status = (UNDECIDED if verdict == "undecided" else INFO if kind == "shuffle_error"
-                  else FAIL if verdict in ("error_dominates", "leakage_alarm") else PASS)
-        rows.append(Row(stage, criterion, run["tags"]["verdict_text"], status, run["run_id"], verdict))
+
+def _fits(run) -> str | None:
+    v = None if run is None else criteria.read(run["tags"], "2.1")
+    return None if v is None else v.status
+
+
+def stage_rows(runs: dict, ablations: dict, deltas: dict | None = None) -> list:
+    """One row per stage / MVP of the plan, in the plan's order, each criterion's status the verdict its run logged;
+    ``deltas`` from ``cross_run_deltas``."""
+    deltas, at = deltas or {}, {**runs, **ablations}.get
+    student, plus, decomp, sweep = at("student"), at("student_plus"), at("decompose_error"), at("noise_sweep")
+    not_yet = "1.2 is not yet warranted"
+    rows = [_info("ceiling", "the log g information in the noisy flux (Bayesian bound on R^2; yardstick; unbiased)",
+                  at("fisher"), lambda f: f"bound {_fmt(_m(f, 'bound_r2_log_g'))}; yardstick "
+                                          f"{_fmt(_m(f, 'ceiling_prior_r2_log_g'))} (unbiased "
+                                          f"{_fmt(_m(f, 'ceiling_r2_log_g'))})",
+                  absent="`fisher -P data=...` (simulated data only)"),
+            _decided("1.1 / 1.4", f"latent Ridge R^2 >= {STAGE_1_RIDGE} (Stage 1), best layer x pooling",
+                     at("probe_grid"), "1"),
+            _decided("1b", f"latent LightGBM R^2 >= {STAGE_1B_LIGHTGBM}", at("probe_grid"), "1b",
+                     {PASS: "run 1.2 (noise sweep)", FAIL: not_yet, UNDECIDED: not_yet}),
+            _info("1.3", "PCA of the latent to 16-128 dims: is log g concentrated?", at("probe_pca"),
+                  lambda r: f"{_fmt_ci(r, 'test_r2_log_g')} with {r['params'].get('pca')} dims",
+                  absent="`probe -P pca=32` runs it"),
+            _info("A", f"latent -> r vs flux -> r, and vs flux + sigma -> r (the control); above {EXTRA_INFORMATION}: "
+                       "real extra information", decomp,
+                  lambda d: f"latent (sees sigma) {_fmt_ci(d, 'verdict_latent_r2_residual')}, flux "
+                            f"{_fmt_ci(d, 'verdict_flux_r2_residual')}, flux + sigma "
+                            f"{_fmt_ci(d, 'verdict_flux_error_r2_residual')}; "
+                            f"error-only {_fmt(_m(d, 'error_ridge_test_r2_log_g'))}",
+                  decomp["tags"].get("outcome_A", "") if decomp else "")]
+    beats = criteria.read(sweep["tags"], "latent_beats_raw") if sweep else None
+    rows.append(_decided("1.2", "the latent degrades more slowly than raw flux with noise", sweep, "1.2"))
+    rows[-1].next = "" if beats is None else ("latent beats raw flux at high noise -> Stage 2" if beats.status == PASS
+                                              else "run 4.1 / 4.2 before Stage 2")
+    rows += [_decided("2.1", f"student test cosine(z_s, z*) >= {COSINE_PASS}", student, "2.1",
+                      {PASS: f"cosine >= {COSINE_PASS} -> 2.2", FAIL: "2.3 when it underfits, else revisit 2.1"}),
+             _decided("2.2", f"student R^2 >= {TEACHER_FRACTION} x teacher and >= raw flux", student, "2.2",
+                      {PASS: "-> Stage 3", UNDECIDED: "not shown at this size",
+                       FAIL: "below raw flux: back to 2.1; below 0.9 x teacher: analyse"})]
+    fits = (_fits(plus), _fits(student))
+    rows.append(_info("2.3", "student-plus (flux + error) fits where flux-only does not", plus,
+                      lambda p: f"test cosine: flux-only {_fmt(_m(student, 'test_latent_cosine'))}, flux+error "
+                                f"{_fmt(_m(p, 'test_latent_cosine'))}; R^2 {_fmt(_m(p, 'student_test_r2_log_g'))}",
+                      NOT_DECIDED if None in fits else "flux alone has an information bottleneck"
+                      if fits == (PASS, FAIL) else "neither fits: suspect a bug or an unlearnable latent"
+                      if fits == (FAIL, FAIL) else "both fit" if fits == (PASS, PASS) else "only flux-only fits"))
+    rows.append(_decided("3.1", f"student + head >= raw / denoised flux + same head (fail at -{FAIL_DELTA}; "
+                                "acceptable passes)", student, "3.1"))
+    if at("supervised_baseline") is not None:
+        rows.append(_info("3 (baseline)", "distilled student vs the supervised end-to-end network (lambda_z = 0)",
+                          at("supervised_baseline"),
+                          lambda b: f"student {_fmt_ci(student, 'student_test_r2_log_g')}, end-to-end "
+                                    f"{_fmt_ci(b, 'student_test_r2_log_g')}",
+                          _distillation_gain(deltas.get("student_vs_supervised"))))
+    rows += [_decided("B", "a flux-only student distilled towards r = log g - the error-only prediction reads r "
+                           "(the log g that sigma alone does not explain)", at("student_residual"), "B",
+                      {NOT_RUN: "`distill_student -P target=residual` runs it"}),
+             _decided("3.2", "the student degrades more slowly than raw flux with noise", sweep, "3.2"),
+             _decided("3.3", "a student distilled without labels, heads on 1k-5k labels, above every comparator on "
+                             "the same labels", at("sample_efficiency"), "3.3"),
+             _decided("4.1", f"removing the error costs delta R^2 < {ERROR_DOMINATES}", at("no_error_teacher"), "4.1"),
+             _decided("4.2", f"shuffled sigma drops R^2 by >= {SIGMA_USED}: the teacher uses sigma",
+                      at("shuffle_error"), "4.2"),
+             _decided("4.3", "shuffled labels give R^2 ~ 0 (no leakage)", at("shuffle_labels"), "4.3")]
     return rows
 
 

@@ -91,13 +91,13 @@ def main(data, features, layer, pooling, direction, label, noise_level, folds, a
             gain = intervals.delta(r["test"], test_r["latent"], test_r["noisy_flux"])
             control = intervals.delta(r["test"], test_r["latent"], test_r[CONTROL])
             code, text = decompose.verdict(reading["latent"], reading["noisy_flux"], gain, control)
-            mlflow.set_tags({"verdict": code, "verdict_text": text})
+            mlflow.set_tags({"outcome_A": code, "outcome_text_A": text})  # a reading, no criterion (distill.criteria)
             tracking.log_metrics(reading["latent"].keyed("verdict_latent_r2_residual")
                                  | reading["noisy_flux"].keyed("verdict_flux_r2_residual")
                                  | reading[CONTROL].keyed("verdict_flux_error_r2_residual")
                                  | gain.keyed("verdict_latent_minus_flux_r2_residual")
                                  | control.keyed("verdict_latent_minus_flux_error_r2_residual"))
-            click.echo(f"verdict: {code}: {text}")
+            click.echo(f"A {code}: {text}")
         click.echo(table.to_string(index=False))
 
 

@@ -11,10 +11,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from distill import figures, heads, probe, tracking
+from distill import criteria, figures, heads, probe, tracking
 from distill.data import LABELS, check_train_size, open_dataset
 from distill.errors import DistillError, check_choices
 from distill.features.pooling import check_pooling
+from distill.intervals import Interval
 from entrypoints import _options as opt
 from entrypoints._cli import one_line_errors, split_list
 from entrypoints._upstream import download_features, features_run, log_ceiling
@@ -163,6 +164,14 @@ def main(data, input_, features, layer, pooling, direction, head, alpha, num_lea
             tracking.log_parquet(pd.DataFrame({"row": np.arange(len(tests[row])), f"y_{label}": fs.y["test"][label],
                                                f"{input_}_{label}": tests[row]}), path)
         log_predictions(chosen, "predictions/test.parquet")
+        if input_ == "latent" and not pca and label == "log_g":  # Stage 1 / 1b: each head's cell best on val
+            for stage, h in criteria.PROBE_HEADS.items():
+                if h in set(table["head"]):
+                    sub = table[table["head"] == h]
+                    v = criteria.verdict(stage, Interval.read(sub.loc[sub[val_key].idxmax()].to_dict(), key),
+                                         f"The best of {len(sub)} layer x pooling cell(s) on validation.")
+                    mlflow.set_tags(v.tags())
+                    click.echo(f"{stage} {v.status}: {v.text}")
         if grid:
             for h in head_list:
                 sub = table[table["head"] == h]

@@ -1,4 +1,5 @@
-"""The report: every stage's criterion, measured value, run id, pass / fail / not run and the next branch.
+"""The report: every stage's criterion, the verdict its run logged (pass / fail / undecided, or not decided by that
+run, or not run; ``distill.criteria``), run id and the next branch.
 
     mlflow run . -e report --env-manager local                      # the newest FINISHED main run
     mlflow run . -e report -P run_id=<main run id> -P out=reports/x --env-manager local
@@ -141,7 +142,8 @@ def main(run_id, out):
         table = pd.DataFrame([r.__dict__ for r in rows])
         tracking.log_table(table, "tables/stages.json")
         tracking.log_metrics({f"n_{status.replace(' ', '_')}": int((table["status"] == status).sum())
-                              for status in (report.PASS, report.FAIL, report.NOT_RUN)})
+                              for status in (report.PASS, report.FAIL, report.UNDECIDED, report.NOT_DECIDED,
+                                             report.NOT_RUN)})
         target = report_dir.write(out, {p.relative_to(page).as_posix(): p.read_bytes() for p in page.rglob("*")
                                         if p.is_file()})
         shutil.rmtree(work, ignore_errors=True)

@@ -46,13 +46,13 @@ def test_label_shuffle_guard_passes_an_honest_pipeline():
     fs = planted()
     check = ablations.shuffle_check(fs, "log_g", "ridge", {})
     assert check["test_r2"] > 0.8 and 0 < check["shuffled_p_value"] <= 1
-    assert ablations.leakage({("planted", "ridge"): check})[0] == "pass"
+    assert ablations.leakage({("planted", "ridge"): check}).status == "pass"
     shuffled = ablations.shuffled_training_labels(fs, "log_g", 0)
     assert sorted(shuffled.y["train"]["log_g"]) == sorted(fs.y["train"]["log_g"])
     assert (shuffled.y["train"]["log_g"] != fs.y["train"]["log_g"]).mean() > 0.9
     pd.testing.assert_frame_equal(shuffled.y["test"], fs.y["test"])
     alarms = sum(ablations.leakage({("planted", "ridge"): ablations.shuffle_check(demo_scale(seed), "log_g", "ridge",
-                                                                                 {}, seed=seed)})[0] != "pass"
+                                                                                 {}, seed=seed)}).status != "pass"
                  for seed in range(10))
     assert alarms <= 1  # false-alarm rate 0.01: P(2 or more of 10) = 0.004
 
@@ -76,10 +76,11 @@ def test_label_shuffle_guard_catches_a_leak_of_005_r2(monkeypatch):
     monkeypatch.setattr(ablations, "shuffled_training_labels", leaky_shuffle(0.04))
     check = ablations.shuffle_check(fs, "log_g", "ridge", {})
     assert 0.03 < check["shuffled_correlation"] ** 2 < 0.07
-    code, text = ablations.leakage({("planted", "ridge"): check, ("other", "ridge"): dict(check, shuffled_p_value=0.5)})
-    assert code == "leakage_alarm" and "does not detect labels encoded in the features" in text
+    v = ablations.leakage({("planted", "ridge"): check, ("other", "ridge"): dict(check, shuffled_p_value=0.5)})
+    assert v.tags()["verdict_4.3"] == "fail" and v.outcome == "leakage_alarm"
+    assert "does not detect labels encoded in the features" in v.text
     monkeypatch.setattr(ablations, "shuffled_training_labels", lambda fs, label, seed: fs)  # a shuffle doing nothing
-    assert ablations.leakage({("planted", "ridge"): ablations.shuffle_check(fs, "log_g", "ridge", {})})[0] != "pass"
+    assert ablations.leakage({("planted", "ridge"): ablations.shuffle_check(fs, "log_g", "ridge", {})}).status != "pass"
 
 
 class Spy(BlindSpotUNet1D):
@@ -138,15 +139,21 @@ def test_robustness_names_the_sigma_control_and_reads_intervals():
     robust, the verdict says the robustness may come through sigma; the control alone is never 'a latent'; an
     interval that spans the margin is undecided."""
     drops = {"teacher": 0.05, "raw": 0.3, "flux_and_sigma": 0.3}
-    code, text = ablations.robustness(sweep_table(drops), 1.0, slower(drops))
-    assert code == "latent_more_robust" and "through sigma" not in text
+    (v,) = ablations.robustness(sweep_table(drops), 1.0, slower(drops))
+    assert v.tags()["verdict_1.2"] == "pass" and "through sigma" not in v.text and "flux_and_sigma's" in v.text
     drops = {"teacher": 0.05, "raw": 0.3, "flux_and_sigma": 0.06}
-    code, text = ablations.robustness(sweep_table(drops), 1.0, slower(drops))
-    assert code == "latent_more_robust" and "through sigma" in text
+    (v,) = ablations.robustness(sweep_table(drops), 1.0, slower(drops))
+    assert v.status == "pass" and "through sigma" in v.text
     drops = {"teacher": 0.3, "raw": 0.3, "flux_and_sigma": 0.0}
-    assert ablations.robustness(sweep_table(drops), 1.0, slower(drops))[0] == "not_more_robust"
+    assert [v.status for v in ablations.robustness(sweep_table(drops), 1.0, slower(drops))] == ["fail"]
     drops = {"teacher": 0.28, "raw": 0.3, "flux_and_sigma": 0.3}  # 0.02 [0.0, 0.04]: spans the 0.02 margin
-    assert ablations.robustness(sweep_table(drops), 1.0, slower(drops, 0.02))[0] == "undecided"
+    assert [v.status for v in ablations.robustness(sweep_table(drops), 1.0, slower(drops, 0.02))] == ["undecided"]
+    drops = {"teacher": 0.05, "raw": 0.3, "student": 0.3, "flux_and_sigma": 0.3}  # 3.2 judges the student
+    table = sweep_table(drops)
+    assert [(v.stage, v.status) for v in ablations.robustness(table, 1.0, slower(drops))] == [("1.2", "pass"),
+                                                                                               ("3.2", "fail")]
+    table.loc[table["features"] == "teacher", "test_r2"] = 0.01  # a latent that reads nothing cannot be robust
+    assert ablations.robustness(table, 1.0, slower(drops))[0].status == "fail"
 
 
 def test_the_drop_difference_is_paired_over_four_predictions():
@@ -156,3 +163,15 @@ def test_the_drop_difference_is_paired_over_four_predictions():
              ("teacher", 1.0): y + 0.5 * rng.normal(size=1000), ("teacher", 2.0): y + 0.55 * rng.normal(size=1000)}
     d = ablations.slower_than_raw(preds, y, 1.0, 2.0)["teacher"]
     assert d.lo > 0.02 and set(ablations.slower_than_raw(preds, y, 1.0, 2.0)) == {"teacher"}
+
+
+@pytest.mark.parametrize("verdict, stage, interval, status", [
+    (ablations.error_dependence, "4.1", (0.037, 0.022, 0.053), "pass"),  # the whole loss below 0.1
+    (ablations.error_dependence, "4.1", (0.09, 0.05, 0.13), "undecided"),
+    (ablations.error_dependence, "4.1", (0.2, 0.15, 0.25), "fail"),
+    (ablations.sigma_use, "4.2", (0.2, 0.1, 0.3), "pass"),  # the whole drop above 0.05
+    (ablations.sigma_use, "4.2", (0.05, 0.02, 0.08), "undecided"),
+    (ablations.sigma_use, "4.2", (0.01, 0.0, 0.02), "fail")])
+def test_stage_4_logs_the_criterions_status_with_its_interval(verdict, stage, interval, status):
+    v = verdict(Interval(*interval))
+    assert v.tags()[f"verdict_{stage}"] == status and Interval(*interval).text() in v.tags()[f"verdict_text_{stage}"]

@@ -91,8 +91,9 @@ def test_decompose_error_smoke(mlflow_store, tiny_data, tmp_path):
         for key in ("r_mean", "r_std", "r_share", "cov_term"):
             assert f"{split}_residual_{key}" in m
     assert m["error_ridge_test_r2_log_g"] > 0.3  # the leak: clean error alone predicts log g
-    assert run.data.tags["verdict"] in ("shortcut", "keeps_flux_information", "adds_value", "adds_value_or_shortcut",
-                                        "loses_flux_information", "no_residual_signal")
+    assert run.data.tags["outcome_A"] in ("shortcut", "keeps_flux_information", "adds_value", "adds_value_or_shortcut",
+                                          "loses_flux_information", "no_residual_signal")  # a reading, no verdict
+    assert run.data.tags["outcome_text_A"] and not any(k.startswith("verdict") for k in run.data.tags)
     assert run.data.tags["a1_head"] in ("ridge", "lightgbm")
     figures = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "figures")}
     assert len(figures) == 4
@@ -106,3 +107,14 @@ def test_a_residual_reading_is_also_a_gain_in_log_g_units():
     reads = {"flux": r + 0.3 * rng.normal(size=1000), "nothing": np.zeros(1000)}
     gains = decompose.log_g_gains(y, error_only, reads)
     assert gains["flux"].lo > 0.1 and gains["nothing"].value == 0.0
+
+
+@pytest.mark.parametrize("student, status, says", [(0.2, "pass", "reads part of the log g that sigma alone does not"),
+                                                   (0.01, "undecided", "may or may not read"),
+                                                   (-0.1, "fail", "reads none of the log g")])
+def test_stage_b_says_whether_the_flux_only_student_reads_what_sigma_does_not_explain(student, status, says):
+    """Stage B's sentence is about the residual, never a shortcut: a flux-only student cannot see sigma."""
+    v = decompose.residual_reading(ci(student), ci(0.1), ci(student - 0.1))
+    text = v.tags()["verdict_text_B"]
+    assert v.tags()["verdict_B"] == status and says in text and ci(student).text() in text
+    assert "shortcut" not in text

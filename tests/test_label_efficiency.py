@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from distill import intervals, probe
+from distill import criteria, intervals, probe
 from distill import label_efficiency as le
 
 
@@ -58,7 +58,11 @@ def judged(preds, y, small=5000):
                                                               (0.6, 0.6, "tie")])
 def test_verdict_is_three_way_on_the_intervals_of_the_gains(subject_noise, other_noise, code):
     preds, y = planted(subject_noise, other_noise)
-    assert judged(preds, y)[0] == code
+    word, text = judged(preds, y)
+    assert word == code and ("the lowest gain's interval" in text) == (code != "does_not_pay_off")
+    status = {"pays_off": "pass", "does_not_pay_off": "fail", "tie": "undecided"}[code]
+    assert criteria.outcome("3.3", word, text).tags() == {"verdict_3.3": status, "verdict_text_3.3": text,
+                                                          "outcome_3.3": code}
     table = intervals.curve_table(preds, y, "n_train")
     assert len(table) == 9 and (table["test_r2_lo"] < table["test_r2"]).all()
 

@@ -1,11 +1,15 @@
-"""The report's decision rules on planted run results, and that it renders when stages were not run."""
+"""The report renders the verdicts the runs logged (planted tags), its decision rules, and that it renders when stages
+were not run."""
+import ast
+from pathlib import Path
+
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from distill import report, report_dir, tracking
+from distill import criteria, report, report_dir, tracking
 from distill.errors import DistillError
 from distill.intervals import Interval
 from distill.student import verdicts
@@ -21,8 +25,8 @@ def rows_by_stage(runs, ablations=None, deltas=None):
 
 
 def student(cos, s, teacher, raw, v21="pass", v31="pass", denoised=None, half=0.02):
-    """A student run's metrics and verdict tags as distill_student logs them, with intervals of half-width ``half``
-    around each R^2 and each difference."""
+    """A student run's metrics and verdict tags as distill_student logs them (``distill.criteria``), with intervals of
+    half-width ``half`` around each R^2 and each difference."""
     iv = lambda v: Interval(v, v - half, v + half)  # noqa: E731
     m = {"test_latent_cosine": cos}
     for name, value in (("student", s), ("teacher", teacher), ("raw", raw), ("denoised", denoised)):
@@ -30,25 +34,52 @@ def student(cos, s, teacher, raw, v21="pass", v31="pass", denoised=None, half=0.
             m |= iv(value).keyed(f"{name}_test_r2_log_g")
             if name != "student":
                 m |= iv(s - value).keyed(f"student_minus_{name}_test_r2_log_g")
-    v22, t22 = verdicts.student_vs_teacher(iv(s), iv(raw), iv(s - raw), iv(teacher), iv(s - 0.9 * teacher))
-    return run(m, {"verdict_2_1": v21, "verdict_2_2": v22, "verdict_2_2_text": t22, "verdict_3_1": v31,
-                   "verdict_3_1_text": "planted"})
+    said = (("2.1", v21, "planted 2.1"),
+            ("2.2", *verdicts.student_vs_teacher(iv(s), iv(raw), iv(s - raw), iv(teacher), iv(s - 0.9 * teacher))),
+            ("3.1", v31, "planted 3.1"))
+    return run(m, {k: v for stage, word, text in said for k, v in criteria.outcome(stage, word, text).tags().items()})
+
+
+def planted(stage, centre, half=0.01):
+    """The tags of an interval criterion decided on a planted interval around ``centre``."""
+    return criteria.verdict(stage, Interval(centre, centre - half, centre + half)).tags()
 
 
 def test_stage_1_and_the_noise_sweep_branch():
-    grid = run({"best_test_r2_log_g_ridge": 0.6, "best_test_r2_log_g_lightgbm": 0.3})
-    sweep = run({"teacher_ridge_test_r2_log_g_noise_2": 0.3, "raw_ridge_test_r2_log_g_noise_2": 0.1},
-                {"verdict": "latent_more_robust", "verdict_text": ""})
+    grid = run(tags=planted("1", 0.6) | planted("1b", 0.3))
+    sweep = run(tags=planted("1.2", 0.2) | planted("latent_beats_raw", 0.1))
     rows = rows_by_stage({"probe_grid": grid}, {"noise_sweep": sweep})
     assert rows["1.1 / 1.4"].status == report.PASS and rows["1b"].status == report.PASS
-    assert rows["1b"].next == "run 1.2 (noise sweep)"
-    assert rows["1.2 / 3.2"].next == "latent beats raw flux at high noise -> Stage 2"
-    grid = run({"best_test_r2_log_g_ridge": 0.4, "best_test_r2_log_g_lightgbm": 0.2})
-    sweep["metrics"]["teacher_ridge_test_r2_log_g_noise_2"] = 0.05
-    sweep["tags"]["verdict"] = "not_more_robust"
+    assert rows["1b"].next == "run 1.2 (noise sweep)" and rows["1.1 / 1.4"].measured.startswith("1: latent Ridge R^2")
+    assert rows["1.2"].next == "latent beats raw flux at high noise -> Stage 2"
+    grid = run(tags=planted("1", 0.4) | planted("1b", 0.25, half=0.05))
+    sweep = run(tags=planted("1.2", 0.0) | planted("latent_beats_raw", -0.1))
     rows = rows_by_stage({"probe_grid": grid}, {"noise_sweep": sweep})
-    assert rows["1.1 / 1.4"].status == report.FAIL and rows["1b"].status == report.FAIL
-    assert rows["1.2 / 3.2"].next == "run 4.1 / 4.2 before Stage 2"
+    assert rows["1.1 / 1.4"].status == report.FAIL and rows["1b"].status == report.UNDECIDED
+    assert rows["1b"].next == "1.2 is not yet warranted" and rows["1.2"].status == report.FAIL
+    assert rows["1.2"].next == "run 4.1 / 4.2 before Stage 2"
+
+
+ROWS = {"1": ("1.1 / 1.4", "probe_grid"), "1b": ("1b", "probe_grid"), "1.2": ("1.2", "noise_sweep"),
+        "3.2": ("3.2", "noise_sweep"), "4.1": ("4.1", "no_error_teacher"), "4.2": ("4.2", "shuffle_error"),
+        "B": ("B", "student_residual"), "2.2_raw": (None, "student"), "2.2_teacher": (None, "student"),
+        "latent_beats_raw": (None, "noise_sweep"), "3.1": (None, "student")}
+
+
+@pytest.mark.parametrize("stage", sorted(criteria.CRITERIA))
+def test_every_criterion_renders_the_status_its_run_logged(stage):
+    """Planted intervals above, across and below the margin: the tag says pass / undecided / fail (mirrored for a
+    "less than" claim), and the row of a stage the report shows renders that tag and its sentence."""
+    c = criteria.CRITERIA[stage]
+    expected = (report.PASS, report.UNDECIDED, report.FAIL) if c.at_least else (report.FAIL, report.UNDECIDED,
+                                                                                 report.PASS)
+    for shift, want in zip((0.05, 0.0, -0.05), expected):
+        tags = planted(stage, c.margin + shift, half=0.01 if shift else 0.03)
+        assert tags[f"verdict_{stage}"] == want and c.claim in tags[f"verdict_text_{stage}"]
+        name, step = ROWS[stage]
+        if name is not None:
+            row = rows_by_stage({step: run(tags=tags)}, {step: run(tags=tags)})[name]
+            assert row.status == want and row.measured == tags[f"verdict_text_{stage}"]
 
 
 def test_stage_2_branches():
@@ -56,11 +87,15 @@ def test_stage_2_branches():
     assert rows["2.1"].status == report.PASS and rows["2.1"].next == "cosine >= 0.9 -> 2.2"
     assert rows["2.2"].status == report.PASS and rows["2.2"].next == "-> Stage 3"
     rows = rows_by_stage({"student": student(0.40, 0.30, 0.52, 0.40, v21="underfit")})
-    assert rows["2.1"].next == "underfit: go to 2.3"
-    assert rows["2.2"].status == report.FAIL and rows["2.2"].next == "below raw flux: back to 2.1"
+    assert rows["2.1"].status == report.FAIL and rows["2.1"].next == "2.3 when it underfits, else revisit 2.1"
+    assert rows["2.2"].status == report.FAIL and rows["2.2"].next.startswith("below raw flux: back to 2.1")
+    assert "go back to 2.1" in rows["2.2"].measured  # the verdict's own sentence names the branch
     rows = rows_by_stage({"student": student(0.95, 0.41, 0.60, 0.40)})
-    assert rows["2.2"].status == report.FAIL and rows["2.2"].next == "below 0.9 x teacher: analyse"
-    plus = run({"test_latent_cosine": 0.95, "student_test_r2_log_g": 0.5}, {"verdict_2_1": "pass"})
+    assert rows["2.2"].status == report.FAIL and "below the teacher" in rows["2.2"].measured
+    rows = rows_by_stage({"student": student(0.95, 0.50, 0.52, 0.49, half=0.05)})
+    assert rows["2.2"].status == report.UNDECIDED and rows["2.2"].next == "not shown at this size"
+    plus = run({"test_latent_cosine": 0.95, "student_test_r2_log_g": 0.5},
+               criteria.outcome("2.1", "pass", "planted").tags())
     rows = rows_by_stage({"student": student(0.40, 0.3, 0.5, 0.2, v21="underfit"), "student_plus": plus})
     assert rows["2.3"].next == "flux alone has an information bottleneck"
 
@@ -68,7 +103,7 @@ def test_stage_2_branches():
 def test_stage_3_4_and_the_answer():
     runs = {"student": student(0.95, 0.30, 0.35, 0.40, v31="fail", denoised=0.38),
             "supervised_baseline": run({"student_test_r2_log_g": 0.45})}
-    leak = run(tags={"verdict": "leakage_alarm", "verdict_text": "planted alarm"})
+    leak = run(tags=criteria.outcome("4.3", "leakage_alarm", "planted alarm").tags())
     rows = report.stage_rows(runs, {"shuffle_labels": leak})
     by = {r.stage: r for r in rows}
     assert by["3.1"].status == report.FAIL and by["4.3"].status == report.FAIL
@@ -92,7 +127,7 @@ def test_stage_3_4_and_the_answer():
 def test_report_renders_with_nothing_run():
     rows = report.stage_rows({}, {})
     assert rows and all(r.status == report.NOT_RUN for r in rows)
-    assert {"1.1 / 1.4", "1.3", "A", "1.2 / 3.2", "2.1", "2.2", "2.3", "3.1", "B", "3.3", "4.1", "4.2",
+    assert {"1.1 / 1.4", "1b", "1.3", "A", "1.2", "2.1", "2.2", "2.3", "3.1", "B", "3.2", "3.3", "4.1", "4.2",
             "4.3"} <= {r.stage for r in rows}
     text = report.answer(rows, {})
     reference = report.reference_table({})
@@ -118,11 +153,27 @@ def test_each_method_as_a_fraction_of_the_information_ceiling():
 
 
 def test_the_report_reads_the_logged_verdicts_instead_of_judging_again():
-    """The numbers pass 2.1 and 2.2, the tags the run logged do not: the tags decide (one source of truth)."""
+    """A planted defect: the numbers pass 2.1 and 2.2 (cosine 0.95, every interval above its margin), the tags the
+    run logged say fail; the tags decide (one source of truth). A run without the tags is not decided by it."""
     judged = student(0.95, 0.50, 0.52, 0.40, v21="partial")
-    judged["tags"]["verdict_2_2"] = "below_teacher"
+    judged["tags"]["verdict_2.2"] = "fail"
     rows = rows_by_stage({"student": judged})
     assert rows["2.1"].status == report.FAIL and rows["2.2"].status == report.FAIL
+    older = student(0.95, 0.50, 0.52, 0.40)
+    older["tags"] = {"verdict_2_1": "pass", "verdict_2_2": "pass", "verdict_3_1": "pass"}  # the old tag names
+    rows = rows_by_stage({"student": older, "probe_grid": run({"best_test_r2_log_g_ridge": 0.9})},
+                         {"shuffle_labels": run(tags={"verdict": "pass", "verdict_text": "older"})})
+    for stage in ("1.1 / 1.4", "1b", "2.1", "2.2", "3.1", "4.3"):
+        assert rows[stage].status == report.NOT_DECIDED and rows[stage].measured == "-", stage
+
+
+def test_the_report_maps_no_outcome_word_to_a_status():
+    """criteria.OUTCOMES is the one map from the plan's words to pass / fail / undecided: report.py names none."""
+    words = {w for vocabulary in criteria.OUTCOMES.values() for w in vocabulary} - {report.PASS, report.FAIL,
+                                                                                   report.UNDECIDED}
+    source = Path(report.__file__).read_text()
+    named = {node.value for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Constant)}
+    assert not words & named
 
 
 def test_the_field_estimators_stand_beside_the_student_with_paired_intervals():

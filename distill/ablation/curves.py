@@ -2,7 +2,7 @@
 labelled training spectra)."""
 import pandas as pd
 
-from .. import ablations, figures, intervals, label_efficiency, probe
+from .. import ablations, criteria, figures, intervals, label_efficiency, probe
 from ..data import SPLITS
 from .finding import AblationSettings, Finding
 from .inputs import AblationInputs
@@ -52,9 +52,11 @@ def run_noise_sweep(ctx: AblationInputs, s: AblationSettings) -> Finding:
         ceiling=ctx.upstream.ceilings(label, levels))
     slower = ablations.slower_than_raw(preds, y, ctx.noise_level, top)
     found.metrics |= {k: v for name, d in slower.items() for k, v in d.keyed(f"{name}_slower_than_raw_{label}").items()}
-    found.metrics |= intervals.delta(y, preds["teacher", top], preds["raw", top]).keyed(
-        f"teacher_minus_raw_test_r2_{label}_noise_top")  # the decision rule "latent beats raw flux at high noise"
-    found.code, found.text = ablations.robustness(table, ctx.noise_level, slower)
+    beats = intervals.delta(y, preds["teacher", top], preds["raw", top])  # "latent beats raw flux at high noise"
+    found.metrics |= beats.keyed(f"teacher_minus_raw_test_r2_{label}_noise_top")
+    for verdict in ablations.robustness(table, ctx.noise_level, slower):
+        found.verdict(verdict)
+    found.verdict(criteria.verdict("latent_beats_raw", beats, f"At noise {top:g}, the highest of the sweep."))
     found.head, found.compared, found.table = head, ", ".join(sets) + f" at noise {levels}", table
     return found
 
@@ -88,10 +90,12 @@ def run_sample_efficiency(ctx: AblationInputs, s: AblationSettings) -> Finding:
     found.figures["figures/sample_efficiency.png"] = figures.curves(
         table, "n_train", f"{label}: R^2 against labelled training spectra", log_x=True,
         ceiling=None if ceiling is None else ceiling.iloc[0])
-    found.code, found.text = label_efficiency.verdict_every(gain, label_efficiency.p_values(preds, y_test, subject),
-                                                            subject.replace("_", " "), n_val=len(ctx.y["val"]))
+    word, text = label_efficiency.verdict_every(gain, label_efficiency.p_values(preds, y_test, subject),
+                                                subject.replace("_", " "), n_val=len(ctx.y["val"]))
     if not ctx.label_free:
-        found.text += " No label-free student was given (label_free_student=none): the teacher latent stands in."
+        text += " No label-free student was given (label_free_student=none): the teacher latent stands in."
+    found.verdict(criteria.outcome("3.3", word, text))
+    found.undecided_why = text
     found.head, found.table, found.value = "ridge (alpha on validation)", table, d.value
     found.compared = ", ".join(readers) + f" at {sizes} labels"
     return found

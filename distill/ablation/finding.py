@@ -26,11 +26,11 @@ class AblationSettings:
 
 @dataclass
 class Finding(Outcome):
-    """One ablation's verdict (code and sentence), the head and what it compared, its headline value and its curve
-    table, beside the metrics, tags, tables and figures it logs."""
+    """One ablation's verdicts (``Outcome.verdict``: tags and printed lines), why it decided nothing when it did not
+    (``undecided_why``), the head and what it compared, its headline value and its curve table, beside the metrics,
+    tags, tables and figures it logs."""
 
-    code: str = ""
-    text: str = ""
+    undecided_why: str = ""
     head: str = ""
     compared: str = ""
     value: float = float("nan")

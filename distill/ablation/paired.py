@@ -1,5 +1,7 @@
 """The ablations judged on one paired difference at the training noise level: 4.1 (the teacher without sigma), 4.2
 (sigma shuffled across spectra) and 4.3 (labels shuffled: the leakage guard)."""
+from dataclasses import replace
+
 from .. import ablations, decompose, intervals, probe
 from ..data import SPLITS
 from ..errors import DistillError
@@ -36,10 +38,10 @@ def run_no_error_teacher(ctx: AblationInputs, s: AblationSettings) -> Finding:
         found.tags["no_error_teacher_run_id"] = ctx.no_error[1]
     head, delta, no_error = paired(ctx, ctx.no_error_set, s, found)
     stage_a_control(ctx, s, found)
-    verdict, text = ablations.error_dependence(delta)
+    verdict = ablations.error_dependence(delta)
     vs_raw = no_error_minus_raw(ctx, no_error, head, s, found)
-    found.code, found.text = verdict, (f"{text} Without sigma, latent minus raw noisy flux ({head}): {vs_raw.text()}, "
-                                       f"{vs_raw.verdict()}.")
+    found.verdict(replace(verdict, text=f"{verdict.text} Without sigma, latent minus raw noisy flux ({head}): "
+                                        f"{vs_raw.text()}, {vs_raw.verdict()}."))
     found.head, found.compared, found.value = head, "teacher vs no_error_teacher", delta.value
     return found
 
@@ -82,7 +84,7 @@ def run_shuffle_error(ctx: AblationInputs, s: AblationSettings) -> Finding:
     shuffled = {split: ablations.permuted_sigma(ctx.arrays[split][1], s.seed + i) for i, split in enumerate(SPLITS)}
     latents = {split: ctx.teacher_latent(ctx.teacher, split, sigma_error=shuffled[split]) for split in SPLITS}
     head, delta, _ = paired(ctx, probe.FeatureSet(latents, ctx.y, "shuffled_sigma"), s, found)
-    found.code, found.text = ablations.sigma_use(delta)
+    found.verdict(ablations.sigma_use(delta))
     found.head, found.compared, found.value = head, "teacher vs teacher with shuffled sigma", delta.value
     return found
 
@@ -101,7 +103,7 @@ def run_shuffle_labels(ctx: AblationInputs, s: AblationSettings) -> Finding:
     found.metrics |= (reference.keyed(f"reference_test_r2_{label}") | {f"ablated_test_r2_{label}": shuffled}
                       | intervals.Interval(reference.value - shuffled, reference.lo - shuffled,
                                            reference.hi - shuffled).keyed(f"delta_test_r2_{label}"))
-    found.code, found.text = ablations.leakage(checks, s.false_alarm)
+    found.verdict(ablations.leakage(checks, s.false_alarm))
     found.head = ",".join(s.heads)
     found.compared = " and ".join(fs.name for fs in sets) + f", labels shuffled {s.shuffles} times"
     found.value = min(c["shuffled_p_value"] for c in checks.values())

@@ -4,7 +4,7 @@ inference speed, as an ``Outcome`` for the entry point to log."""
 import numpy as np
 import pandas as pd
 
-from .. import decompose, figures, intervals, probe
+from .. import criteria, decompose, figures, intervals, probe
 from ..data import NOISE_SEED, SPLITS
 from ..outcome import Outcome
 from . import compare, verdicts
@@ -45,7 +45,14 @@ def latent_fit(session: Session, predicted: dict, out: Outcome):
     # one draw agrees with the noise-free latent about as the square root of two draws' agreement
     reproducible = float(np.sqrt(max(two_draws, 0.0)))
     out.metrics |= {"test_latent_cosine_two_draws": two_draws, "test_latent_cosine_reproducible": reproducible}
-    out.verdict("2_1", *verdicts.latent_fit(fit["train"], fit["test"], reproducible))
+    decide(out, "2.1", verdicts.latent_fit(fit["train"], fit["test"], reproducible))
+
+
+def decide(out: Outcome, stage: str, said: tuple):
+    """Log the plan's ``(outcome, sentence)`` of ``stage`` as its verdict (``distill.criteria``), and the outcome word
+    under the tag name older runs used, ``verdict_2_1`` for 2.1 (scripts and tests read it; the report does not)."""
+    out.verdict(criteria.outcome(stage, *said))
+    out.tags[f"verdict_{stage.replace('.', '_')}"] = said[0]
 
 
 def heads_on_every_set(session: Session, predicted: dict, out: Outcome) -> tuple:
@@ -89,15 +96,17 @@ def end_to_end(session: Session, results: dict, lines: dict, best_heads: dict, c
     pair = [f"{name}_{target}" for name in ("teacher", "raw")]
     teacher_vs_raw = (intervals.delta(y["test"], *(predictions[c].to_numpy() for c in pair))
                       if all(c in predictions.columns for c in pair) else None)
-    out.verdict("2_2", *verdicts.student_vs_teacher(r2["student"], r2["raw"], vs["raw"], r2.get("teacher"),
-                                                    vs.get("teacher_0.9"), teacher_vs_raw))
+    decide(out, "2.2", verdicts.student_vs_teacher(r2["student"], r2["raw"], vs["raw"], r2.get("teacher"),
+                                                   vs.get("teacher_0.9"), teacher_vs_raw))
+    out.verdict(criteria.verdict("2.2_raw", vs["raw"]))  # the halves of 2.2, each a criterion of its own
+    if "teacher_0.9" in vs:
+        out.verdict(criteria.verdict("2.2_teacher", vs["teacher_0.9"]))
     if target == "residual":
-        code, text = decompose.verdict(r2["student"], r2["raw"], vs["raw"])
-        out.verdict("B", code, text.replace("latent", "student"))  # decompose's reading, student in latent's place
+        out.verdict(decompose.residual_reading(r2["student"], r2["raw"], vs["raw"]))
     tables, judged, verdict = compare.stage_3_1(results, list(s.heads), target, y["test"], session.y_frames["test"])
     for head, bins in tables.items():
         out.figures[f"figures/stage_3_1_per_bin_{head}.png"] = student_figures.per_bin_comparison(bins, target, head)
-    out.verdict("3_1", *verdict)
+    decide(out, "3.1", verdict)
     out.tables["tables/stage_3_1_per_bin.json"] = pd.concat(tables.values(), ignore_index=True)
     best = results["student"][target, judged]
     out.figures[f"figures/{target}_pred_vs_true.png"] = figures.predicted_vs_true(

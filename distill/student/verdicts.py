@@ -1,14 +1,13 @@
 """Verdicts of Stages 2.1, 2.2 and 3.1 against the research plan's acceptance criteria (section 4).
 
-Each returns ``(code, sentence)``; the entry point logs the code as a tag and prints the sentence.
+Each returns ``(outcome, sentence)``, the outcome in the plan's words; ``distill.criteria.OUTCOMES`` maps it to pass /
+fail / undecided and ``judge`` logs both (``distill.criteria`` names the tags).
 """
 import pandas as pd
 
 from .. import criteria
 from ..intervals import Interval
 from ..thresholds import ANALYSIS_GAP, COSINE_PASS, FAIL_DELTA, MIN_BIN, OVERFIT_RATIO, TEACHER_FRACTION, UNDERFIT_NMSE
-
-PASSING_2_2 = ("pass", "above_raw")  # Stage 2.2 codes that let the plan go on to Stage 3 (a tie does not)
 
 
 def latent_fit(train: dict, test: dict, reproducible: float | None = None) -> tuple:
