@@ -59,11 +59,13 @@ class SeededArms:
         """Train, extract the candidates, choose the cell on validation, read the initial weights at it."""
         t, c, head = self.plan.teacher, self.plan.candidates, self.plan.candidates["head"]
         run = self.step(f"{arm}_s{seed}", "train_teacher", dataset, preset=t["preset"], loss=t["loss"],
-                        epochs=t["epochs"], batch_size=t["batch_size"], lr=t["lr"], seed=seed, snapshots="0",
-                        noise_level=self.plan.data["noise_level"], input_sigma=str(input_sigma).lower())
+                        epochs=t["epochs"], train_subset=t.get("train_subset", 0), batch_size=t["batch_size"],
+                        lr=t["lr"], seed=seed, snapshots="0", noise_level=self.plan.data["noise_level"],
+                        input_sigma=str(input_sigma).lower())
         layers = ",".join(c["layers"])
         features = self.step(f"extract_{arm}_s{seed}", "extract", dataset, teacher=run, layer=layers,
-                             direction="fwd", segments=c["segments"], noise_level=self.plan.data["noise_level"])
+                             direction="fwd", segments=c["segments"], noise_level=self.plan.data["noise_level"],
+                             denoised=str(arm == "teacher").lower())  # the students' denoised-flux rival, once
         grid = self.step(f"grid_{arm}_s{seed}", "probe", dataset, features=features, layer=layers,
                          pooling=",".join(c["poolings"]), head=head, **self.common)
         cell = study.best_on_validation(mlflow.load_table("tables/summary.json", run_ids=[grid]), head, LABEL)

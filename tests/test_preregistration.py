@@ -68,7 +68,7 @@ def test_main_refuses_overrides_at_confirm_scale(mlflow_store):
 
 def test_main_refuses_a_changed_pre_registration_before_any_run(mlflow_store, tmp_path, monkeypatch):
     path = committed_copy(tmp_path)
-    path.write_text(path.read_text().replace("seed: 20261204", "seed: 1"))
+    path.write_text(path.read_text() + "# edited after the commit\n")
     monkeypatch.setattr(preregistration, "PATH", path)
     result = CliRunner().invoke(main_module.main, ["--scale", "confirm"])
     assert result.exit_code != 0 and "differs from its committed version" in result.output
