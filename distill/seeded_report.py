@@ -45,3 +45,30 @@ def html_section(tags: dict, questions: pd.DataFrame, arms: pd.DataFrame) -> str
     return (f"<h2>Seeded answer</h2><p>{html.escape(heading(tags))}</p>"
             f"<p>{html.escape(tags.get('seeded_answer', ''))}</p>"
             + shown_questions.to_html(index=False) + shown_arms.to_html(index=False))
+
+
+def load(run) -> tuple | None:
+    """(questions, arms) of a main run that ran seeded arms, else None."""
+    import mlflow
+
+    names = {f.path for f in mlflow.MlflowClient().list_artifacts(run.info.run_id, "tables")}
+    if "tables/seeded.json" not in names:
+        return None
+    return tuple(mlflow.load_table(f"tables/{n}.json", run_ids=[run.info.run_id]) for n in ("seeded", "seeded_arms"))
+
+
+STYLE = ("body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:collapse}"
+         "td,th{border:1px solid #ccc;padding:.3em .5em;font-size:.9em}")
+
+
+def compose(title: str, md: str, page: str, tags: dict, questions: pd.DataFrame, arms: pd.DataFrame) -> tuple:
+    """(markdown, html) with the seeded section first; a confirm run's report is that section alone (it runs no
+    other stage)."""
+    section, section_html = markdown(tags, questions, arms), html_section(tags, questions, arms)
+    if tags.get("scale") == "confirm":
+        return (f"# {title}\n\n{section}", f"<!doctype html><html><head><meta charset='utf-8'><title>"
+                f"{html.escape(title)}</title><style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+                f"{section_html}</body></html>")
+    head, _, rest = md.partition("\n\n")
+    top, _, body = page.partition("</h1>")
+    return f"{head}\n\n{section}{rest}", f"{top}</h1>{section_html}{body}"

@@ -18,7 +18,7 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from distill import report, report_dir, tracking
+from distill import report, report_dir, seeded_report, tracking
 from distill.errors import DistillError
 from distill.peers import METHODS as PEERS
 from distill.redact import redact
@@ -132,8 +132,13 @@ def main(run_id, out):
         (page / "figures").mkdir(parents=True)
         for name, png in figures.items():
             (page / "figures" / name).write_bytes(png)
-        (page / "report.md").write_text(report.markdown(title, rows, text, reference, figures, ceiling, runs, peers))
-        (page / "report.html").write_text(report.html_page(title, rows, text, reference, figures, ceiling, runs, peers))
+        md = report.markdown(title, rows, text, reference, figures, ceiling, runs, peers)
+        page_html = report.html_page(title, rows, text, reference, figures, ceiling, runs, peers)
+        if (seeded := seeded_report.load(main_run)) is not None:  # the seeded answer first
+            md, page_html = seeded_report.compose(title, md, page_html, main_run.data.tags, *seeded)
+            text = main_run.data.tags.get("seeded_answer", text)
+        (page / "report.md").write_text(md)
+        (page / "report.html").write_text(page_html)
         if ceiling is not None:
             tracking.log_table(ceiling, "tables/against_ceiling.json")
         if peers is not None:
@@ -147,7 +152,8 @@ def main(run_id, out):
         target = report_dir.write(out, {p.relative_to(page).as_posix(): p.read_bytes() for p in page.rglob("*")
                                         if p.is_file()})
         shutil.rmtree(work, ignore_errors=True)
-        click.echo(table[["stage", "measured", "status", "next"]].to_string(index=False, max_colwidth=70))
+        if main_run.data.tags.get("scale") != "confirm":  # a confirm run runs the seeded arms only
+            click.echo(table[["stage", "measured", "status", "next"]].to_string(index=False, max_colwidth=70))
         for extra in (peers, ceiling):
             if extra is not None:
                 click.echo("\n" + extra.to_string(index=False, float_format="%.3f"))

@@ -163,3 +163,20 @@ def test_the_leak_free_arms_sigma_is_independent_of_the_clean_flux(tmp_path):
     assert median_correlation(flux_leak, err_leak) > 0.5
     assert median_correlation(flux_free, err_free) == 0.0
     assert np.ptp(err_free, axis=0).max() <= 1e-6 * err_free.max()
+
+
+def test_the_report_puts_the_seeded_answer_first_and_a_confirm_report_is_that_alone():
+    from distill import seeded_report
+    r = readings(np.random.default_rng(3))
+    questions = confirm.questions(r, ["mlp", "starnet"])
+    arms = pd.DataFrame([confirm.headline(r, arm) for arm in r.runs])
+    md, page = "# title\n\n## Answer\n\nx\n\n## Stages and criteria\n", "<html><h1>title</h1><h2>Answer</h2></html>"
+    tags = {"scale": "study", "seeded_answer": "the answer"}
+    study_md, study_html = seeded_report.compose("title", md, page, tags, questions, arms)
+    assert study_md.index("## Seeded answer") < study_md.index("## Stages and criteria")
+    assert "exploratory" in study_md and "<h2>Seeded answer</h2>" in study_html
+    confirm_md, _ = seeded_report.compose("title", md, page, tags | {"scale": "confirm", "data_seed": "9",
+                                                                      "preregistration_digest": "abc"},
+                                          questions, arms)
+    assert "Stages and criteria" not in confirm_md and "digest abc, data seed 9" in confirm_md
+    assert "distillation on starnet" in confirm_md and "two-level bootstrap" in confirm_md
