@@ -3,6 +3,7 @@ the directory's name, its path as the source, one digest of the split digests th
 split sizes as the profile."""
 import hashlib
 import json
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -16,7 +17,10 @@ class SpectraDataset(MetaDataset):
     def __init__(self, summary: dict, root):
         root = Path(root).resolve()
         digests = "".join(f"{k}={summary[k]};" for k in sorted(summary) if k.startswith("digest_"))
-        super().__init__(resolve_dataset_source(str(root)), name=root.name,
+        with warnings.catch_warnings():  # a local path matches MLflow's local source twice; either is the same
+            warnings.simplefilter("ignore", UserWarning)
+            source = resolve_dataset_source(str(root))
+        super().__init__(source, name=root.name,
                          digest=hashlib.blake2b(digests.encode(), digest_size=8).hexdigest())
         self._profile = {k: int(v) for k, v in summary.items() if k.startswith("n_")}
 
