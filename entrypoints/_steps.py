@@ -75,12 +75,16 @@ def command(entry: str, params: dict) -> list:
     return [sys.executable] + argv[1:] if argv[0] == "python" else argv
 
 
+def child_env(run_id: str) -> dict:
+    """This process's environment with the variables that attach an entry point to ``run_id``."""
+    return dict(os.environ, MLFLOW_RUN_ID=run_id, MLFLOW_TRACKING_URI=mlflow.get_tracking_uri(),
+                MLFLOW_EXPERIMENT_ID=tracking.get_run(run_id).info.experiment_id)
+
+
 def execute(entry: str, params: dict, run_id: str):
     """Run the entry point's command attached to ``run_id``; its stderr passes through. A failure raises its last
     line; a stop stops it first (its run ends KILLED)."""
-    env = dict(os.environ, MLFLOW_RUN_ID=run_id, MLFLOW_TRACKING_URI=mlflow.get_tracking_uri(),
-               MLFLOW_EXPERIMENT_ID=tracking.get_run(run_id).info.experiment_id)
-    with subprocess.Popen(command(entry, params), cwd=REPO, env=env, stderr=subprocess.PIPE) as process:
+    with subprocess.Popen(command(entry, params), cwd=REPO, env=child_env(run_id), stderr=subprocess.PIPE) as process:
         try:
             tail = relay(process.stderr)
         except BaseException:
@@ -122,11 +126,17 @@ def end_if_running(run_id: str, status: str):
         MlflowClient().set_terminated(run_id, status)
 
 
-def launch(entry: str, params: dict, name: str | None = None, child: bool = True) -> str:
-    """Run an entry point of this project in a new run (a child of the active run if ``child``); returns its id."""
+def launch(entry: str, params: dict, name: str | None = None, child: bool = True, executor: str = "local") -> str:
+    """Run an entry point of this project in a new run (a child of the active run if ``child``) here or, with
+    ``executor="slurm"``, as a Slurm job (entrypoints/_slurm.py); returns its id."""
     run_id = new_run(entry, params, name or entry, child)
     try:
-        execute(entry, params, run_id)
+        if executor == "slurm":
+            from entrypoints import _slurm  # imported here: it builds on this module
+
+            _slurm.execute(entry, params, run_id)
+        else:
+            execute(entry, params, run_id)
     except BaseException as e:
         end_if_running(run_id, "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
         raise
@@ -135,10 +145,10 @@ def launch(entry: str, params: dict, name: str | None = None, child: bool = True
 
 class Steps:
     """Run or reuse entry points as children of the active run; tag each step's run id on it. Reuse needs the same
-    ``source_digest`` as this process, added to ``tags``."""
+    ``source_digest`` as this process, added to ``tags``. ``executor``: where a step that runs runs (``launch``)."""
 
-    def __init__(self, force: bool, tags: dict):
-        self.force, self.ids, self.how, self.t0 = force, {}, {}, time.time()
+    def __init__(self, force: bool, tags: dict, executor: str = "local"):
+        self.force, self.ids, self.how, self.t0, self.executor = force, {}, {}, time.time(), executor
         self.tags = dict(tags) | {"source_digest": tracking.source_digest()}
 
     def __call__(self, name: str, entry: str, reuse=True, tags: dict | None = None, **params) -> str:
@@ -151,7 +161,7 @@ class Steps:
             run_id, how = run.info.run_id, "reused"
         else:
             try:
-                run_id, how = launch(entry, params, name), "ran"
+                run_id, how = launch(entry, params, name, executor=self.executor), "ran"
             except DistillError as e:
                 raise DistillError(f"step {name} ({entry}) failed: {str(e).split(' failed: ', 1)[-1]}") from None
         self.ids[name], self.how[name] = run_id, how

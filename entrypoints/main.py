@@ -72,18 +72,20 @@ PCA_DIMS = 32  # Stage 1.3: the chosen latent reduced to this many dimensions (t
 @click.option("--seeds", default=1, type=click.IntRange(1), show_default=True,
               help="2 or more: every trained arm also at this many seeds (exploratory; confirm: the file's)")
 @click.option("--force", default=False, type=bool, show_default=True, help="recompute every step")
+@click.option("--executor", default="local", type=click.Choice(["local", "slurm"]), show_default=True,
+              help="where steps run: here, or as Slurm jobs (configs/slurm.yaml, docs/cluster.md)")
 @click.option("--out", default="reports/latest", show_default=True,
               help="directory for report.md and report.html: new, empty, or one a report made")
 @one_line_errors
 def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, student_epochs, segments, seeds,
-         force, out):
+         force, executor, out):
     report_dir.check(out)  # before any work: out= is a new or empty directory, or one a report made
     if scale == "confirm":
         plan, digest = _confirm.check(dict(data=data, teacher=teacher, n_train=n_train, n_val=n_val, n_test=n_test,
                                            preset=preset, teacher_epochs=teacher_epochs, student_epochs=student_epochs,
                                            segments=segments, seeds=seeds - 1))
         with tracking.tracked_run("main", stage="all", mvp="all", scale=scale) as run:
-            _confirm.run(steps := Steps(force, {}), plan, digest)
+            _confirm.run(steps := Steps(force, {}, executor), plan, digest)
             steps("report", "report", reuse=False, run_id=run.info.run_id, out=Path(out).resolve())
         return
     cfg = dict(SCALES[scale])
@@ -98,7 +100,7 @@ def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, s
     teacher = teacher if teacher == "auto" else str(Path(teacher).resolve())
     with tracking.tracked_run("main", stage="all", mvp="all", scale=scale) as run:
         code = tracking.get_run(run.info.run_id).data.tags.get("mlflow.source.git.commit")
-        steps = Steps(force, {"mlflow.source.git.commit": code} if code else {})
+        steps = Steps(force, {"mlflow.source.git.commit": code} if code else {}, executor)
         data_dir = str(Path(f"data/{scale}" if data == "auto" else data).resolve())  # children run in the project dir
         if data == "auto":
             steps("simulate", "simulate", reuse=Path(data_dir).exists(), out=data_dir, n_train=cfg["n_train"],

@@ -1,0 +1,141 @@
+"""Steps as Slurm jobs (``main -P executor=slurm``): the run is made here as for a local step (so reuse and tags are
+the same), then the entry point's MLproject command is submitted with ``sbatch`` and waited for.
+
+The job inherits this process's environment (``--export=ALL``) with MLFLOW_RUN_ID, MLFLOW_TRACKING_URI and
+MLFLOW_EXPERIMENT_ID added: credentials (MLFLOW_TRACKING_USERNAME / PASSWORD, PGPASSFILE) reach it from there and are
+never written into its script. The job's log (stdout and stderr, ``{log_dir}/{job id}.log``) is relayed to stderr
+while it runs and attached to the run as ``slurm/{job id}.log``; the run is tagged ``slurm_job_id``. A job that does
+not complete ends its run FAILED (KILLED if cancelled) unless the entry point already ended it, and raises the log's
+last line; a stop cancels the job and ends its run KILLED.
+
+Resources come from configs/slurm.yaml (or the file DISTILL_SLURM_CONFIG names); see docs/cluster.md.
+"""
+import contextlib
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+from mlflow.tracking import MlflowClient
+
+from distill import stopping
+from distill.errors import DistillError
+from entrypoints._cli import REPO
+from entrypoints._steps import STOP_SECONDS, child_env, command, end_if_running
+
+CONFIG = REPO / "configs" / "slurm.yaml"
+OPTIONS = {"partition": "--partition", "time": "--time", "mem": "--mem", "cpus": "--cpus-per-task", "gpus": "--gpus"}
+KEYS = {*OPTIONS, "log_dir", "sbatch"}
+ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY", "BOOT_FAIL",
+         "DEADLINE", "UNKNOWN"}
+MAX_POLL = 10.0  # seconds between state queries, after a start at 0.25 s growing by half each time
+
+
+def config(entry: str) -> dict:
+    """The sbatch settings for ``entry``: the file's top level overlaid with its ``steps: {entry: {...}}``."""
+    path = Path(os.environ.get("DISTILL_SLURM_CONFIG") or CONFIG)
+    try:
+        cfg = yaml.safe_load(path.read_text()) or {}
+    except OSError as e:
+        raise DistillError(f"executor=slurm needs {path}: {e.strerror}") from None
+    steps = cfg.pop("steps", None) or {}
+    unknown = sorted((set(cfg) | {k for step in steps.values() for k in step or {}}) - KEYS)
+    if unknown:
+        raise DistillError(f"{path}: unknown key {unknown[0]!r} (known: steps, {', '.join(sorted(KEYS))})")
+    return cfg | (steps.get(entry) or {})
+
+
+def sbatch_command(entry: str, cfg: dict, log_dir: Path) -> list:
+    """``sbatch --parsable ...`` for one step; the script comes on stdin."""
+    args = ["sbatch", "--parsable", f"--job-name=distill-{entry}", f"--output={log_dir}/%j.log", f"--chdir={REPO}",
+            "--export=ALL"]
+    args += [f"{flag}={cfg[key]}" for key, flag in OPTIONS.items() if cfg.get(key) not in (None, "", 0, "0")]
+    return args + [str(a) for a in cfg.get("sbatch") or []]
+
+
+def job_state(job: str) -> str | None:
+    """The job's state (``RUNNING``, ``COMPLETED``, ...); None when the controller did not answer this time."""
+    shown = subprocess.run(["scontrol", "-o", "show", "job", job], capture_output=True, text=True)
+    if shown.returncode == 0 and (m := re.search(r"\bJobState=(\S+)", shown.stdout)):
+        return m[1]
+    if "Invalid job id" not in shown.stderr:
+        return None
+    acct = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "State", "-j", job], capture_output=True, text=True)
+    return (acct.stdout.split() or ["UNKNOWN"])[0] if acct.returncode == 0 else "UNKNOWN"  # purged: ask accounting
+
+
+class Log:
+    """The job's log file, relayed to stderr as it grows; keeps its last 64 KiB."""
+
+    def __init__(self, path: Path):
+        self.path, self.offset, self.tail = path, 0, b""
+
+    def relay(self):
+        with contextlib.suppress(FileNotFoundError), self.path.open("rb") as f:
+            f.seek(self.offset)
+            chunk = f.read()
+            self.offset += len(chunk)
+            sys.stderr.buffer.write(chunk)
+            sys.stderr.flush()
+            self.tail = (self.tail + chunk)[-(1 << 16):]
+
+    def last_line(self) -> str:
+        lines = [line for line in self.tail.decode(errors="replace").splitlines() if line.strip()]
+        return lines[-1].strip() if lines else "(no output)"
+
+
+def wait(job: str, log: Log, seconds: float = float("inf")) -> str:
+    """Relay the log until the job has ended (or ``seconds`` passed: ``UNKNOWN``); return its final state."""
+    delay, deadline = 0.25, time.time() + seconds
+    while (state := job_state(job)) not in ENDED:
+        log.relay()
+        if time.time() > deadline:
+            return "UNKNOWN"
+        time.sleep(delay)
+        delay = min(MAX_POLL, delay * 1.5)
+    log.relay()
+    return state
+
+
+def cancel(job: str, log: Log):
+    """Cancel the job (Slurm sends SIGTERM: the entry point ends its run KILLED; SIGKILL after the cluster's
+    KillWait) and wait for it, holding further stops."""
+    with contextlib.suppress(stopping.Stopped), stopping.held():
+        subprocess.run(["scancel", job], capture_output=True)
+        wait(job, log, STOP_SECONDS)
+
+
+def execute(entry: str, params: dict, run_id: str):
+    """Run the entry point's command as a Slurm job attached to ``run_id`` and wait for it."""
+    cfg = config(entry)
+    log_dir = (REPO / str(cfg.get("log_dir") or "mlruns/slurm")).resolve()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in child_env(run_id).items() if not k.startswith("SLURM_") or k == "SLURM_CONF"}
+    script = f"#!/bin/bash\nexec {shlex.join(command(entry, params))}\n"  # the command only: no environment
+    try:
+        submitted = subprocess.run(sbatch_command(entry, cfg, log_dir), input=script, text=True, capture_output=True,
+                                   env=env)
+    except FileNotFoundError:
+        raise DistillError(f"{entry}: executor=slurm needs sbatch on PATH (a Slurm client)") from None
+    if submitted.returncode:
+        raise DistillError(f"{entry} failed: sbatch: {(submitted.stderr.strip().splitlines() or ['?'])[-1]}")
+    job = submitted.stdout.strip().split(";")[0]
+    client, log = MlflowClient(), Log(log_dir / f"{job}.log")
+    client.set_tag(run_id, "slurm_job_id", job)
+    try:
+        state = wait(job, log)
+    except BaseException:
+        cancel(job, log)
+        end_if_running(run_id, "KILLED")
+        raise
+    finally:
+        if log.path.exists():
+            client.log_artifact(run_id, str(log.path), "slurm")
+    if state != "COMPLETED":
+        end_if_running(run_id, "KILLED" if state == "CANCELLED" else "FAILED")
+        why = log.last_line() if state == "FAILED" else f"slurm job {job} ended {state}: {log.last_line()}"
+        raise DistillError(f"{entry} failed: {why}")
