@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 import mlflow
 
-from distill import ablations, report_dir, tracking
+from distill import ablations, registry, report_dir, tracking
 from distill.ceiling import check_simulated
 from distill.data import open_dataset
 from distill.errors import DistillError
@@ -164,6 +164,8 @@ def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, s
             leak_free = (_seeded.simulated(steps, f"{data_dir}-leak_free", plan, leak=False)
                          if data == "auto" else None)
             _seeded.log_answer(_seeded.SeededArms(steps, plan, {"leak": data_dir, "leak_free": leak_free}).run(), plan)
+        for line in registry.register_main(run.info.run_id):  # distill-teacher, distill-student (docs/operations.md)
+            click.echo(line, err=True)
         steps("report", "report", reuse=False, run_id=run.info.run_id, out=Path(out).resolve())
 
 
