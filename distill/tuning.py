@@ -4,13 +4,19 @@ Objective: validation R^2 of log g, never test. Students report it every epoch s
 pruner can stop hopeless trials; multi-objective studies add the parameter count or
 the inference time and keep the Pareto front.
 
+A study's automatic name carries a digest of what it searches (``study_name``), the study stores its space and
+refuses a worker that would search another (``open_study``), each worker samples with a seed of its own unless one is
+given (``sampler_seed``), and each trial holds its MLflow run id (``link_trial``).
+
 A storage URL never holds a password (``mlflow run`` logs every ``-P`` value as a parameter before the entry point
 starts): PostgreSQL's comes from libpq's pgpass file (``PGPASSFILE``) or ``PGPASSWORD``.
 """
+import hashlib
+import json
 import os
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import optuna
 import pandas as pd
@@ -27,6 +33,14 @@ SECOND_OBJECTIVES = ("none", "params", "time")
 PRUNERS = ("median", "none")
 HEARTBEAT_SECONDS = 60  # a RUNNING trial without a heartbeat for 2 minutes is failed and retried
 RETRIES = 2
+AUTO_SEED = "auto"
+SPACE_ATTR = "search_space"  # the study's user attribute holding its canonical space
+RUN_ATTR = "mlflow_run_id"  # a trial's user attribute: the MLflow run that recorded it
+HEAD_SPACES = {  # param: (int or float, min, max), each on a log scale
+    "ridge": {"alpha": ("float", 1e-4, 1e3)},
+    "lightgbm": {"num_leaves": ("int", 4, 64), "n_estimators": ("int", 20, 500),
+                 "learning_rate": ("float", 0.01, 0.3), "min_child_samples": ("int", 5, 100)},
+}
 
 
 def default_storage(tracking_uri: str) -> str:
@@ -101,13 +115,10 @@ def suggest_student(trial: optuna.Trial, space: StudentSpace) -> dict:
 
 
 def suggest_head(trial: optuna.Trial, head: str) -> dict:
-    """Probe-head parameters: Ridge alpha; LightGBM leaves, trees, learning rate, min child samples."""
-    if head == "ridge":
-        return {"alpha": trial.suggest_float("alpha", 1e-4, 1e3, log=True)}
-    return {"num_leaves": trial.suggest_int("num_leaves", 4, 64, log=True),
-            "n_estimators": trial.suggest_int("n_estimators", 20, 500, log=True),
-            "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
-            "min_child_samples": trial.suggest_int("min_child_samples", 5, 100, log=True)}
+    """Probe-head parameters (``HEAD_SPACES``): Ridge alpha; LightGBM leaves, trees, learning rate, min child
+    samples."""
+    return {name: (trial.suggest_int if kind == "int" else trial.suggest_float)(name, lo, hi, log=True)
+            for name, (kind, lo, hi) in HEAD_SPACES[head].items()}
 
 
 def student_space(students: str, heads: str, targets: str, **ranges: str) -> StudentSpace:
@@ -136,6 +147,67 @@ def check_space(space: StudentSpace):
         lo, hi = getattr(space, name)
         if not 0 <= lo <= hi:
             raise ValueError(f"{name} range {lo}..{hi}: need 0 <= min <= max")
+
+
+def sampler_seed(seed) -> int:
+    """The worker's sampler seed: ``auto`` draws one of its own (31 bits of ``os.urandom``), so workers sharing a
+    study do not sample the same first trials; an integer is kept, for a reproducible run."""
+    if str(seed) == AUTO_SEED:
+        return int.from_bytes(os.urandom(4), "big") >> 1
+    try:
+        return int(str(seed))
+    except ValueError:
+        raise DistillError(f"seed={seed!r}: give an integer, or auto") from None
+
+
+def study_space(study_type: str, space: StudentSpace, head: str, second: str) -> dict:
+    """What a study searches and optimises: the student space or the head's, and its objectives."""
+    searched = (asdict(space) if study_type == "student" else {"head": head, **HEAD_SPACES[head]})
+    return {"study": study_type, **searched, "objectives": ["val_r2_log_g"] + ([] if second == "none" else [second])}
+
+
+def canonical(value) -> str:
+    """One JSON text per value: sorted keys, tuples as lists, no spaces."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def features_key(run_id: str | None, study_type: str, input_: str, view: str, noise_level: float) -> str:
+    """The features a study's trials read: the extract run id and its latent view (layer/pooling/direction), or
+    ``none``; a head study on flux names its input; flux is read at ``noise_level``."""
+    if study_type == "head" and input_ != "latent":
+        return f"{input_} noise {noise_level}"
+    read = "none" if run_id is None else f"{run_id} {view}"
+    return read if study_type == "head" else f"{read} noise {noise_level}"
+
+
+def study_name(study_type: str, space: dict, summary: dict, features: str) -> str:
+    """``distill-{study}[-residual]-{12 hex}``: the hex a digest of the data (its split digests), the features and
+    the space, so a study on other data, features or bounds is another study."""
+    data = {k: v for k, v in summary.items() if k.startswith("digest_")}
+    digest = hashlib.sha256(canonical({"data": data, "features": features, "space": space}).encode()).hexdigest()
+    residual = "-residual" if "residual" in space.get("targets", ()) else ""  # residual trials see sigma
+    return f"distill-{study_type}{residual}-{digest[:12]}"
+
+
+def claim_space(study: optuna.Study, space: dict):
+    """Store ``space`` on a study that has none; refuse, in one line naming what differs, to resume a study that
+    searched another space."""
+    stored = study.user_attrs.get(SPACE_ATTR)
+    if stored is None:
+        study.set_user_attr(SPACE_ATTR, canonical(space))
+        return
+    theirs, mine = json.loads(stored), json.loads(canonical(space))
+    differs = [f"{k} {canonical(theirs.get(k))} there, {canonical(mine.get(k))} here"
+               for k in sorted(set(theirs) | set(mine)) if theirs.get(k) != mine.get(k)]
+    if differs:
+        raise DistillError(f"study {study.study_name} searched another space ({'; '.join(differs)}): pass the same "
+                           "bounds, or another study_name (auto names one per data, features and space)")
+
+
+def link_trial(store: optuna.storages.BaseStorage, study_name: str, number: int, run_id: str):
+    """Write the MLflow run that records trial ``number`` on the trial (user attribute ``mlflow_run_id``)."""
+    trial_id = store.get_trial_id_from_study_id_trial_number(store.get_study_id_from_name(study_name), number)
+    store.set_trial_user_attr(trial_id, RUN_ATTR, run_id)
 
 
 def storage(url: str) -> RDBStorage:
@@ -172,6 +244,19 @@ def create_study(name: str, store: RDBStorage, second: str, pruner: str, seed: i
                                sampler=optuna.samplers.TPESampler(seed=seed),
                                pruner=optuna.pruners.MedianPruner(n_warmup_steps=1) if pruner == "median"
                                else optuna.pruners.NopPruner())
+
+
+def open_study(name: str, store: RDBStorage, space: dict, pruner: str, seed: int, worker: str,
+               data: dict, features: str) -> optuna.Study:
+    """``create_study`` over ``space`` (refused if the study searched another: ``claim_space``); the study records
+    this worker's seed (``sampler_seed {worker}``) and, when new, the data digests and features it was made for."""
+    study = create_study(name, store, (space["objectives"] + ["none"])[1], pruner, seed)
+    claim_space(study, space)
+    study.set_user_attr(f"sampler_seed {worker}", seed)
+    for key, value in (("data", {k: v for k, v in data.items() if k.startswith("digest_")}), ("features", features)):
+        if key not in study.user_attrs:
+            study.set_user_attr(key, value)
+    return study
 
 
 def pareto_table(study: optuna.Study) -> pd.DataFrame:

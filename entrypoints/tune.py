@@ -7,6 +7,9 @@ unless ``retrain_best=true``, which evaluates the best configuration once on tes
     mlflow run . -e tune -P second_objective=params --env-manager local        # Pareto front
     make dashboard                                                             # optuna-dashboard on the storage
 
+Each worker samples with its own seed unless ``seed`` is given; the auto study name digests data, features and space
+(``tuning.study_name``); trial runs are tagged ``optuna_study``/``optuna_trial``, trials hold ``mlflow_run_id``.
+
 A storage URL with a password is refused (``mlflow run`` logs it as a parameter): give ``postgresql://user@host/db``
 and the password in libpq's pgpass file (``PGPASSFILE``) or ``PGPASSWORD``.
 """
@@ -31,16 +34,19 @@ from entrypoints._cli import one_line_errors
 from entrypoints._upstream import download_features, features_run, residual_target
 
 
-def trial_runs(study_name: str):
-    """Each trial a nested MLflow run under this one, with its params; yields the trial's logger."""
+def trial_runs(study_name: str, store=None):
+    """Each trial a nested run under this one: its params, tags optuna_study/optuna_trial, its id on the trial."""
     def log(metrics=None, step=None, **tags):
         tracking.log_metrics(metrics or {}, step=step)
         mlflow.set_tags(tags)
 
     @contextlib.contextmanager
     def trial_run(number: int, params: dict):
-        with tracking.tracked_run("tune", stage="tune", nested=True, study=study_name, trial=number):
+        with tracking.tracked_run("tune", stage="tune", nested=True, study=study_name, trial=number,
+                                  optuna_study=study_name, optuna_trial=number) as run:
             mlflow.set_tag("mlflow.runName", f"trial {number}")
+            if store is not None:
+                tuning.link_trial(store, study_name, number, run.info.run_id)
             tracking.log_params(params)
             yield log
     return trial_run
@@ -67,7 +73,7 @@ def log_study(study: optuna.Study, second: str):
 @opt.data
 @click.option("--study", "study_type", default="student", type=click.Choice(tuning.STUDIES), show_default=True)
 @click.option("--study-name", default="auto", show_default=True,
-              help="auto: distill-{study}; the same name resumes / shares a study")
+              help="auto: distill-{study}-{digest of data, features, space}; the same name resumes / shares a study")
 @click.option("--storage", default="auto", show_default=True,
               help="Optuna RDB URL without its password (PGPASSFILE); auto: SQLite optuna.db beside the MLflow store")
 @click.option("--n-trials", default=20, type=click.IntRange(1), show_default=True)
@@ -76,7 +82,7 @@ def log_study(study: optuna.Study, second: str):
 @click.option("--second-objective", default="none", type=click.Choice(tuning.SECOND_OBJECTIVES), show_default=True)
 @click.option("--retrain-best", default=False, type=bool, show_default=True,
               help="refit the best and score it once on test")
-@opt.seed
+@click.option("--seed", default=tuning.AUTO_SEED, show_default=True, help="sampler seed; auto: this worker's own")
 @click.option("--features", default="latest", show_default=True, help="extract run id, latest, or none (lambda_z = 0)")
 @opt.latent()
 @opt.noise_level
@@ -107,23 +113,27 @@ def main(data, study_type, study_name, storage, n_trials, timeout, pruner, secon
                                  lambda_y=lambda_y)
     if study_type == "head" and second_objective != "none":
         raise DistillError("second_objective needs study=student (a head has no student to count or time)")
-    auto = f"distill-{study_type}" + ("-residual" if targets == "residual" else "")  # residual trials see sigma
-    name = auto if study_name == "auto" else study_name
+    seed, searched = tuning.sampler_seed(seed), tuning.study_space(study_type, space, head, second_objective)
     url = tuning.storage_url(storage, mlflow.get_tracking_uri())
     ds = open_dataset(data, labels=LABELS)
     store = tuning.storage(url)
-    with tracking.tracked_run("tune", stage="tune", study=name, study_type=study_type):
+    with tracking.tracked_run("tune", stage="tune", study_type=study_type) as tune_run:
         summary = ds.summary()
         tracking.log_dataset(summary, data)
         mlflow.set_tag("optuna_storage", redact(url))
+        tracking.log_params({"sampler_seed": seed})
         y = {LABEL: {s: ds[s].params[LABEL].to_numpy(np.float64) for s in TUNING}}
-        local = manifest = None
+        local = manifest = features_id = None
         r = (residual_target(residual, data, LABEL, {s: len(ds[s]) for s in ("train", "val", "test")})
              if study_type == "student" and "residual" in space.targets else None)  # decompose_error's, per split
         if features != "none" and (study_type == "student" or input_ == "latent"):
             run = features_run(features, data, noise_level, summary)
-            mlflow.set_tag("features_run_id", run.info.run_id)
+            mlflow.set_tag("features_run_id", features_id := run.info.run_id)
             local, manifest = download_features(run, sorted(set(layer.split("+"))))
+        feats = tuning.features_key(features_id, study_type, input_, f"{layer}/{pooling}/{direction}", noise_level)
+        name = tuning.study_name(study_type, searched, summary, feats) if study_name == "auto" else study_name
+        mlflow.set_tag("study", name)
+        study = tuning.open_study(name, store, searched, pruner, seed, tune_run.info.run_id, summary, feats)
         latent = None if manifest is None else probe.latent_features(local, manifest, layer, pooling, direction)
         if study_type == "student":
             z = None if latent is None else {s: latent.x[s] for s in TUNING}
@@ -132,7 +142,7 @@ def main(data, study_type, study_name, storage, n_trials, timeout, pruner, secon
             settings = DistillSettings(epochs=epochs, batch_size=batch_size, noise_level=noise_level,
                                        patience=patience, seed=seed)
             objective = StudentObjective({s: ds[s] for s in TUNING}, z, y, space, settings, pick_device(),
-                                         second_objective, trial_runs(name))
+                                         second_objective, trial_runs(name, store))
         else:
             if input_ == "latent":
                 if latent is None:
@@ -140,8 +150,7 @@ def main(data, study_type, study_name, storage, n_trials, timeout, pruner, secon
                 x = {s: latent.x[s] for s in TUNING}
             else:
                 x = probe.baseline_features(ds, input_, noise_level, splits=TUNING).x
-            objective = HeadObjective(x, y[LABEL], head, seed, trial_runs(name))
-        study = tuning.create_study(name, store, second_objective, pruner, seed)
+            objective = HeadObjective(x, y[LABEL], head, seed, trial_runs(name, store))
         mine = []  # this worker's trials (other workers may share the study)
         study.optimize(objective, n_trials=n_trials, timeout=timeout or None, show_progress_bar=True,
                        callbacks=[lambda _, trial: mine.append(trial.number)])

@@ -68,7 +68,9 @@ def test_study_trials_are_child_runs_and_the_study_resumes(mlflow_store, tiny_da
 
 def test_head_study_never_reads_test(mlflow_store, tiny_data, tmp_path, no_test_reads):
     invoke(tiny_data, tmp_path, "--study", "head", "--head", "ridge", "--input", "noisy_flux", "--n-trials", "2")
-    study = optuna.load_study(study_name="distill-head", storage=f"sqlite:///{tmp_path}/optuna.db")
+    (name,) = optuna.get_all_study_names(f"sqlite:///{tmp_path}/optuna.db")
+    assert name.startswith("distill-head-")  # the digest: tests/test_tune_team.py
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path}/optuna.db")
     assert len(study.trials) == 2 and "alpha" in study.best_params
     # the guard bites: retraining the best and scoring it on test is the one step that reads test
     result = CliRunner().invoke(tune.main,
@@ -80,18 +82,20 @@ def test_head_study_never_reads_test(mlflow_store, tiny_data, tmp_path, no_test_
 
 def test_pruned_trial_is_marked(mlflow_store, tiny_data, tmp_path):
     """A pruner that prunes everything: the trial ends PRUNED in Optuna and is tagged so in MLflow."""
-    study = optuna.create_study(storage=tuning.storage(f"sqlite:///{tmp_path}/p.db"), direction="maximize",
+    store = tuning.storage(f"sqlite:///{tmp_path}/p.db")
+    study = optuna.create_study(storage=store, direction="maximize",
                                 pruner=optuna.pruners.ThresholdPruner(lower=2.0))  # R^2 is never >= 2
     ds = open_dataset(tiny_data)
     y = {"log_g": {s: ds[s].params["log_g"].to_numpy() for s in TUNING}}
     space = tuning.StudentSpace(students=("mlp",), width=(16, 32), layers=(1, 1))
     objective = StudentObjective({s: ds[s] for s in TUNING}, None, y, space, DistillSettings(epochs=3, batch_size=32),
-                                 pick_device("cpu"), "none", tune.trial_runs("p"))
+                                 pick_device("cpu"), "none", tune.trial_runs(study.study_name, store))
     with tracking.tracked_run("tune"):
         parent = mlflow.active_run().info.run_id
         study.optimize(objective, n_trials=1)
     assert study.trials[0].state == optuna.trial.TrialState.PRUNED
     (child,) = children(parent)
+    assert study.trials[0].user_attrs["mlflow_run_id"] == child.info.run_id  # a pruned trial still names its run
     assert child.data.tags["optuna_state"] == "PRUNED" and child.info.status == "FINISHED"
     assert child.data.metrics["epochs_run"] == 1
 
