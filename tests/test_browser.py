@@ -18,7 +18,8 @@ def test_optuna_dashboard_shows_the_tune_study(mlflow_store, tiny_data, tmp_path
     result = CliRunner().invoke(tune.main, ["--data", str(tiny_data), "--storage", storage, "--study", "head",
                                             "--input", "noisy_flux", "--n-trials", "4"])
     assert result.exit_code == 0, result.output[-2000:]
-    best = optuna.load_study(study_name="distill-head", storage=storage).best_trial
+    (name,) = optuna.get_all_study_names(storage)  # distill-head-<digest of data, input and search space>
+    best = optuna.load_study(study_name=name, storage=storage).best_trial
     port = free_port()
     server = serve([str(Path(sys.executable).parent / "optuna-dashboard"), storage, "--host", "127.0.0.1",
                     "--port", str(port)],
@@ -26,7 +27,7 @@ def test_optuna_dashboard_shows_the_tune_study(mlflow_store, tiny_data, tmp_path
     try:
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
         page.goto(f"http://127.0.0.1:{port}/dashboard")
-        page.get_by_text("distill-head").first.click(timeout=60_000)
+        page.get_by_text(name).first.click(timeout=60_000)
         page.get_by_text(f"Best Trial (number={best.number})").wait_for(timeout=60_000)
         text = page.inner_text("body")
         page.screenshot(path=str(screenshots / "optuna_dashboard_study.png"), full_page=True)
