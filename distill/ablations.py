@@ -35,9 +35,11 @@ def shuffled_training_labels(fs: probe.FeatureSet, label: str, seed: int = 42) -
 
 
 def shuffle_check(fs: probe.FeatureSet, label: str, head: str, head_params: dict, shuffles=SHUFFLES,
-                  seed=42) -> dict:
+                  seed=42, values: dict | None = None) -> dict:
     """4.3 on one feature set and head: ``shuffles`` heads trained on permuted training labels; the mean correlation
-    of their test predictions with the test labels and its one-sided t-test p-value against 0."""
+    of their test predictions with the test labels and its one-sided t-test p-value against 0. ``values``, when
+    given, receives the figure's numbers: ``shuffled`` (each shuffled head's correlation, the null values) and
+    ``observed`` (the correlation of the head trained on the true labels)."""
     y = fs.y["test"][label].to_numpy(float)
     train = [fs.y["train"][label]] + [shuffled_training_labels(fs, label, seed + i).y["train"][label]
                                       for i in range(shuffles)]
@@ -49,6 +51,8 @@ def shuffle_check(fs: probe.FeatureSet, label: str, head: str, head_params: dict
     else:  # every shuffle gave the same predictions: the shuffle does nothing
         p = 0.0 if corr.mean() > 0 else 1.0
     shuffled_r2 = np.array([r2_score(y, p) for p in predictions[:, 1:].T])
+    if values is not None:
+        values |= {"shuffled": corr, "observed": _correlation(predictions[:, 0], y)}
     return {"test_r2": r2.value, "test_r2_lo": r2.lo, "test_r2_hi": r2.hi, "shuffles": shuffles,
             "shuffled_correlation": float(corr.mean()),
             "shuffled_correlation_sd": float(corr.std(ddof=1)), "shuffled_p_value": float(p),

@@ -1,4 +1,4 @@
-"""Figures shared by the stages: predictions against truth, residuals, grid heatmaps."""
+"""Figures shared by the stages: predictions against truth, residuals, grid heatmaps, the report's forest plot."""
 import matplotlib
 
 matplotlib.use("Agg")
@@ -158,6 +158,51 @@ def crb_ratio(table: pd.DataFrame, label="log_g"):
         ax.set_yscale("log")
         ax.set_xlabel(kind.replace("_", " ") + (" (median per pixel)" if kind == "snr" else ""))
         ax.set_ylabel(f"squared error / Cramer-Rao bound, {label}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+SEES_SIGMA_MARK = " (sees sigma)"
+
+
+def paired_differences(table: pd.DataFrame, xlabel="student - reader: test R^2 of log g (paired, 95 % interval)",
+                       title=""):
+    """A forest plot: one row per reader of ``table`` (columns reader, value, lo, hi, sees_sigma; the first on top),
+    its paired difference as a marker with the 95 % interval as a horizontal bar, and a line at zero. Green: the
+    interval lies above 0, red: below, grey: it includes 0. Readers that see sigma are hollow and labelled so."""
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(table) + 1.6))
+    y = np.arange(len(table))[::-1]
+    for yi, row in zip(y, table.itertuples()):
+        colour = "C2" if row.lo > 0 else "C3" if row.hi < 0 else "0.45"
+        ax.errorbar(row.value, yi, xerr=[[row.value - row.lo], [row.hi - row.value]], fmt="o", ms=7, capsize=3,
+                    color=colour, mec=colour, mfc="white" if row.sees_sigma else colour, mew=1.5)
+    ax.axvline(0, color="k", lw=1)
+    ax.set_yticks(y, [r.reader + (SEES_SIGMA_MARK if r.sees_sigma and SEES_SIGMA_MARK not in r.reader else "")
+                      for r in table.itertuples()])
+    ax.set_ylim(-0.7, len(table) - 0.3)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title or "the student against every reader (hollow: sees sigma; the student does not)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def shuffled_labels_null(checks: dict, label="log_g"):
+    """4.3, one panel per feature set and head (``checks``: name -> {"shuffled": the test correlation with the test
+    labels of each head trained on shuffled labels, "observed": that of the head trained on the true labels,
+    "p_value"}): the shuffled heads' correlations (the null values; about 0 on an honest pipeline) as a histogram,
+    their mean (what the guard's t-test sets against 0) dashed, and the observed value as a solid line."""
+    fig, axes = plt.subplots(1, len(checks), figsize=(6 * len(checks), 4.2), squeeze=False)
+    for ax, (name, c) in zip(axes[0], checks.items()):
+        null = np.asarray(c["shuffled"], dtype=float)
+        ax.hist(null, bins=max(5, min(20, len(null) // 2)), color="0.65", label=f"{len(null)} label shuffles")
+        ax.axvline(0, color="k", lw=1, label="0: nothing leaks")
+        p = f", t-test p = {c['p_value']:.3g}" if c.get("p_value") is not None else ""
+        ax.axvline(null.mean(), color="C1", ls="--", lw=1.5, label=f"shuffled mean {null.mean():+.3f}{p}")
+        ax.axvline(c["observed"], color="C3", lw=2, label=f"observed (true labels) {c['observed']:+.3f}")
+        ax.set_xlabel(f"correlation of test predictions with the test {label}")
+        ax.set_ylabel("shuffles")
+        ax.set_title(name)
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -5,13 +5,12 @@ the reference figures, from summaries of tracked runs.
 A run summary is ``{"run_id", "metrics", "tags", "params"}``; ``runs`` maps step names (those of the
 ``main`` entry point) to summaries, and ``ablations`` maps ablate kinds to their child runs' summaries.
 """
-import base64
 import html
 from dataclasses import dataclass
 
 import pandas as pd
 
-from . import criteria, intervals
+from . import criteria, intervals, report_figures
 from .heads import ON_VAL
 from .intervals import BETTER, WORSE, Interval
 from .peers import BOUNDED as PEER_BOUNDED
@@ -289,11 +288,13 @@ METHODS = [
 ]
 
 
-def _peer_name(runs: dict, method: str) -> str:
-    """The peer's name, with its test subset when it was scored on fewer test spectra than the student."""
+def _peer_name(runs: dict, method: str, short: bool = False) -> str:
+    """The peer's name, with its test subset when it was scored on fewer test spectra than the student; ``short``:
+    without the description's parenthesis and the "(sees sigma)" mark (a figure's label)."""
     n = _m(runs.get(f"peer_{method}"), f"{method}_n_test")
     total = float((runs.get("student") or {"params": {}})["params"].get("n_test", 0))
-    name = PEER_NAMES[method] + (" (sees sigma)" if PEER_SEES_SIGMA[method] else "")
+    name = (PEER_NAMES[method].split(" (")[0] if short
+            else PEER_NAMES[method] + (" (sees sigma)" if PEER_SEES_SIGMA[method] else ""))
     return f"{name}, on the first {n:.0f} test spectra" if n and n < total else name
 
 
@@ -363,42 +364,71 @@ PEER_NOTE = ("The field's own estimators on the same test spectra: student - pee
              "R^2 with its 95 % interval; better or worse only where the interval excludes 0.")
 
 
+def forest_table(runs: dict, deltas: dict, label: str = "log_g") -> pd.DataFrame:
+    """The answer's paired differences, student minus each other reader (columns reader, value, lo, hi, sees_sigma):
+    raw and denoised flux and the teacher latent as the student run paired them, the supervised network and each peer
+    from ``cross_run_deltas``; empty without a student."""
+    student = runs.get("student")
+    if student is None:
+        return pd.DataFrame(columns=["reader", "value", "lo", "hi", "sees_sigma"])
+    readers = [("raw noisy flux", _ci(student, f"student_minus_raw_test_r2_{label}"), False),
+               ("denoised flux", _ci(student, f"student_minus_denoised_test_r2_{label}"), True),
+               ("teacher latent", _ci(student, f"student_minus_teacher_test_r2_{label}"), True),
+               ("supervised end-to-end network", deltas.get("student_vs_supervised"), False),
+               *[(_peer_name(runs, m, short=True), deltas.get(f"student_vs_{m}"), PEER_SEES_SIGMA[m])
+                 for m in PEERS if f"peer_{m}" in runs]]
+    return pd.DataFrame([{"reader": name, "value": d.value, "lo": d.lo, "hi": d.hi, "sees_sigma": sees}
+                         for name, d, sees in readers if d is not None],
+                        columns=["reader", "value", "lo", "hi", "sees_sigma"])
+
+
 def markdown(title: str, rows: list, text: str, reference: pd.DataFrame, figures: dict, ceiling=None, runs=None,
-             peers=None) -> str:
-    table = pd.DataFrame([r.__dict__ for r in rows]).rename(columns={"run_id": "run"})
-    out = [f"# {title}", "", "## Answer", "", text, "", "## Stages and criteria", "",
-           table.to_markdown(index=False), ""]
+             peers=None, links=None) -> str:
+    """The report in Markdown: the forest plot, the answer, the stages with their figures beside them, the tables
+    (``figures``: {file name: PNG}, placed by ``report_figures.PLACES``; ``links``: {run id: its page})."""
+    placed, links = report_figures.Placed(figures), links or {}
+    out = [f"# {report_figures.linked_title(title, links, report_figures.md_link)}", ""]
+    out += report_figures.md_figures(placed.take(report_figures.TOP))
+    out += ["## Answer", "", text, "", "## Stages and criteria", ""] + report_figures.md_stages(rows, placed, links)
     if peers is not None:
         out += ["## Against the field's estimators", "", PEER_NOTE, "", peers.to_markdown(index=False, floatfmt=".1f"),
-                ""]
+                ""] + report_figures.md_figures(placed.take(report_figures.PEERS_TABLE))
     if ceiling is not None:
         out += ["## Against the information ceiling", "", _ceiling_note(runs), "",
                 ceiling.to_markdown(index=False, floatfmt=".3f"), ""]
+        out += report_figures.md_figures(placed.take(report_figures.CEILING_TABLE))
     out += ["## Against the reference figures", "", _reference_note(runs), "",
             reference.to_markdown(index=False, floatfmt=".3f"), ""]
-    if figures:
-        out += ["## Figures", ""] + [f"![{name}](figures/{name})" for name in figures]
-    return "\n".join(out) + "\n"
+    rest = placed.rest()
+    if rest:
+        out += ["## Other figures", ""] + report_figures.md_figures(rest)
+    return "\n".join(out).rstrip("\n") + "\n"
 
 
 def html_page(title: str, rows: list, text: str, reference: pd.DataFrame, figures: dict, ceiling=None,
-              runs=None, peers=None) -> str:
-    """A self-contained page: tables inline, figures as base64 PNG."""
-    table = pd.DataFrame([r.__dict__ for r in rows]).rename(columns={"run_id": "run"})
-    imgs = "".join(f"<figure><img "
-                   f"src='data:image/png;base64,{base64.b64encode(png).decode()}'><figcaption>{html.escape(name)}"
-                   f"</figcaption></figure>" for name, png in figures.items())
+              runs=None, peers=None, links=None) -> str:
+    """A self-contained page laid out as ``markdown``: tables inline, figures as base64 PNG, run ids as links."""
+    placed, links = report_figures.Placed(figures), links or {}
+    heading = report_figures.linked_title(html.escape(title), links, report_figures.html_link)
     style = ("body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:.3em .5em;font-size:.9em}img{max-width:100%}")
-    return (f"<!doctype html><html><head><meta "
-            f"charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1><h2>Answer</h2><p>{html.escape(text)}</p><h2>Stages and criteria</h2>"
-            f"{table.to_html(index=False, escape=True)}"
-            + ("" if peers is None else f"<h2>Against the field's estimators</h2><p>{html.escape(PEER_NOTE)}</p>"
-               f"{peers.to_html(index=False, float_format='%.1f')}")
-            + ("" if ceiling is None else f"<h2>Against the information "
-                                          f"ceiling</h2><p>{html.escape(_ceiling_note(runs))}</p>"
-               f"{ceiling.to_html(index=False, float_format='%.3f')}")
-            + "<h2>Against the reference figures</h2>"
-            f"<p>{html.escape(_reference_note(runs))}</p>{reference.to_html(index=False, float_format='%.3f')}"
-            f"<h2>Figures</h2>{imgs}</body></html>")
+             "td,th{border:1px solid #ccc;padding:.3em .5em;font-size:.9em}img{max-width:100%}"
+             "figcaption{font-size:.9em;color:#444;margin-bottom:1.5em}")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}"
+            f"</style></head><body><h1>{heading}</h1>"
+            + report_figures.html_figures(placed.take(report_figures.TOP), figures)
+            + f"<h2>Answer</h2><p>{html.escape(text)}</p><h2>Stages and criteria</h2>"
+            + report_figures.html_stages(rows, placed, links))
+    if peers is not None:
+        page += (f"<h2>Against the field's estimators</h2><p>{html.escape(PEER_NOTE)}</p>"
+                 f"{peers.to_html(index=False, float_format='%.1f')}"
+                 + report_figures.html_figures(placed.take(report_figures.PEERS_TABLE), figures))
+    if ceiling is not None:
+        page += (f"<h2>Against the information ceiling</h2><p>{html.escape(_ceiling_note(runs))}</p>"
+                 f"{ceiling.to_html(index=False, float_format='%.3f')}"
+                 + report_figures.html_figures(placed.take(report_figures.CEILING_TABLE), figures))
+    page += (f"<h2>Against the reference figures</h2><p>{html.escape(_reference_note(runs))}</p>"
+             f"{reference.to_html(index=False, float_format='%.3f')}")
+    rest = placed.rest()
+    if rest:
+        page += "<h2>Other figures</h2>" + report_figures.html_figures(rest, figures)
+    return page + "</body></html>"

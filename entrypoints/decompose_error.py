@@ -13,7 +13,7 @@ from distill.errors import check_choices
 from distill.heads import SHARED_HEADS
 from distill.intervals import Interval
 from entrypoints import _options as opt
-from entrypoints._cli import one_line_errors
+from entrypoints._cli import one_line_errors, progress_bar
 from entrypoints._upstream import download_features, features_run
 
 CONTROL = "noisy_flux+error"  # A3's control: the flux read beside sigma, as the teacher reads it
@@ -37,9 +37,15 @@ def main(data, features, layer, pooling, direction, label, noise_level, folds, a
     with tracking.tracked_run("decompose_error", stage="A", mvp="A1-A4"):
         summary = ds.summary()
         tracking.log_dataset(summary, data)
+        inputs = ["noisy_flux", "clean_flux", CONTROL] + ([] if features == "none" else ["latent"])
+        # head fits: A1's heads and its out-of-fold folds, then every head on each input
+        bar = progress_bar(len(SHARED_HEADS) * (1 + len(inputs)) + folds, "decompose_error")
+        bar.unit = "fit"
+        bar.set_postfix_str("A1 error-only")
         # A1 / A2: the clean error vector alone, and its residual (out-of-fold on train)
         err = probe.baseline_features(ds, "error", noise_level)
         a1, a1_head, r = decompose.error_only_residual(err, label, SHARED_HEADS, head_params, folds, seed)
+        bar.update(len(SHARED_HEADS) + folds)
         tracking.log_head_scores("error", a1)
         mlflow.set_tag("a1_head", a1_head)
         a1_result = a1[label, a1_head]
@@ -60,8 +66,8 @@ def main(data, features, layer, pooling, direction, label, noise_level, folds, a
         del err
         # A3 / A4: what explains the residual
         rows, test_r, reading = [], {}, {}
-        inputs = ["noisy_flux", "clean_flux", CONTROL] + ([] if features == "none" else ["latent"])
         for name in inputs:
+            bar.set_postfix_str(name)
             if name == "latent":
                 run = features_run(features, data, noise_level, summary)
                 mlflow.set_tag("features_run_id", run.info.run_id)
@@ -78,6 +84,8 @@ def main(data, features, layer, pooling, direction, label, noise_level, folds, a
                              "val_r2_residual": on_r["residual", head].scores["val_r2_residual"],
                              "test_r2_residual": on_r["residual", head].scores["test_r2_residual"]})
             del fs  # one full-size matrix at a time
+            bar.update(len(SHARED_HEADS))
+        bar.close()
         table = pd.DataFrame(rows)
         tracking.log_table(table, "tables/residual_r2.json")
         tracking.log_figure(figures.residual_r2_bars(table), "figures/a3_a4_residual_r2.png")

@@ -5,6 +5,7 @@
     mlflow run . -e probe -P input=noisy_flux -P head=lightgbm                                          # baseline
 """
 import itertools
+import sys
 
 import click
 import mlflow
@@ -17,7 +18,7 @@ from distill.errors import DistillError, check_choices
 from distill.features.pooling import check_pooling
 from distill.intervals import Interval
 from entrypoints import _options as opt
-from entrypoints._cli import one_line_errors, split_list
+from entrypoints._cli import one_line_errors, progress_bar, split_list
 from entrypoints._upstream import download_features, features_run, log_ceiling
 
 
@@ -126,6 +127,8 @@ def main(data, input_, features, layer, pooling, direction, head, alpha, num_lea
         baseline = None  # raw-spectrum features are built once: one full-size copy
         if input_ != "latent":
             baseline = probe.subset_train(probe.baseline_features(ds, input_, noise_level, local), n_train, seed)
+        bar = progress_bar(len(combos), "probe grid" if grid else "probe")
+        bar.unit = "cell"
         for lay, pool_name, h in combos:
             if input_ == "latent":
                 fs = probe.latent_features(local, manifest, lay, pool_name, direction)
@@ -152,8 +155,10 @@ def main(data, input_, features, layer, pooling, direction, head, alpha, num_lea
                             for end in ("", "_lo", "_hi")},
                          f"test_mae_{main.label}": main.scores[f"test_mae_{main.label}"], "run_id": child_id})
             tests.append(main.predictions["test"])
-            click.echo(f"{lay} | {pool_name} | {h}: test R^2 {main.label} "
-                       f"{main.scores[f'test_r2_{main.label}']:.3f}", err=True)
+            bar.write(f"{lay} | {pool_name} | {h}: test R^2 {main.label} {main.scores[f'test_r2_{main.label}']:.3f}",
+                      file=sys.stderr)
+            bar.update(1)
+        bar.close()
         table = pd.DataFrame(rows)
         tracking.log_table(table, "tables/summary.json")
         label = main.label

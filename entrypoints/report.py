@@ -4,7 +4,8 @@ run, or not run; ``distill.criteria``), run id and the next branch.
     mlflow run . -e report --env-manager local                      # the newest FINISHED main run
     mlflow run . -e report -P run_id=<main run id> -P out=reports/x --env-manager local
 
-Writes report.md and a self-contained report.html (figures inline) as artifacts and to ``out``: a new or empty
+Writes report.md and a self-contained report.html (the forest plot of the answer first, each figure beside its stage,
+run ids linked to the tracking server when it is one) as artifacts and to ``out``: a new or empty
 directory, or one a report made (``distill/report_dir.py``); only a FINISHED main run (or the main run whose last step
 this report is) is reported.
 """
@@ -18,7 +19,7 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from distill import report, report_dir, seeded_report, tracking
+from distill import report, report_dir, report_figures, seeded_report, tracking
 from distill.errors import DistillError
 from distill.peers import METHODS as PEERS
 from distill.redact import redact
@@ -35,6 +36,7 @@ FIGURES = {  # step -> artifact figures worth looking at
     "noise_sweep": ["figures/noise_sweep.png"],
     "sample_efficiency": ["figures/sample_efficiency.png"],
     "peer_template_fit": ["figures/crb_ratio_log_g.png"],
+    "shuffle_labels": ["figures/shuffle_labels_null.png"],
 }
 
 
@@ -56,7 +58,8 @@ def resolve_main(ref: str):
 
 
 def summary(run) -> dict:
-    return {"run_id": run.info.run_id, "metrics": run.data.metrics, "tags": run.data.tags, "params": run.data.params}
+    return {"run_id": run.info.run_id, "metrics": run.data.metrics, "tags": run.data.tags, "params": run.data.params,
+            "experiment_id": run.info.experiment_id}
 
 
 def collect(main_run) -> tuple:
@@ -124,6 +127,10 @@ def main(run_id, out):
         reference, ceiling = report.reference_table(runs), report.ceiling_table(runs)
         peers = report.peer_table(runs, deltas)
         figures = fetch_figures(runs, ablations, work / "downloads")
+        forest = report_figures.forest_png(report.forest_table(runs, deltas))
+        figures = figures if forest is None else {report_figures.FOREST: forest, **figures}
+        links = report_figures.run_links([summary(main_run), *runs.values(), *ablations.values()],
+                                         mlflow.get_tracking_uri())
         title = f"distill report: main run {main_run.info.run_id} ({main_run.data.tags.get('scale', '?')} scale)"
         if "latent_layer" in main_run.data.tags:
             title += (f"; latent {main_run.data.tags['latent_layer']} + {main_run.data.tags['latent_pooling']} "
@@ -132,8 +139,8 @@ def main(run_id, out):
         (page / "figures").mkdir(parents=True)
         for name, png in figures.items():
             (page / "figures" / name).write_bytes(png)
-        md = report.markdown(title, rows, text, reference, figures, ceiling, runs, peers)
-        page_html = report.html_page(title, rows, text, reference, figures, ceiling, runs, peers)
+        md = report.markdown(title, rows, text, reference, figures, ceiling, runs, peers, links)
+        page_html = report.html_page(title, rows, text, reference, figures, ceiling, runs, peers, links)
         if (seeded := seeded_report.load(main_run)) is not None:  # the seeded answer first
             md, page_html = seeded_report.compose(title, md, page_html, main_run.data.tags, *seeded)
             text = main_run.data.tags.get("seeded_answer", text)

@@ -2,7 +2,7 @@
 (sigma shuffled across spectra) and 4.3 (labels shuffled: the leakage guard)."""
 from dataclasses import replace
 
-from .. import ablations, decompose, intervals, probe
+from .. import ablations, decompose, figures, intervals, probe
 from ..data import SPLITS
 from ..errors import DistillError
 from .finding import AblationSettings, Finding
@@ -92,11 +92,16 @@ def run_shuffle_error(ctx: AblationInputs, s: AblationSettings) -> Finding:
 def run_shuffle_labels(ctx: AblationInputs, s: AblationSettings) -> Finding:
     found, label = Finding(), s.label
     sets = [ctx.latent] + ([ctx.student_set] if ctx.student else [])
-    checks = {}
+    checks, values = {}, {}
     for fs in sets:
         for head in s.heads:
-            checks[fs.name, head] = ablations.shuffle_check(fs, label, head, s.head_params, s.shuffles, s.seed)
+            values[fs.name, head] = {}
+            checks[fs.name, head] = ablations.shuffle_check(fs, label, head, s.head_params, s.shuffles, s.seed,
+                                                            values[fs.name, head])
             found.metrics |= {f"{fs.name}_{head}_{k}": v for k, v in checks[fs.name, head].items()}
+    found.figures["figures/shuffle_labels_null.png"] = figures.shuffled_labels_null(
+        {f"{name} + {head}": v | {"p_value": checks[name, head]["shuffled_p_value"]}
+         for (name, head), v in values.items()}, label)
     first = next(iter(checks.values()))  # the teacher latent's first head: true labels against shuffled
     reference = intervals.Interval(first["test_r2"], first["test_r2_lo"], first["test_r2_hi"])
     shuffled = first["shuffled_mean"]  # the interval of the delta is the true labels' (the mean over shuffles fixed)
