@@ -204,3 +204,23 @@ def test_another_noise_draw_gives_the_reproducibility_ceiling_of_2_1(tiny_data):
     code, text = verdicts.latent_fit(scores, scores, reproducible=0.6)
     assert code == "partial" and "0.9 is out of reach for any student" in text and "test cosine 0.500" in text
     assert "out of reach" not in verdicts.latent_fit(scores, scores, reproducible=0.95)[1]
+
+
+def test_one_direction_with_the_denoised_flux_costs_one_pass(tiny_data, tmp_path, monkeypatch):
+    """direction=fwd with denoised=true reads its features from the denoiser's own pass: the same features as
+    fwd alone, the same denoised flux as both directions, and no second forward."""
+    from distill.features import store
+    torch.manual_seed(0)
+    teacher = BlindSpotUNet1D(PRESETS["cpu"]).eval()
+    ds = open_dataset(tiny_data)
+    calls = []
+    monkeypatch.setattr(teacher, "denoise", lambda *a: calls.append(a) or BlindSpotUNet1D.denoise(teacher, *a))
+    out = {}
+    for name, direction, denoised in (("fwd_den", "fwd", True), ("fwd", "fwd", False), ("both_den", "both", True)):
+        m = extract_features(teacher, ds, ["enc_1"], direction, 1.0, tmp_path / name, denoised=denoised)
+        out[name] = (m, tmp_path / name)
+    assert not calls  # every denoised flux came from the one pass
+    fwd_den, fwd = (store.read_layer(d, "enc_1", "fwd", m)[1] for m, d in (out["fwd_den"], out["fwd"]))
+    np.testing.assert_allclose(fwd_den, fwd, rtol=1e-5, atol=1e-6)
+    assert out["fwd_den"][0]["directions"] == ["fwd"]
+    np.testing.assert_allclose(store.read_denoised(out["fwd_den"][1])[1], store.read_denoised(out["both_den"][1])[1])

@@ -55,7 +55,7 @@ def extract_features(model: BlindSpotUNet1D, dataset: Dataset, layers: list, dir
     model = model.to(device).eval()
     writers = {name: store.LayerWriter(tmp / f"{name}.parquet") for name in layers}
     denoised_writer = store.LayerWriter(tmp / "denoised.parquet") if denoised else None
-    one_pass = denoised and direction == "both" and model.config.blind_spot  # features from the denoiser's pass
+    one_pass = denoised and model.config.blind_spot  # features from the denoiser's pass (it runs both halves)
     forward_seconds, t0 = 0.0, time.time()
     try:
         for split, sfile in dataset.splits.items():
@@ -66,6 +66,7 @@ def extract_features(model: BlindSpotUNet1D, dataset: Dataset, layers: list, dir
                 with torch.inference_mode():
                     if one_pass:
                         clean_estimate, halves = model.denoise_with_features(noisy_t, sigma_t, layers)
+                        halves = {name: {d: parts[d] for d in directions} for name, parts in halves.items()}
                     else:
                         halves = model.feature_halves(noisy_t, sigma_t, layers, direction, flip_back=False)
                     summaries = {}
