@@ -108,6 +108,11 @@ def test_main_smoke(mlflow_store, tiny_data, tmp_path, request):
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == main.info.run_id]
     assert {r.info.run_id for r in children} >= set(steps.values())
     assert all(r.info.status == "FINISHED" for r in children)
+    by_step = {name: mlflow.get_run(run_id) for name, run_id in steps.items()}
+    assert all(run.info.run_name == name for name, run in by_step.items())  # the UI lists steps by name
+    spectra = {name for name, run in by_step.items() if run.inputs.dataset_inputs}  # the Datasets column
+    assert spectra >= set(steps) - {"report"} and all(
+        by_step[name].inputs.dataset_inputs[0].dataset.name == tiny_data.name for name in spectra)
     page = (tmp_path / "rep" / "report.html").read_text()
     stages = (tmp_path / "rep" / "report.md").read_text()
     assert not re.search(r"\|\s*not run\s*\|", stages), stages  # every stage of the plan ran
