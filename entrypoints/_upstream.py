@@ -8,7 +8,7 @@ import click
 import mlflow
 import pandas as pd
 
-from distill import fisher, tracking
+from distill import fisher, registry, tracking
 from distill.data import SPLITS
 from distill.errors import DistillError
 from distill.features import store
@@ -85,14 +85,14 @@ def log_ceiling(summary: dict, noise_level: float, label: str = "log_g") -> floa
 
 def resolve_teacher(teacher: str, data_dir: str):
     """(model, reference): a checkpoint path, a train_teacher run id (``<run id>@<k>``: its snapshot after epoch
-    k), or 'latest' for this dataset."""
-    path = Path(teacher)
+    k), a registered version (``models:/name@alias`` or ``/version``: its run), or 'latest' for this dataset."""
+    path = Path(teacher := registry.run_ref(teacher, "teacher"))
     if path.is_file():
         return load(path), {"teacher_path": str(path.resolve())}
     ref, _, epoch = teacher.partition("@")
     if not (tracking.is_run_id(ref) or ref == "latest") or (epoch and not epoch.isdigit()):
         raise DistillError(f"teacher={teacher}: not a checkpoint file, a train_teacher run id (optionally @epoch), "
-                           "or 'latest'")
+                           "models:/NAME@ALIAS or 'latest'")
     run = tracking.resolve_run(ref, "train_teacher", {"data_dir": str(Path(data_dir).resolve())})
     artifact = f"snapshots/epoch_{int(epoch)}.pt" if epoch else "teacher.pt"
     try:
@@ -140,10 +140,10 @@ def residual_target(ref: str, data: str, label: str, n: dict) -> dict:
 
 
 def student(ref: str, data: str, noise_level: float, device, label_free: bool = False) -> tuple:
-    """(predictor, run) of a distill_student run id or latest, trained on this data and noise level (and without
-    labels, ``label_free``); the predictor is rebuilt from plain tensors (``student_predictor.pt``), never
-    unpickled."""
-    data_dir = str(Path(data).resolve())
+    """(predictor, run) of a distill_student run id, registered version (``models:/``) or latest, trained on this data
+    and noise level (and without labels, ``label_free``); the predictor is rebuilt from plain tensors
+    (``student_predictor.pt``), never unpickled."""
+    data_dir, ref = str(Path(data).resolve()), registry.run_ref(ref, "label_free_student" if label_free else "student")
     run = tracking.resolve_run(ref, "distill_student", {"data_dir": data_dir} | ({"label_free": "true"}
                                                                                  if label_free else {}))
     if label_free and run.data.tags.get("label_free") != "true":
@@ -173,7 +173,7 @@ def no_error_teacher(ref: str, teacher, data: str, noise_level: float, manifest:
     but for input_sigma (``matched``): a run id (one that differs refused), or auto (the newest match, else one
     trained as the teacher was); a checkpoint path, or any for a teacher with no run, is not checked
     (``matched.Control``, with ``epochs``). Returns (model, run id or None)."""
-    own = manifest.get("teacher_run_id")
+    own, ref = manifest.get("teacher_run_id"), registry.run_ref(ref, "no_error_teacher")
     if Path(ref).is_file() or not own:
         click.echo(f"no_error_teacher={ref}: {'a checkpoint file' if own else 'the teacher has no train_teacher run'}; "
                    "its match with the teacher in every training parameter but input_sigma cannot be checked", err=True)

@@ -15,7 +15,7 @@ import mlflow
 import numpy as np
 import torch
 
-from distill import tracking
+from distill import registry, tracking
 from distill.data import LABELS, SPLITS, open_dataset
 from distill.device import pick_device
 from distill.heads import SHARED_HEADS
@@ -140,9 +140,7 @@ def log_student(trainer: DistillTrainer, work: Path):
                                  trainer.y_mean, trainer.y_std).cpu().eval()
     noisy, error = trainer.fixed_batch("test", 0, 2)
     channels = [noisy] + ([error] if trainer.s.input == "flux+error" else [])
-    mlflow.pytorch.log_model(predictor, name="model", input_example=np.stack(channels, axis=1).astype(np.float32),
-                             serialization_format="pickle",
-                             pip_requirements=tracking.model_requirements(*tracking.TORCH_MODEL))
+    registry.log_model(predictor, np.stack(channels, axis=1))  # a torch.export program: loads without this package
     save_predictor(predictor, work / "student_predictor.pt")
     torch.save(trainer.student.state_dict(), work / "student.pt")
     for name in ("student_predictor.pt", "student.pt"):

@@ -16,7 +16,7 @@ import mlflow
 import numpy as np
 import torch
 
-from distill import tracking
+from distill import registry, tracking
 from distill.data import ArraySpectra, check_train_size, open_dataset
 from distill.device import pick_device
 from distill.errors import DistillError
@@ -122,9 +122,8 @@ def main(data, preset, num_layers, embed_dim, kernel_size, use_bn, input_sigma, 
         model = model.cpu().eval()
         save(model, work / "teacher.pt")
         mlflow.log_artifact(str(work / "teacher.pt"))
-        example = model.inputs(torch.as_tensor(noisy[:1]), torch.as_tensor(error[:1] * np.float32(noise_level)))
-        mlflow.pytorch.log_model(model, name="model", input_example=example.numpy(), serialization_format="pickle",
-                                 pip_requirements=tracking.model_requirements(*tracking.TORCH_MODEL))
+        example = model.inputs(torch.as_tensor(noisy[:2]), torch.as_tensor(error[:2] * np.float32(noise_level)))
+        registry.log_model(model, example.numpy())  # a torch.export program: loads without this package
         click.echo(f"teacher: val S/N {best['val_snr_noisy']:.1f} -> {best['val_snr_denoised']:.1f} "
                    f"(Ca II triplet {best['val_snr_denoised_ca_triplet']:.1f}); weights in artifact teacher.pt")
 
