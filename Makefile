@@ -13,10 +13,12 @@ export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
 OPTUNA_STORAGE ?= sqlite:///$(CURDIR)/mlruns/optuna.db
 PGDATA ?= $(CURDIR)/mlruns/postgres
 PGPORT ?= 5433
+SLURMDIR ?= $(CURDIR)/mlruns/slurm-cluster
+SLURMPORT ?= 6817
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 MLFLOW_RUN := mlflow run . --env-manager local
 
-.PHONY: help venv demo test test-fast lint run ui server server-stop dashboard bench clean
+.PHONY: help venv demo test test-fast lint run ui server server-stop dashboard bench clean slurm slurm-stop
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -58,6 +60,12 @@ server: venv mlruns ## a team's MLflow server with basic auth on http://127.0.0.
 
 server-stop: ## stop the PostgreSQL cluster that `make server` started
 	scripts/postgres.sh stop $(PGDATA)
+
+slurm: ## a one-node Slurm on this machine for `-P executor=slurm` (state in $(SLURMDIR)); prints SLURM_CONF=... to export
+	scripts/slurm.sh start $(SLURMDIR) $(SLURMPORT)
+
+slurm-stop: ## stop the one-node Slurm that `make slurm` started
+	scripts/slurm.sh stop $(SLURMDIR)
 
 dashboard: venv mlruns ## optuna-dashboard on http://127.0.0.1:8080 for the studies of `tune` (OPTUNA_STORAGE=... for another)
 	optuna-dashboard $(OPTUNA_STORAGE) --host 127.0.0.1 --port 8080
