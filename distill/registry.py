@@ -105,6 +105,10 @@ def register_main(main_run_id: str) -> list[str]:
     lines = []
     for step, name in MODELS.items():
         if run_id := tags.get(f"step_{step}"):
-            number = register(run_id, name, aliases)
+            try:
+                number = register(run_id, name, aliases)
+            except MlflowException as e:  # a run that logged no model (made by older code, or a stand-in)
+                lines.append(f"{name} not registered: {str(e).splitlines()[0][:200]}")
+                continue
             lines.append(f"registered models:/{name}/{number} (@{', @'.join(aliases)}) from run {run_id}")
     return lines
