@@ -3,9 +3,12 @@ entry point unwinds as on Ctrl-C; inside ``held()`` the stop waits until the blo
 must not be cut in half, or the run stays RUNNING for ever)."""
 import contextlib
 import signal
+import threading
 
 SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 _state = {"depth": 0, "pending": None}
+EVERYWHERE = threading.Event()
+"""Set when a stop reached the main thread while other threads wait (for Slurm jobs): each of them stops too."""
 
 
 class Stopped(KeyboardInterrupt):

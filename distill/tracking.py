@@ -49,12 +49,14 @@ def source_digest() -> str:
 
 
 @contextlib.contextmanager
-def tracked_run(entry_point: str, stage: str | None = None, mvp: str | None = None, nested: bool = False, **tags):
-    """Open (or attach to) a run; yields the active run; it ends FAILED, or KILLED on a stop signal or Ctrl-C, with an
-    ``error`` tag if the body raises. A stop signal that lands while the run ends waits until it has its status; a
-    run that ``mlflow run`` started ends that launcher once KILLED, or it would mark the run FAILED."""
+def tracked_run(entry_point: str, stage: str | None = None, mvp: str | None = None, nested: bool = False,
+                parent: str | None = None, **tags):
+    """Open (or attach to) a run (nested in the active run, or a child of ``parent``: in another thread); yields the
+    active run; it ends FAILED, or KILLED on a stop signal or Ctrl-C, with an ``error`` tag if the body raises. A
+    stop signal that lands while the run ends waits until it has its status; a run that ``mlflow run`` started ends
+    that launcher once KILLED, or it would mark the run FAILED."""
     launched = os.environ.get("MLFLOW_RUN_ID")
-    run = mlflow.start_run(nested=nested)
+    run = mlflow.start_run(nested=nested, parent_run_id=parent)
     try:
         if ENTRY_POINT_TAG not in MlflowClient().get_run(run.info.run_id).data.tags:
             mlflow.set_tag(ENTRY_POINT_TAG, entry_point)
@@ -134,14 +136,15 @@ def log_dataset(summary: dict, root):
     log_spectra_input(summary, root)
 
 
-def find_run(entry_point: str, params: dict | None = None, tags: dict | None = None, accept=None):
-    """The newest FINISHED run of ``entry_point`` whose params (as strings) and tags match and for which
+def find_run(entry_point: str, params: dict | None = None, tags: dict | None = None, accept=None,
+             status: str = "FINISHED"):
+    """The newest run of ``entry_point`` with this status whose params (as strings) and tags match and for which
     ``accept(run)`` holds (among the newest 200), or None."""
     client = MlflowClient()
     experiment_ids = [e.experiment_id for e in client.search_experiments()]
     params, tags = {k: str(v) for k, v in (params or {}).items()}, {k: str(v) for k, v in (tags or {}).items()}
     # MLflow's filter strings cannot escape a quote: values holding one are matched below instead
-    clauses = [f"tags.`{ENTRY_POINT_TAG}` = '{entry_point}'", "attributes.status = 'FINISHED'"]
+    clauses = [f"tags.`{ENTRY_POINT_TAG}` = '{entry_point}'", f"attributes.status = '{status}'"]
     clauses += [f"params.`{k}` = '{v}'" for k, v in params.items() if "'" not in v]
     clauses += [f"tags.`{k}` = '{v}'" for k, v in tags.items() if "'" not in v]
     runs = client.search_runs(experiment_ids, " and ".join(clauses), order_by=["attributes.start_time DESC"],

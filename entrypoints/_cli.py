@@ -59,9 +59,9 @@ def one_line_errors(fn):
     return wrapper
 
 
-def progress_bar(total: int, desc: str):
+def progress_bar(total: int, desc: str, unit: str = "spec"):
     """A tqdm bar on stderr (one line every 30 s when stderr is a log, not a terminal); ``bar.update(n)``."""
-    return tqdm(total=total, desc=desc, unit="spec", dynamic_ncols=True,
+    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True,
                 mininterval=1.0 if sys.stderr.isatty() else 30.0)
 
 

@@ -32,6 +32,8 @@ def noise_level_list(text: str) -> list:
                            "(float32 spectra overflow)")
     return levels
 seed = click.option("--seed", default=42, type=int, show_default=True)
+executor = click.option("--executor", default="local", type=click.Choice(["local", "slurm"]), show_default=True,
+                        help="where steps run: here, or as Slurm jobs (configs/slurm.yaml, docs/cluster.md)")
 features = click.option("--features", default="latest", show_default=True,
                         help="extract run id, or latest for this data and noise level")
 labels = click.option("--labels", default=",".join(LABELS), show_default=True, help="labels the heads read, comma list")

@@ -8,6 +8,7 @@ cell (chosen on validation), and its initial weights read at that cell. Students
 (lambda_z = 1) and supervised (lambda_z = 0), and the label-free student (lambda_y = 0).
 """
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import click
@@ -41,22 +42,30 @@ class SeededArms:
         return self.steps(name, entry, tags=self.digests[dataset], data=self.data[dataset], **params)
 
     def run(self) -> Readings:
-        head = self.plan.candidates["head"]
-        for dataset in self.data:
-            raw = self.step(f"raw_{dataset}", "probe", dataset, input="noisy_flux", head=head, **self.common)
-            self.reads.append(("raw" if dataset == LEAK else "leak_free_raw", dataset, raw, "raw"))
+        """Raw flux, then every teacher arm's seeds, then the students; with Slurm each phase's chains run at once
+        (``Steps.concurrently``). The reads keep this order whatever finishes first."""
+        self.reads += self.steps.concurrently(*[partial(self.raw, dataset) for dataset in self.data])
+        chains = []
         for arm, spec in self.plan.arms.items():
             dataset = LEAK if spec["leak"] else LEAK_FREE
             if dataset not in self.data:
                 click.echo(f"{arm}: no {dataset} spectra (the simulator's only), left out", err=True)
                 continue
-            for seed in self.plan.teacher_seeds:
-                self.teacher_arm(arm, dataset, bool(spec["input_sigma"]), seed)
-        self.students()
+            chains += [partial(self.teacher_arm, arm, dataset, bool(spec["input_sigma"]), seed)
+                       for seed in self.plan.teacher_seeds]
+        for reads in self.steps.concurrently(*chains):
+            self.reads += reads
+        self.reads += self.steps.concurrently(*self.at_teacher_cells(), *self.students())
         return self.readings()
 
-    def teacher_arm(self, arm: str, dataset: str, input_sigma: bool, seed: int):
-        """Train, extract the candidates, choose the cell on validation, read the initial weights at it."""
+    def raw(self, dataset: str) -> tuple:
+        run = self.step(f"raw_{dataset}", "probe", dataset, input="noisy_flux", head=self.plan.candidates["head"],
+                        **self.common)
+        return "raw" if dataset == LEAK else "leak_free_raw", dataset, run, "raw"
+
+    def teacher_arm(self, arm: str, dataset: str, input_sigma: bool, seed: int) -> list:
+        """Train, extract the candidates, choose the cell on validation, read the initial weights at it; returns
+        the reads."""
         t, c, head = self.plan.teacher, self.plan.candidates, self.plan.candidates["head"]
         run = self.step(f"{arm}_s{seed}", "train_teacher", dataset, preset=t["preset"], loss=t["loss"],
                         epochs=t["epochs"], train_subset=t.get("train_subset", 0), batch_size=t["batch_size"],
@@ -70,40 +79,46 @@ class SeededArms:
                          pooling=",".join(c["poolings"]), head=head, **self.common)
         cell = study.best_on_validation(mlflow.load_table("tables/summary.json", run_ids=[grid]), head, LABEL)
         self.cells[arm, seed] = (features, cell["layer"], cell["pooling"])
-        self.reads.append((arm, dataset, grid, "probe"))
         untrained = self.step(f"extract_{arm}_untrained_s{seed}", "extract", dataset, teacher=f"{run}@0",
                               layer=cell["layer"], direction="fwd", segments=c["segments"],
                               noise_level=self.plan.data["noise_level"])
-        self.read(f"{arm}_untrained", dataset, untrained, cell["layer"], cell["pooling"], seed)
-        if arm == "no_error_teacher" and ("teacher", seed) in self.cells:  # 4.1 at the teacher's cell too
-            _, layer, pooling = self.cells["teacher", seed]
-            self.read("no_error_at_teacher_cell", dataset, features, layer, pooling, seed)
+        return [(arm, dataset, grid, "probe"),
+                self.read(f"{arm}_untrained", dataset, untrained, cell["layer"], cell["pooling"], seed)]
 
-    def read(self, arm: str, dataset: str, features: str, layer: str, pooling: str, seed: int):
+    def read(self, arm: str, dataset: str, features: str, layer: str, pooling: str, seed: int) -> tuple:
         run = self.step(f"read_{arm}_s{seed}", "probe", dataset, features=features, layer=layer, pooling=pooling,
                         head=self.plan.candidates["head"], **self.common)
-        self.reads.append((arm, dataset, run, "probe"))
+        return arm, dataset, run, "probe"
 
-    def students(self):
-        """Student seed k distils teacher seed k (cycled) at that teacher's cell; its supervised twin and the
-        label-free student read the same features."""
+    def at_teacher_cells(self) -> list:
+        """4.1 at the teacher's cell too: the no-error teacher's features read where the teacher's were read (one
+        call per seed that has both)."""
+        dataset = LEAK if self.plan.arms["no_error_teacher"]["leak"] else LEAK_FREE
+        return [partial(self.read, "no_error_at_teacher_cell", dataset, features, *self.cells["teacher", seed][1:],
+                        seed)
+                for (arm, seed), (features, _, _) in sorted(self.cells.items())
+                if arm == "no_error_teacher" and ("teacher", seed) in self.cells]
+
+    def students(self) -> list:
+        """One call per student: seed k distils teacher seed k (cycled) at that teacher's cell; its supervised twin
+        and the label-free student read the same features."""
         s, seeds = self.plan.students, self.plan.teacher_seeds
         if not any(k[0] == "teacher" for k in self.cells):
-            return
+            return []
+        calls = []
         for i, seed in enumerate(self.plan.student_seeds):
             features, layer, pooling = self.cells["teacher", seeds[i % len(seeds)]]
             common = dict(features=features, layer=layer, pooling=pooling, epochs=s["epochs"],
                           patience=s["patience"], heads=s["heads"], seed=seed, **self.common)
             for arch in s["architectures"]:
                 for kind, lambda_z in (("distilled", 1), ("supervised", 0)):
-                    arm = f"{arch}_{kind}"
-                    run = self.step(f"{arm}_s{seed}", "distill_student", LEAK, student=arch, lambda_z=lambda_z,
-                                    **common)
-                    self.reads.append((arm, LEAK, run, "distill_student"))
+                    calls.append(partial(self.student, f"{arch}_{kind}", student=arch, lambda_z=lambda_z, **common))
             if s.get("label_free"):
-                run = self.step(f"label_free_s{seed}", "distill_student", LEAK, student=s["label_free"],
-                                lambda_y=0, **common)
-                self.reads.append(("label_free", LEAK, run, "distill_student"))
+                calls.append(partial(self.student, "label_free", student=s["label_free"], lambda_y=0, **common))
+        return calls
+
+    def student(self, arm: str, **params) -> tuple:
+        return arm, LEAK, self.step(f"{arm}_s{params['seed']}", "distill_student", LEAK, **params), "distill_student"
 
     def readings(self) -> Readings:
         """Every read step's test predictions (rows in test order), the labels checked equal across runs."""

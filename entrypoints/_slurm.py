@@ -6,10 +6,14 @@ MLFLOW_EXPERIMENT_ID added: credentials (MLFLOW_TRACKING_USERNAME / PASSWORD, PG
 never written into its script. The job's log (stdout and stderr, ``{log_dir}/{job id}.log``) is relayed to stderr
 while it runs and attached to the run as ``slurm/{job id}.log``; the run is tagged ``slurm_job_id``. A job that does
 not complete ends its run FAILED (KILLED if cancelled) unless the entry point already ended it, and raises the log's
-last line; a stop cancels the job and ends its run KILLED.
+last line; a stop cancels the job and ends its run KILLED. Several steps may wait at once, one thread each
+(``Steps.concurrently``): ``stopping.EVERYWHERE`` set makes each cancel its job. A step whose identical twin (same
+entry point, parameters and reuse tags) is a queued or running job of another process is waited for
+(``await_elsewhere``), not submitted twice.
 
 Resources come from configs/slurm.yaml (or the file DISTILL_SLURM_CONFIG names); see docs/cluster.md.
 """
+import concurrent.futures
 import contextlib
 import os
 import re
@@ -19,10 +23,11 @@ import sys
 import time
 from pathlib import Path
 
+import click
 import yaml
 from mlflow.tracking import MlflowClient
 
-from distill import stopping
+from distill import stopping, tracking
 from distill.errors import DistillError
 from entrypoints._cli import REPO
 from entrypoints._steps import STOP_SECONDS, child_env, command, end_if_running
@@ -93,6 +98,8 @@ def wait(job: str, log: Log, seconds: float = float("inf")) -> str:
     start = time.time()
     while (state := job_state(job)) not in ENDED:
         log.relay()
+        if stopping.EVERYWHERE.is_set() and seconds == float("inf"):
+            raise stopping.Stopped("stop")
         if time.time() > start + seconds:
             return "UNKNOWN"
         time.sleep(min(MAX_POLL, max(0.25, (time.time() - start) / 10)))
@@ -114,6 +121,8 @@ def execute(entry: str, params: dict, run_id: str):
     log_dir = (REPO / str(cfg.get("log_dir") or "mlruns/slurm")).resolve()
     log_dir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in child_env(run_id).items() if not k.startswith("SLURM_") or k == "SLURM_CONF"}
+    if cfg.get("cpus") and "OMP_NUM_THREADS" not in env:  # torch and BLAS use the job's cores, not the node's
+        env["OMP_NUM_THREADS"] = str(cfg["cpus"])
     script = f"#!/bin/bash\nexec {shlex.join(command(entry, params))}\n"  # the command only: no environment
     try:
         submitted = subprocess.run(sbatch_command(entry, cfg, log_dir), input=script, text=True, capture_output=True,
@@ -138,3 +147,46 @@ def execute(entry: str, params: dict, run_id: str):
         end_if_running(run_id, "KILLED" if state == "CANCELLED" else "FAILED")
         why = log.last_line() if state == "FAILED" else f"slurm job {job} ended {state}: {log.last_line()}"
         raise DistillError(f"{entry} failed: {why}")
+
+
+def await_elsewhere(entry: str, params: dict, tags: dict):
+    """Wait for an identical step that another process sent to Slurm (a RUNNING run of ``entry`` with these params
+    and tags whose ``slurm_job_id`` is queued or running), then return it if it FINISHED; None when there is none
+    (a RUNNING run whose job has ended was left behind by a stopped process: it is not waited for)."""
+    def live(run) -> bool:
+        return "slurm_job_id" in run.data.tags and job_state(run.data.tags["slurm_job_id"]) not in ENDED
+
+    twin = tracking.find_run(entry, params=params, tags=tags, status="RUNNING", accept=live)
+    if twin is None:
+        return None
+    job = twin.data.tags["slurm_job_id"]
+    click.echo(f"{entry}: the same step is Slurm job {job} of another run ({twin.info.run_id}); waiting for it",
+               err=True)
+    start = time.time()
+    while job_state(job) not in ENDED:
+        if stopping.EVERYWHERE.is_set():
+            raise stopping.Stopped("stop")
+        time.sleep(min(MAX_POLL, max(0.25, (time.time() - start) / 10)))
+    deadline = time.time() + STOP_SECONDS  # the job has ended; its run ends with it, unless it was killed
+    while (run := tracking.get_run(twin.info.run_id)).info.status == "RUNNING" and time.time() < deadline:
+        time.sleep(1)
+    return run if run.info.status == "FINISHED" else None
+
+
+def at_once(calls) -> list:
+    """Each callable's result, in order, the callables (chains of steps) run at once, one thread each. A stop
+    cancels every job; a failure raises once all have ended, so the chains that could finish did (a rerun reuses
+    them)."""
+    with concurrent.futures.ThreadPoolExecutor(len(calls), thread_name_prefix="step") as pool:
+        futures = [pool.submit(call) for call in calls]
+        try:
+            while concurrent.futures.wait(futures, timeout=1)[1]:
+                pass
+        except BaseException:
+            stopping.EVERYWHERE.set()  # every waiting thread cancels its job and ends its run KILLED
+            concurrent.futures.wait(futures)
+            raise
+    failed = [f.exception() for f in futures if f.exception() is not None]
+    if failed:
+        raise failed[0]
+    return [f.result() for f in futures]

@@ -8,6 +8,9 @@ miss) and the same data digests.
 MLproject parameters, the entry point and source tags, a child of the active run), then its MLproject command runs
 in a child process attached to it. A stop (SIGINT, SIGTERM, SIGHUP) stops the child, which ends its run KILLED;
 ``mlflow run`` itself is not used: it marks a run FAILED over the KILLED its entry point set.
+
+``Steps.concurrently`` runs independent chains of steps at once when steps are Slurm jobs (one thread per chain,
+each waiting for its jobs); here, where steps share this machine's cores, it runs them one after another.
 """
 import contextlib
 import os
@@ -49,19 +52,22 @@ def full_params(entry: str, params: dict) -> dict:
     return {k: str(v["default"]) for k, v in declared.items()} | {k: str(v) for k, v in params.items()}
 
 
-def new_run(entry: str, params: dict, name: str, child: bool = True) -> str:
+def new_run(entry: str, params: dict, name: str, child: bool = True, parent: str | None = None,
+            tags: dict | None = None) -> str:
     """A RUNNING run for ``entry`` with its MLproject parameters logged, tagged as ``mlflow run`` tags one (the git
-    commit, if any; the other source tags copied from the active run) and, if ``child``, a child of the active run;
-    returns its id."""
-    client, active = MlflowClient(), mlflow.active_run()
-    parent = client.get_run(active.info.run_id).data.tags if active else {}
-    tags = {tracking.ENTRY_POINT_TAG: entry, "mlflow.source.type": "PROJECT", "mlflow.project.backend": "local",
-            **{k: parent[k] for k in SOURCE_TAGS if k in parent}}
+    commit, if any; the other source tags copied from the parent) and ``tags``; a child of ``parent`` (a run id;
+    default: the active run, if ``child``); returns its id."""
+    client = MlflowClient()
+    parent = parent or (mlflow.active_run().info.run_id if child and mlflow.active_run() else None)
+    above = client.get_run(parent) if parent else None
+    tags = {**(tags or {}), tracking.ENTRY_POINT_TAG: entry, "mlflow.source.type": "PROJECT",
+            "mlflow.project.backend": "local", **{k: above.data.tags[k] for k in SOURCE_TAGS if above and k in
+                                                  above.data.tags}}
     if commit := get_git_commit(str(REPO)):
         tags["mlflow.source.git.commit"] = commit
-    if child and active:
-        tags["mlflow.parentRunId"] = active.info.run_id
-    experiment = active.info.experiment_id if active else mlflow.tracking.fluent._get_experiment_id()
+    if parent:
+        tags["mlflow.parentRunId"] = parent
+    experiment = above.info.experiment_id if above else mlflow.tracking.fluent._get_experiment_id()
     run = client.create_run(experiment, tags=tags, run_name=name)
     client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in full_params(entry, params).items()])
     return run.info.run_id
@@ -126,17 +132,13 @@ def end_if_running(run_id: str, status: str):
         MlflowClient().set_terminated(run_id, status)
 
 
-def launch(entry: str, params: dict, name: str | None = None, child: bool = True, executor: str = "local") -> str:
-    """Run an entry point of this project in a new run (a child of the active run if ``child``) here or, with
-    ``executor="slurm"``, as a Slurm job (entrypoints/_slurm.py); returns its id."""
-    run_id = new_run(entry, params, name or entry, child)
+def launch(entry: str, params: dict, name: str | None = None, child: bool = True, executor: str = "local",
+           parent: str | None = None, tags: dict | None = None) -> str:
+    """Run an entry point of this project in a new run (``new_run``) here or, with ``executor="slurm"``, as a Slurm
+    job (entrypoints/_slurm.py); returns its id."""
+    run_id = new_run(entry, params, name or entry, child, parent, tags)
     try:
-        if executor == "slurm":
-            from entrypoints import _slurm  # imported here: it builds on this module
-
-            _slurm.execute(entry, params, run_id)
-        else:
-            execute(entry, params, run_id)
+        (slurm().execute if executor == "slurm" else execute)(entry, params, run_id)
     except BaseException as e:
         end_if_running(run_id, "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
         raise
@@ -144,27 +146,46 @@ def launch(entry: str, params: dict, name: str | None = None, child: bool = True
 
 
 class Steps:
-    """Run or reuse entry points as children of the active run; tag each step's run id on it. Reuse needs the same
-    ``source_digest`` as this process, added to ``tags``. ``executor``: where a step that runs runs (``launch``)."""
+    """Run or reuse entry points as children of the active run (at construction); tag each step's run id on it.
+    Reuse needs the same ``source_digest`` as this process, added to ``tags``. ``executor``: where a step that runs
+    runs (``launch``). Safe to call from several threads (``concurrently``)."""
 
     def __init__(self, force: bool, tags: dict, executor: str = "local"):
         self.force, self.ids, self.how, self.t0, self.executor = force, {}, {}, time.time(), executor
         self.tags = dict(tags) | {"source_digest": tracking.source_digest()}
+        self.parent = mlflow.active_run().info.run_id if mlflow.active_run() else None
+        stopping.EVERYWHERE.clear()
 
     def __call__(self, name: str, entry: str, reuse=True, tags: dict | None = None, **params) -> str:
-        """Run or reuse one step; ``tags`` overrides the reuse tags (a step on another dataset: its digests)."""
-        params = {k: str(v) for k, v in params.items()}
-        t = time.time()
-        run = None if self.force or not reuse else tracking.find_run(entry, params=full_params(entry, params),
-                                                                     tags=self.tags | (tags or {}))
+        """Run or reuse one step; ``tags`` overrides the reuse tags (a step on another dataset: its digests). With
+        Slurm, an identical step whose job is queued or running (another ``main``) is waited for, not submitted
+        again."""
+        params, tags = {k: str(v) for k, v in params.items()}, self.tags | (tags or {})
+        t, full, run = time.time(), full_params(entry, params), None
+        if reuse and not self.force:
+            run, how = tracking.find_run(entry, params=full, tags=tags), "reused"
+            if run is None and self.executor == "slurm":
+                run, how = slurm().await_elsewhere(entry, full, tags), "waited"
         if run is not None:
-            run_id, how = run.info.run_id, "reused"
+            run_id = run.info.run_id
         else:
             try:
-                run_id, how = launch(entry, params, name, executor=self.executor), "ran"
+                run_id, how = launch(entry, params, name, executor=self.executor, parent=self.parent, tags=tags), "ran"
             except DistillError as e:
                 raise DistillError(f"step {name} ({entry}) failed: {str(e).split(' failed: ', 1)[-1]}") from None
         self.ids[name], self.how[name] = run_id, how
-        mlflow.set_tag(f"step_{name}", run_id)
+        if self.parent:
+            MlflowClient().set_tag(self.parent, f"step_{name}", run_id)
         click.echo(f"[{time.time() - self.t0:6.0f} s] {name:<20} {how:<6} {run_id} ({time.time() - t:.0f} s)", err=True)
         return run_id
+
+    def concurrently(self, *calls) -> list:
+        """Each callable's result (a chain of steps), in order: at once with Slurm (``_slurm.at_once``), else one
+        after another (locally they would share this machine's cores)."""
+        return slurm().at_once(calls) if self.executor == "slurm" and len(calls) > 1 else [call() for call in calls]
+
+
+def slurm():
+    from entrypoints import _slurm  # imported when used: it builds on this module
+
+    return _slurm

@@ -39,7 +39,7 @@ def main(data, features, layer, pooling, direction, label, noise_level, folds, a
         tracking.log_dataset(summary, data)
         inputs = ["noisy_flux", "clean_flux", CONTROL] + ([] if features == "none" else ["latent"])
         # head fits: A1's heads and its out-of-fold folds, then every head on each input
-        bar = progress_bar(len(SHARED_HEADS) * (1 + len(inputs)) + folds, "decompose_error")
+        bar = progress_bar(len(SHARED_HEADS) * (1 + len(inputs)) + folds, "decompose_error", unit="fit")
         bar.unit = "fit"
         bar.set_postfix_str("A1 error-only")
         # A1 / A2: the clean error vector alone, and its residual (out-of-fold on train)

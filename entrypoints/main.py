@@ -11,6 +11,7 @@ A step is reused when a FINISHED run of the same entry point exists with the sam
 (compared as strings; upstream run ids are parameters), the same code (``source_digest``: any edit, committed or
 not, is a miss) and the same data digests; ``force=true`` recomputes everything.
 """
+from functools import partial
 from pathlib import Path
 
 import click
@@ -24,6 +25,7 @@ from distill.features.pooling import check_segments, segment_count
 from distill.peers import PEERS
 from distill.teacher import study
 from entrypoints import _confirm, _seeded
+from entrypoints import _options as opt
 from entrypoints._cli import one_line_errors
 from entrypoints._steps import Steps
 
@@ -72,8 +74,7 @@ PCA_DIMS = 32  # Stage 1.3: the chosen latent reduced to this many dimensions (t
 @click.option("--seeds", default=1, type=click.IntRange(1), show_default=True,
               help="2 or more: every trained arm also at this many seeds (exploratory; confirm: the file's)")
 @click.option("--force", default=False, type=bool, show_default=True, help="recompute every step")
-@click.option("--executor", default="local", type=click.Choice(["local", "slurm"]), show_default=True,
-              help="where steps run: here, or as Slurm jobs (configs/slurm.yaml, docs/cluster.md)")
+@opt.executor
 @click.option("--out", default="reports/latest", show_default=True,
               help="directory for report.md and report.html: new, empty, or one a report made")
 @one_line_errors
@@ -115,47 +116,63 @@ def main(scale, data, teacher, n_train, n_val, n_test, preset, teacher_epochs, s
         except DistillError as e:
             click.echo(f"no information ceiling, no template fit: {e}", err=True)
             simulated = False
-        if simulated:
-            steps("fisher", "fisher", data=data_dir, n_spectra=cfg["fisher_spectra"])
         control = teacher == "auto" and cfg["untrained_control"]  # the same network untrained, read at the same cell
-        if teacher == "auto":  # snapshot 0: the initial weights, for the control
-            teacher = steps("train_teacher", "train_teacher", data=data_dir, preset=cfg["preset"], loss=cfg["loss"],
-                            epochs=cfg["teacher_epochs"], **({"snapshots": "0"} if control else {}))
         fine = [p for p in FINE_GRID["pooling"].split(",") if segment_count(p) <= cfg["segments"]]
         layer = ",".join([GRID["layer"]] + [FINE_GRID["layer"]] * bool(fine))
         pooling = ",".join([GRID["pooling"], *fine])
-        features = steps("extract", "extract", data=data_dir, teacher=teacher, denoised="true", layer=layer,
-                         segments=cfg["segments"])
         common = dict(data=data_dir, labels="log_g", alpha=RIDGE_ALPHA)
-        steps("probe_raw", "probe", input="noisy_flux", head="ridge,lightgbm", **common)
-        steps("probe_denoised", "probe", input="denoised_flux", features=features, head="ridge", **common)
-        grid = steps("probe_grid", "probe", features=features, head="ridge,lightgbm", layer=layer, pooling=pooling,
-                     **common)
+
+        def network() -> tuple:
+            """The teacher (trained unless given), its features and their probe grid; the denoised flux read."""
+            t = teacher
+            if t == "auto":  # snapshot 0: the initial weights, for the control
+                t = steps("train_teacher", "train_teacher", data=data_dir, preset=cfg["preset"], loss=cfg["loss"],
+                          epochs=cfg["teacher_epochs"], **({"snapshots": "0"} if control else {}))
+            f = steps("extract", "extract", data=data_dir, teacher=t, denoised="true", layer=layer,
+                      segments=cfg["segments"])
+            grid_id, _ = steps.concurrently(
+                partial(steps, "probe_grid", "probe", features=f, head="ridge,lightgbm", layer=layer, pooling=pooling,
+                        **common),
+                partial(steps, "probe_denoised", "probe", input="denoised_flux", features=f, head="ridge", **common))
+            return t, f, grid_id
+
+        if simulated:  # first: every later probe, student and peer reads its ceiling
+            steps("fisher", "fisher", data=data_dir, n_spectra=cfg["fisher_spectra"])
+        first = [network, partial(steps, "probe_raw", "probe", input="noisy_flux", head="ridge,lightgbm", **common)]
+        first += [partial(steps, f"peer_{peer.name}", "peer", method=peer.name, data=data_dir,
+                          **peer.step_params(cfg, len(ds["test"])))  # the field's own estimators
+                  for peer in PEERS.values() if simulated or not peer.needs_simulator]
+        teacher, features, grid = steps.concurrently(*first)[first.index(network)]
         chosen = study.best_on_validation(mlflow.load_table("tables/summary.json", run_ids=[grid]), "ridge")
         latent = dict(layer=chosen["layer"], pooling=chosen["pooling"])  # the latent every later stage reads
         mlflow.set_tags({f"latent_{k}": v for k, v in latent.items()})
         click.echo(f"latent chosen on validation: {latent['layer']} + {latent['pooling']}", err=True)
-        if control:
+
+        def stage_a_and_b():
+            a = steps("decompose_error", "decompose_error", data=data_dir, features=features, alpha=RIDGE_ALPHA,
+                      **latent)
+            steps("student_residual", "distill_student", features=features, target="residual", residual=a,
+                  heads="ridge", epochs=cfg["student_epochs"], **latent, **common)  # Stage B, on A's residual
+
+        def untrained_control():
             untrained = steps("extract_untrained", "extract", data=data_dir, teacher=f"{teacher}@0",
                               layer=latent["layer"], direction="fwd", segments=cfg["segments"])
             steps("probe_untrained", "probe", features=untrained, head="ridge,lightgbm", **latent, **common)
+
         dims = int(chosen.get("n_features", 2 * PCA_DIMS))  # 1.3: fewer dimensions than the latent has
-        steps("probe_pca", "probe", features=features, head="ridge", pca=min(PCA_DIMS, dims // 2), **latent, **common)
-        steps("decompose_error", "decompose_error", data=data_dir, features=features, alpha=RIDGE_ALPHA, **latent)
-        steps("student_residual", "distill_student", features=features, target="residual", heads="ridge",
-              epochs=cfg["student_epochs"], **latent, **common)  # Stage B, on decompose's residual
-        student = steps("student", "distill_student", features=features, epochs=cfg["student_epochs"], **latent,
-                        **common)
-        steps("student_plus", "distill_student", features=features, input="flux+error",
-              epochs=cfg["student_epochs"], **latent, **common)
-        steps("supervised_baseline", "distill_student", features=features, lambda_z=0,
-              epochs=cfg["student_epochs"], **latent, **common)
-        label_free = steps("label_free_student", "distill_student", features=features, lambda_y=0, heads="ridge",
-                           epochs=cfg["student_epochs"], **latent, **common)  # 3.3: only its heads see labels
-        for peer in PEERS.values():  # the field's own estimators
-            if simulated or not peer.needs_simulator:
-                steps(f"peer_{peer.name}", "peer", method=peer.name, data=data_dir,
-                      **peer.step_params(cfg, len(ds["test"])))
+        student = partial(steps, name="student", entry="distill_student", features=features,
+                          epochs=cfg["student_epochs"], **latent, **common)
+        later = dict(
+            pca=partial(steps, "probe_pca", "probe", features=features, head="ridge", pca=min(PCA_DIMS, dims // 2),
+                        **latent, **common),
+            stages_a_b=stage_a_and_b,
+            student=student,
+            plus=partial(student, name="student_plus", input="flux+error"),
+            supervised=partial(student, name="supervised_baseline", lambda_z=0),
+            label_free=partial(student, name="label_free_student", lambda_y=0, heads="ridge"),  # 3.3: heads see labels
+            **({"control": untrained_control} if control else {}))
+        ids = dict(zip(later, steps.concurrently(*later.values())))
+        student, label_free = ids["student"], ids["label_free"]
         steps("ablate", "ablate", data=data_dir, features=features, student=student, label_free_student=label_free,
               sizes=cfg["sizes"], noise_levels=cfg["noise_levels"], alpha=RIDGE_ALPHA,
               teacher_epochs=cfg["teacher_epochs"], **latent)  # the no-error teacher trains as long as the teacher

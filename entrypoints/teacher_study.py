@@ -10,8 +10,9 @@ reused exactly as ``main`` reuses them, and read as ``main`` reads (Ridge alpha 
 Per snapshot a cell logs, at step = spectra seen: the latent's log g test R^2 (Ridge and LightGBM, layer x pooling
 chosen on validation), its Ridge minus raw-flux Ridge with the interval of the paired difference, the denoising gain,
 training seconds and the Stage A reading (the latent's R^2 on the error-only residual). The parent logs the table and
-the figure.
+the figure. With ``executor=slurm`` its steps are Slurm jobs and the cells that share no untrained network run at once.
 """
+from functools import partial
 from pathlib import Path
 
 import click
@@ -75,6 +76,33 @@ def snapshot(steps: Steps, cell: study.Cell, teacher: str, per_epoch: dict, epoc
     return row | {"teacher_run_id": teacher, "features_run_id": features, "probe_run_id": grid_id}
 
 
+def run_cells(cells: list, settings: dict) -> list:
+    """Each cell a nested run of the study (``settings["parent"]``): train its teacher, read each snapshot; the
+    cells share one untrained network (``same_untrained_teacher``), whose epoch 0 the first cell's steps read.
+    Returns the rows, each with its ``cell``."""
+    rows, first, keep = [], None, settings["keep"]
+    for cell in cells:
+        with tracking.tracked_run("teacher_study", stage="teacher", mvp="study", cell=cell.name,
+                                  parent=settings["parent"]):
+            mlflow.set_tag("mlflow.runName", cell.name)
+            tracking.log_params(cell.params() | settings["log"])
+            steps = Steps(settings["force"], settings["tags"], settings["executor"])
+            teacher = steps("train_teacher", "train_teacher", data=settings["data_dir"],
+                            snapshots=",".join(map(str, keep)), **settings["train"], **cell.params())
+            per_epoch = epochs_of(teacher)
+            first = first or teacher
+            shared = first if first != teacher and 0 in keep and same_untrained_teacher(first, teacher) else None
+            reading = study.reading(cell, *settings["read"])
+            for epoch in keep:
+                row = snapshot(steps, cell, teacher, per_epoch, epoch, settings["data_dir"], reading,
+                               settings["residual"], settings["raw"], settings["train"]["seed"], shared)
+                tracking.log_metrics(study_table.step_metrics(row), step=int(row["spectra_seen"]))
+                rows.append(row | {"cell": cell})
+                click.echo(study_table.step_line(row), err=True)
+            mlflow.set_tag("reused", str(all(h == "reused" for h in steps.how.values())).lower())
+    return rows
+
+
 @click.command()
 @opt.data
 @click.option("--presets", default="cpu,mid", show_default=True, help=f"comma list of {', '.join(PRESETS)}")
@@ -95,9 +123,10 @@ def snapshot(steps: Steps, cell: study.Cell, teacher: str, per_epoch: dict, epoc
 @click.option("--lr", default=1e-3, type=click.FloatRange(0, min_open=True), show_default=True)
 @opt.seed
 @click.option("--force", default=False, type=bool, show_default=True, help="recompute every step")
+@opt.executor
 @one_line_errors
 def main(data, presets, losses, n_train, epochs, snapshots, no_error, layers, poolings, segments, alpha, noise_level,
-         batch_size, lr, seed, force):
+         batch_size, lr, seed, force, executor):
     grid = study.cells(split_list(presets), split_list(losses), number_list(n_train, "n_train", int), no_error)
     keep = number_list(snapshots, "snapshots", int)
     if not keep or keep[-1] > epochs:
@@ -112,7 +141,7 @@ def main(data, presets, losses, n_train, epochs, snapshots, no_error, layers, po
         summary = ds.summary()
         tracking.log_dataset(summary, data_dir)
         steps = Steps(force, ({"mlflow.source.git.commit": code} if code else {}) |
-                      {k: v for k, v in summary.items() if k.startswith("digest_")})
+                      {k: v for k, v in summary.items() if k.startswith("digest_")}, executor)
         raw_id = steps("probe_raw", "probe", data=data_dir, input="noisy_flux", head=",".join(HEADS), labels="log_g",
                        alpha=alpha, noise_level=noise_level)
         raw = {h: tracking.get_run(raw_id).data.metrics[f"best_test_r2_log_g_{h}"] for h in HEADS}
@@ -123,27 +152,17 @@ def main(data, presets, losses, n_train, epochs, snapshots, no_error, layers, po
         error_only = a1.data.metrics[f"error_{a1.data.tags['a1_head']}_test_r2_log_g"]
         residual = read_residual(tracking.download(decomposition, "residual.parquet"))
         ceiling = log_ceiling(summary, noise_level)
-        rows, untrained = [], {}  # (preset, input_sigma): the first such cell's teacher, whose epoch 0 others share
+        settings = dict(force=force, tags=steps.tags, executor=executor, parent=run.info.run_id, data_dir=data_dir,
+                        keep=keep, train=dict(epochs=epochs, noise_level=noise_level, batch_size=batch_size, lr=lr,
+                                              seed=seed),
+                        log=dict(epochs=epochs, snapshots=snapshots, layers=layers, poolings=poolings,
+                                 segments=segments, alpha=alpha),
+                        read=(layers, poolings, segments, alpha, noise_level), residual=residual, raw=raw_pairs)
+        groups = {}  # cells sharing an untrained network (preset, input_sigma) run in order; groups run at once
         for cell in grid:
-            with tracking.tracked_run("teacher_study", stage="teacher", mvp="study", nested=True, cell=cell.name):
-                mlflow.set_tag("mlflow.runName", cell.name)
-                tracking.log_params(cell.params() | dict(epochs=epochs, snapshots=snapshots, layers=layers,
-                                                         poolings=poolings, segments=segments, alpha=alpha))
-                cell_steps = Steps(force, steps.tags)
-                teacher = cell_steps("train_teacher", "train_teacher", data=data_dir, epochs=epochs,
-                                     snapshots=",".join(map(str, keep)), noise_level=noise_level,
-                                     batch_size=batch_size, lr=lr, seed=seed, **cell.params())
-                per_epoch = epochs_of(teacher)
-                first = untrained.setdefault((cell.preset, cell.input_sigma), teacher)
-                shared = first if first != teacher and 0 in keep and same_untrained_teacher(first, teacher) else None
-                reading = study.reading(cell, layers, poolings, segments, alpha, noise_level)
-                for epoch in keep:
-                    row = snapshot(cell_steps, cell, teacher, per_epoch, epoch, data_dir, reading, residual,
-                                   raw_pairs, seed, shared)
-                    tracking.log_metrics(study_table.step_metrics(row), step=int(row["spectra_seen"]))
-                    rows.append(row)
-                    click.echo(study_table.step_line(row), err=True)
-                mlflow.set_tag("reused", str(all(h == "reused" for h in cell_steps.how.values())).lower())
+            groups.setdefault((cell.preset, cell.input_sigma), []).append(cell)
+        done = steps.concurrently(*[partial(run_cells, group, settings) for group in groups.values()])
+        rows = sorted((row for group in done for row in group), key=lambda row: grid.index(row.pop("cell")))
         log_outcome(study_table.conclude(rows, raw, error_only, ceiling))
 
 

@@ -91,7 +91,7 @@ def wait_for(url: str, process: subprocess.Popen, seconds: float = 90):
     deadline = time.time() + seconds
     while time.time() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}: {process.stdout.read()[-2000:]}")
+            raise RuntimeError(f"server exited with {process.returncode}: {Path(process.log_path).read_text()[-2000:]}")
         try:
             with urllib.request.urlopen(url, timeout=2) as r:
                 if r.status == 200:
@@ -102,10 +102,12 @@ def wait_for(url: str, process: subprocess.Popen, seconds: float = 90):
 
 
 def serve(args: list, url: str):
-    """Start a server process and wait for ``url``; returns the process (stop it with ``stop``)."""
+    """Start a server process and wait for ``url``; returns the process (stop it with ``stop``). Its output goes to a
+    file (``process.log_path``): a pipe nobody reads fills up and blocks the server mid-request."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                               start_new_session=True)
+    with tempfile.NamedTemporaryFile(prefix="distill-server-", suffix=".log", delete=False) as log:
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    process.log_path = log.name
     try:
         wait_for(url, process)
     except BaseException:
@@ -160,6 +162,17 @@ def mlflow_server(postgres_cluster, tmp_path_factory) -> str:
     for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         os.environ.pop(key, None)
     stop(process)
+
+
+@pytest.fixture
+def server_store(mlflow_server, tmp_path, monkeypatch):
+    """The team server as this test's tracking store (working directory: the test's own)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    mlflow.set_tracking_uri(mlflow_server)
+    yield mlflow_server
+    mlflow.set_tracking_uri(None)
 
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -44,8 +44,8 @@ def test_steps_are_reused_and_downstream_recomputed(mlflow_store, tiny_data, mon
     (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list",
                                 filter_string=f"tags.`{tracking.ENTRY_POINT_TAG}` = 'main'")
     assert (run.data.tags["latent_layer"], run.data.tags["latent_pooling"]) == ("enc_2", "seg_mean_K16")  # on val
-    assert [e for e, _ in first] == ["fisher", "train_teacher", "extract", "probe", "probe", "probe", "probe",
-                                     "decompose_error"] + ["distill_student"] * 5 + ["peer"] * 3 + ["ablate", "report"]
+    assert [e for e, _ in first] == ["fisher", "train_teacher", "extract", "probe", "probe", "probe"] + ["peer"] * 3 + [
+        "probe", "decompose_error"] + ["distill_student"] * 5 + ["ablate", "report"]
     ran.clear()
     assert CliRunner().invoke(main_module.main, args).exit_code == 0
     assert ran == [("report", None)]  # every expensive step reused

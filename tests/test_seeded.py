@@ -26,6 +26,9 @@ class FakeSteps:
         self.calls.append((name, entry, params))
         return name
 
+    def concurrently(self, *calls):
+        return [call() for call in calls]
+
 
 def test_each_teacher_reads_its_own_best_cell_on_validation(tiny_data, monkeypatch):
     """Planted grids: the teacher's validation picks enc_2, the no-error teacher's enc_1 (and their test columns
@@ -40,6 +43,7 @@ def test_each_teacher_reads_its_own_best_cell_on_validation(tiny_data, monkeypat
     arms = _seeded.SeededArms(steps, plan(), {LEAK: str(tiny_data), LEAK_FREE: None})
     arms.teacher_arm("teacher", LEAK, True, 1)
     arms.teacher_arm("no_error_teacher", LEAK, False, 1)
+    [call() for call in arms.at_teacher_cells()]
     assert arms.cells["teacher", 1][1] == "enc_2" and arms.cells["no_error_teacher", 1][1] == "enc_1"
     reads = {name: params for name, entry, params in steps.calls if name.startswith("read_")}
     assert reads["read_no_error_teacher_untrained_s1"]["layer"] == "enc_1"
@@ -53,7 +57,7 @@ def test_students_pair_with_teacher_seeds_and_each_architecture_has_a_supervised
     steps = FakeSteps()
     arms = _seeded.SeededArms(steps, plan(), {LEAK: str(tiny_data)})
     arms.cells = {("teacher", 1): ("f1", "enc_1", "global_mean"), ("teacher", 2): ("f2", "enc_2", "seg_mean_K16")}
-    arms.students()
+    [call() for call in arms.students()]
     runs = {name: params for name, entry, params in steps.calls}
     assert set(runs) == {f"{a}_{k}_s{s}" for a in ("mlp", "starnet") for k in ("distilled", "supervised")
                          for s in (1, 2)} | {"label_free_s1", "label_free_s2"}
@@ -135,7 +139,7 @@ def test_seed_runs_are_reused_on_a_second_call(mlflow_store, tiny_data, monkeypa
             arms = _seeded.SeededArms(steps, plan(), {LEAK: str(tiny_data)})
             for seed in (1, 2):
                 arms.teacher_arm("teacher", LEAK, True, seed)
-            arms.students()
+            steps.concurrently(*arms.students())
             assert set(steps.how.values()) == ({"ran"} if round_ == 0 else {"reused"})
     assert len(steps.how) == 2 * 5 + 2 * 5  # per teacher seed 5 steps, per student seed 5 runs
 

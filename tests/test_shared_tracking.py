@@ -17,16 +17,6 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.slow  # end-to-end: real processes, servers or a browser
 
 
-@pytest.fixture
-def server_store(mlflow_server, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
-    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
-    mlflow.set_tracking_uri(mlflow_server)
-    yield mlflow_server
-    mlflow.set_tracking_uri(None)
-
-
 def worker(*params) -> subprocess.Popen:
     args = [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", "tune", "--env-manager", "local"]
     for p in params:

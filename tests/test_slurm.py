@@ -1,19 +1,26 @@
-"""Steps as Slurm jobs (executor=slurm) on a real one-node Slurm (scripts/slurm.sh): each run FINISHED, tagged
-slurm_job_id, with its job's log attached; the same metrics as the local executor; a failing step FAILED with its log
-and one line; the job script holds the command and nothing of the environment."""
+"""Steps as Slurm jobs (executor=slurm) on a real one-node Slurm (scripts/slurm.sh): a tiny main against the team
+server, each run FINISHED, tagged slurm_job_id, with its job's log attached, independent steps at once, the same
+metrics as the local executor; a step queued by another process waited for, not submitted twice; a failing step
+FAILED with its log and one line; the job script holds the command and nothing of the environment."""
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import mlflow
 import pytest
+import torch
 
+from distill import tracking
 from distill.errors import DistillError
-from entrypoints import _slurm
+from distill.teacher import PRESETS, BlindSpotUNet1D, save
+from entrypoints import _slurm, _steps
 from entrypoints._steps import Steps
-from tests.conftest import REPO, free_port, need
+from tests.conftest import REPO, free_port, mlflow_run, need
 
 DAEMONS = ("sinfo", "sbatch", "munged", "slurmctld", "slurmd")
 SECRET = "not-in-any-script-3f9c"
@@ -45,34 +52,72 @@ def job_log(run) -> str:
     return Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=path)).read_text()
 
 
+def job_times(job: str) -> tuple:
+    """(start, end) of a job, in seconds since the epoch, from the controller (the cluster keeps ended jobs an hour)."""
+    shown = subprocess.run(["scontrol", "-o", "show", "job", job], capture_output=True, text=True, check=True).stdout
+    return tuple(time.mktime(time.strptime(re.search(rf"\b{key}=(\S+)", shown)[1], "%Y-%m-%dT%H:%M:%S"))
+                 for key in ("StartTime", "EndTime"))
+
+
 @pytest.mark.slow
-def test_steps_run_as_slurm_jobs_as_they_run_here(mlflow_store, tiny_data, slurm, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", SECRET)  # a credential the job inherits (SQLite ignores it)
+def test_a_tiny_main_runs_as_slurm_jobs_against_the_team_server(server_store, tiny_data, slurm, tmp_path,
+                                                                  monkeypatch):
+    """Every step of a tiny main a Slurm job on the team server, independent ones at once (one CPU each on the
+    node's two): all FINISHED, tagged, their logs attached; no credential in a job script; the same metrics as the
+    local executor's."""
+    config = tmp_path / "slurm.yaml"
+    config.write_text(f"cpus: 1\nmem: 4G\ntime: '00:20:00'\nlog_dir: {tmp_path / 'logs'}\n")
+    monkeypatch.setenv("DISTILL_SLURM_CONFIG", str(config))
+    torch.manual_seed(0)
+    save(BlindSpotUNet1D(PRESETS["cpu"]), tmp_path / "user.ckpt", lightning=True)
+    out = tmp_path / "rep"
+    result = mlflow_run(f"data={tiny_data}", f"teacher={tmp_path / 'user.ckpt'}", "teacher_epochs=1",
+                        "student_epochs=1", "executor=slurm", f"out={out}", entry="main")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (main,) = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                                 filter_string=f"params.out = '{out}'")
+    steps = {k[5:]: mlflow.get_run(v) for k, v in main.data.tags.items() if k.startswith("step_")}
+    assert {"extract", "probe_grid", "student", "peer_cnn", "ablate", "report"} <= set(steps)
+    jobs = {}
+    for name, run in steps.items():
+        assert run.info.status == "FINISHED" and run.data.tags["slurm_job_id"].isdigit(), name
+        jobs[name] = run.data.tags["slurm_job_id"]
+    assert len(set(jobs.values())) == len(steps) and "probe_grid" in job_log(steps["probe_grid"])
+    script = subprocess.run(["scontrol", "write", "batch_script", jobs["student"], "-"], capture_output=True,
+                            text=True).stdout
+    secret = os.environ["MLFLOW_TRACKING_PASSWORD"]
+    assert "entrypoints.distill_student" in script and secret not in script and "MLFLOW_RUN_ID" not in script
+    spans = {name: job_times(job) for name, job in jobs.items()}
+    assert any(a[0] < b[1] and b[0] < a[1] for x, a in spans.items() for y, b in spans.items() if x < y), spans
+    with mlflow.start_run():  # the local executor, recomputed: the same figures
+        here = Steps(True, {})
+        for name in ("probe_raw", "student"):
+            there = steps[name]
+            params = {k: v for k, v in there.data.params.items() if k in _steps.full_params(
+                there.data.tags[tracking.ENTRY_POINT_TAG], {})}
+            local = mlflow.get_run(here(name, there.data.tags[tracking.ENTRY_POINT_TAG], **params)).data.metrics
+            assert set(local) == set(there.data.metrics) and all(
+                local[k] == pytest.approx(v, rel=1e-4, abs=1e-6) for k, v in there.data.metrics.items()
+                if "seconds" not in k), name
+
+
+@pytest.mark.slow
+def test_a_step_queued_by_another_process_is_waited_for_not_submitted_twice(mlflow_store, tiny_data, slurm):
     probe = dict(data=tiny_data, input="noisy_flux", head="ridge", labels="log_g", alpha="val")
     with mlflow.start_run():
-        steps = Steps(False, {}, executor="slurm")
-        teacher = steps("train_teacher", "train_teacher", data=tiny_data, epochs=1, batch_size=16)
-        features = steps("extract", "extract", data=tiny_data, teacher=teacher, layer="enc_last", direction="fwd")
-        raw = steps("probe_raw", "probe", **probe)
-        again = Steps(False, {}, executor="slurm")  # made by a job, reused as a local step's run is
-        again.tags["source_digest"] = mlflow.get_run(raw).data.tags["source_digest"]  # (others may edit the tree)
-        assert again("probe_raw", "probe", **probe) == raw and again.how["probe_raw"] == "reused"
-        raw_here = Steps(True, {})("probe_raw", "probe", **probe)
-    jobs = set()
-    says = {teacher: "teacher: val S/N", features: "extracted 1 layers", raw: "noisy_flux | - | ridge"}
-    for run_id, said in says.items():
-        run = mlflow.get_run(run_id)
-        assert run.info.status == "FINISHED" and run.data.tags["slurm_job_id"].isdigit()
-        assert said in job_log(run)
-        jobs.add(run.data.tags["slurm_job_id"])
-        script = subprocess.run(["scontrol", "write", "batch_script", run.data.tags["slurm_job_id"], "-"],
-                                capture_output=True, text=True).stdout
-        assert "entrypoints." in script and SECRET not in script and "MLFLOW_RUN_ID" not in script, script  # (env)
-    assert len(jobs) == 3
-    assert mlflow.get_run(features).data.params["teacher"] == teacher  # the job read the upstream run's artifact
-    here, there = mlflow.get_run(raw_here), mlflow.get_run(raw)
-    assert "slurm_job_id" not in here.data.tags
-    assert here.data.metrics == there.data.metrics and here.data.metrics["test_r2_log_g"]
+        first, second = Steps(False, {}, executor="slurm"), Steps(False, {}, executor="slurm")
+        elsewhere = threading.Thread(target=first, args=("probe_raw", "probe"), kwargs=probe)
+        elsewhere.start()
+        deadline = time.time() + 60
+        while time.time() < deadline and not mlflow.search_runs(
+                search_all_experiments=True, filter_string="attributes.status = 'RUNNING' and "
+                                                           "tags.slurm_job_id != ''").shape[0]:
+            time.sleep(0.2)
+        run_id = second("probe_raw", "probe", **probe)
+        elsewhere.join()
+    assert second.how["probe_raw"] == "waited" and run_id == first.ids["probe_raw"]
+    assert mlflow.get_run(run_id).info.status == "FINISHED"
+    assert len(mlflow.search_runs(search_all_experiments=True, filter_string="tags.slurm_job_id != ''")) == 1
 
 
 @pytest.mark.slow
