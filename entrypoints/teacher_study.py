@@ -79,10 +79,10 @@ def snapshot(steps: Steps, cell: study.Cell, teacher: str, per_epoch: dict, epoc
 def run_cells(cells: list, settings: dict) -> list:
     """Each cell a nested run of the study (``settings["parent"]``): train its teacher, read each snapshot; the
     cells share one untrained network (``same_untrained_teacher``), whose epoch 0 the first cell's steps read.
-    Returns the rows, each with its ``cell``."""
+    Returns the rows, each with its ``grid_cell``."""
     rows, first, keep = [], None, settings["keep"]
     for cell in cells:
-        with tracking.tracked_run("teacher_study", stage="teacher", mvp="study", cell=cell.name,
+        with tracking.tracked_run("teacher_study", stage="teacher", mvp="study", nested=True, cell=cell.name,
                                   parent=settings["parent"]):
             mlflow.set_tag("mlflow.runName", cell.name)
             tracking.log_params(cell.params() | settings["log"])
@@ -97,7 +97,7 @@ def run_cells(cells: list, settings: dict) -> list:
                 row = snapshot(steps, cell, teacher, per_epoch, epoch, settings["data_dir"], reading,
                                settings["residual"], settings["raw"], settings["train"]["seed"], shared)
                 tracking.log_metrics(study_table.step_metrics(row), step=int(row["spectra_seen"]))
-                rows.append(row | {"cell": cell})
+                rows.append(row | {"grid_cell": cell})
                 click.echo(study_table.step_line(row), err=True)
             mlflow.set_tag("reused", str(all(h == "reused" for h in steps.how.values())).lower())
     return rows
@@ -162,7 +162,7 @@ def main(data, presets, losses, n_train, epochs, snapshots, no_error, layers, po
         for cell in grid:
             groups.setdefault((cell.preset, cell.input_sigma), []).append(cell)
         done = steps.concurrently(*[partial(run_cells, group, settings) for group in groups.values()])
-        rows = sorted((row for group in done for row in group), key=lambda row: grid.index(row.pop("cell")))
+        rows = sorted((row for group in done for row in group), key=lambda row: grid.index(row.pop("grid_cell")))
         log_outcome(study_table.conclude(rows, raw, error_only, ceiling))
 
 

@@ -5,6 +5,9 @@
 # password of the admin user `admin` (file admin_password). Clients authenticate with
 #   MLFLOW_TRACKING_USERNAME=admin MLFLOW_TRACKING_PASSWORD=$(cat PGDATA.mlflow/admin_password)
 # Run metadata go to the database mlflow, users and permissions to mlflow_auth, artifacts to ARTIFACTS.
+# A verified password is cached 60 s per worker (auth_cache_ttl_seconds): without it every request hashes the password
+# again, which took more CPU than the steps themselves in a tiny main; a password change reaches the other workers
+# within that minute.
 set -euo pipefail
 pgdata=$(realpath -m "${1:?usage: $0 PGDATA PGPORT ARTIFACTS PORT}")
 pgport=${2:?usage: $0 PGDATA PGPORT ARTIFACTS PORT}
@@ -23,6 +26,7 @@ default_permission = EDIT
 database_uri = postgresql://postgres@127.0.0.1:$pgport/mlflow_auth
 admin_username = admin
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+auth_cache_ttl_seconds = 60
 INI
 )
 export PGPASSFILE="$pgdata.pgpass"

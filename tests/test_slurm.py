@@ -68,6 +68,7 @@ def test_a_tiny_main_runs_as_slurm_jobs_against_the_team_server(server_store, ti
     config = tmp_path / "slurm.yaml"
     config.write_text(f"cpus: 1\nmem: 4G\ntime: '00:20:00'\nlog_dir: {tmp_path / 'logs'}\n")
     monkeypatch.setenv("DISTILL_SLURM_CONFIG", str(config))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the local recomputation below too: the same sums, the same figures
     torch.manual_seed(0)
     save(BlindSpotUNet1D(PRESETS["cpu"]), tmp_path / "user.ckpt", lightning=True)
     out = tmp_path / "rep"
@@ -75,7 +76,7 @@ def test_a_tiny_main_runs_as_slurm_jobs_against_the_team_server(server_store, ti
                         "student_epochs=1", "executor=slurm", f"out={out}", entry="main")
     assert result.returncode == 0, result.stderr[-3000:]
     (main,) = mlflow.search_runs(search_all_experiments=True, output_format="list",
-                                 filter_string=f"params.out = '{out}'")
+                                 filter_string=f"params.out = '{out}' and tags.`{tracking.ENTRY_POINT_TAG}` = 'main'")
     steps = {k[5:]: mlflow.get_run(v) for k, v in main.data.tags.items() if k.startswith("step_")}
     assert {"extract", "probe_grid", "student", "peer_cnn", "ablate", "report"} <= set(steps)
     jobs = {}
@@ -97,8 +98,8 @@ def test_a_tiny_main_runs_as_slurm_jobs_against_the_team_server(server_store, ti
                 there.data.tags[tracking.ENTRY_POINT_TAG], {})}
             local = mlflow.get_run(here(name, there.data.tags[tracking.ENTRY_POINT_TAG], **params)).data.metrics
             assert set(local) == set(there.data.metrics) and all(
-                local[k] == pytest.approx(v, rel=1e-4, abs=1e-6) for k, v in there.data.metrics.items()
-                if "seconds" not in k), name
+                local[k] == pytest.approx(v, rel=1e-9, abs=1e-12) for k, v in there.data.metrics.items()
+                if not any(t in k for t in ("second", "speedup"))), name  # timings differ from run to run
 
 
 @pytest.mark.slow
