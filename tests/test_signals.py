@@ -22,7 +22,14 @@ def start(entry: str, *params, **popen) -> subprocess.Popen:
     command = [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", entry, "--env-manager", "local"]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     return subprocess.Popen(command + [a for p in params for a in ("-P", p)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True, **popen)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=as_in_a_terminal,
+                            **popen)
+
+
+def as_in_a_terminal():
+    """SIGINT's default action, as a terminal gives it: a test session started in the background (``cmd &``) ignores
+    SIGINT, its children inherit that, and Python then never turns SIGINT into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for(found, what: str, seconds: float = 300):
