@@ -8,7 +8,8 @@ import threading
 SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 _state = {"depth": 0, "pending": None}
 EVERYWHERE = threading.Event()
-"""Set when a stop reached the main thread while other threads wait (for Slurm jobs): each of them stops too."""
+"""Set when a stop reached the main thread while other threads wait (for Slurm jobs): each of them stops too. Never
+cleared: a stopped process ends."""
 
 
 class Stopped(KeyboardInterrupt):

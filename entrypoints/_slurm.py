@@ -93,17 +93,19 @@ class Log:
         return lines[-1].strip() if lines else "(no output)"
 
 
-def wait(job: str, log: Log, seconds: float = float("inf")) -> str:
-    """Relay the log until the job has ended (or ``seconds`` passed: ``UNKNOWN``); return its final state."""
+def wait(job: str, log: Log | None, seconds: float = float("inf")) -> str:
+    """Relay the log (if any) until the job has ended (or ``seconds`` passed: ``UNKNOWN``); return its final state."""
     start = time.time()
     while (state := job_state(job)) not in ENDED:
-        log.relay()
+        if log:
+            log.relay()
         if stopping.EVERYWHERE.is_set() and seconds == float("inf"):
             raise stopping.Stopped("stop")
         if time.time() > start + seconds:
             return "UNKNOWN"
         time.sleep(min(MAX_POLL, max(0.25, (time.time() - start) / 10)))
-    log.relay()
+    if log:
+        log.relay()
     return state
 
 
@@ -162,11 +164,7 @@ def await_elsewhere(entry: str, params: dict, tags: dict):
     job = twin.data.tags["slurm_job_id"]
     click.echo(f"{entry}: the same step is Slurm job {job} of another run ({twin.info.run_id}); waiting for it",
                err=True)
-    start = time.time()
-    while job_state(job) not in ENDED:
-        if stopping.EVERYWHERE.is_set():
-            raise stopping.Stopped("stop")
-        time.sleep(min(MAX_POLL, max(0.25, (time.time() - start) / 10)))
+    wait(job, None)  # its log is the other process's to relay
     deadline = time.time() + STOP_SECONDS  # the job has ended; its run ends with it, unless it was killed
     while (run := tracking.get_run(twin.info.run_id)).info.status == "RUNNING" and time.time() < deadline:
         time.sleep(1)

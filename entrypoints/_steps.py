@@ -60,9 +60,9 @@ def new_run(entry: str, params: dict, name: str, child: bool = True, parent: str
     client = MlflowClient()
     parent = parent or (mlflow.active_run().info.run_id if child and mlflow.active_run() else None)
     above = client.get_run(parent) if parent else None
+    inherited = above.data.tags if above else {}
     tags = {**(tags or {}), tracking.ENTRY_POINT_TAG: entry, "mlflow.source.type": "PROJECT",
-            "mlflow.project.backend": "local", **{k: above.data.tags[k] for k in SOURCE_TAGS if above and k in
-                                                  above.data.tags}}
+            "mlflow.project.backend": "local", **{k: inherited[k] for k in SOURCE_TAGS if k in inherited}}
     if commit := get_git_commit(str(REPO)):
         tags["mlflow.source.git.commit"] = commit
     if parent:
@@ -154,7 +154,6 @@ class Steps:
         self.force, self.ids, self.how, self.t0, self.executor = force, {}, {}, time.time(), executor
         self.tags = dict(tags) | {"source_digest": tracking.source_digest()}
         self.parent = mlflow.active_run().info.run_id if mlflow.active_run() else None
-        stopping.EVERYWHERE.clear()
 
     def __call__(self, name: str, entry: str, reuse=True, tags: dict | None = None, **params) -> str:
         """Run or reuse one step; ``tags`` overrides the reuse tags (a step on another dataset: its digests). With

@@ -127,8 +127,7 @@ def main(data, input_, features, layer, pooling, direction, head, alpha, num_lea
         baseline = None  # raw-spectrum features are built once: one full-size copy
         if input_ != "latent":
             baseline = probe.subset_train(probe.baseline_features(ds, input_, noise_level, local), n_train, seed)
-        bar = progress_bar(len(combos), "probe grid" if grid else "probe", unit="fit")
-        bar.unit = "cell"
+        bar = progress_bar(len(combos), "probe grid" if grid else "probe", unit="cell")
         for lay, pool_name, h in combos:
             if input_ == "latent":
                 fs = probe.latent_features(local, manifest, lay, pool_name, direction)
